@@ -1,0 +1,1 @@
+//! causerie-c2s (placeholder)

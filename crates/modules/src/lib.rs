@@ -1,0 +1,1 @@
+//! causerie-modules (placeholder)

@@ -1,0 +1,1 @@
+//! causerie-server (placeholder)
