@@ -1,1 +1,395 @@
-fn main() {}
+//! causerie-bench: the load tool behind `docs/performance.md`.
+//!
+//! It logs in N users over TLS against any XMPP server on a loopback address (RFC 6120
+//! negotiation through `causerie-testkit`'s client), holds the sessions idle to measure the
+//! server's memory per session, then lets pairs of users exchange chat messages (RFC 6121 §5)
+//! to measure throughput, delivery latency and the server's CPU time per message. `compare`
+//! runs the same scenario against two servers and prints target/reference ratios; `check` is an
+//! interoperability check of the client; `users-csv` writes the bench accounts for import.
+//!
+//! It knows nothing of the server's internals: everything it measures goes through the XMPP
+//! port and Linux's /proc for the PID it is given.
+
+mod check;
+mod procfs;
+mod report;
+mod scenario;
+
+use std::fs;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use causerie_testkit::client::{TlsMode, Trust};
+use clap::{Args, Parser, Subcommand};
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+
+use scenario::{Scenario, Target, require_loopback};
+
+#[derive(Parser)]
+#[command(name = "causerie-bench", about = "XMPP load tool (loopback servers only)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the scenario against one server.
+    Run {
+        /// The server's c2s address (STARTTLS port, or direct TLS port with --direct-tls).
+        #[arg(long)]
+        addr: SocketAddr,
+        /// The server's XMPP domain.
+        #[arg(long, default_value = "localhost")]
+        domain: String,
+        /// The server's process ID, for CPU and memory figures.
+        #[arg(long)]
+        server_pid: Option<u32>,
+        /// A name for the server in the output.
+        #[arg(long, default_value = "server")]
+        label: String,
+        #[command(flatten)]
+        scenario: ScenarioArgs,
+    },
+    /// Run the same scenario against two servers, one after the other, and print
+    /// target/reference ratios.
+    Compare {
+        #[arg(long)]
+        target: SocketAddr,
+        #[arg(long, default_value = "localhost")]
+        target_domain: String,
+        #[arg(long)]
+        target_pid: Option<u32>,
+        #[arg(long, default_value = "causerie")]
+        target_label: String,
+        #[arg(long)]
+        reference: SocketAddr,
+        #[arg(long, default_value = "localhost")]
+        reference_domain: String,
+        #[arg(long)]
+        reference_pid: Option<u32>,
+        #[arg(long, default_value = "prosody")]
+        reference_label: String,
+        #[command(flatten)]
+        scenario: ScenarioArgs,
+    },
+    /// Check the client against a server: each mechanism, login, messages, close.
+    Check {
+        /// The server's STARTTLS address.
+        #[arg(long)]
+        addr: SocketAddr,
+        #[arg(long, default_value = "localhost")]
+        domain: String,
+        /// Also check direct TLS (XEP-0368) on this port of the same address.
+        #[arg(long)]
+        direct_tls_port: Option<u16>,
+        /// SASL mechanisms to check, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "SCRAM-SHA-1,PLAIN")]
+        mechanisms: Vec<String>,
+        #[command(flatten)]
+        accounts: AccountArgs,
+        /// Trust only this PEM CA file instead of accepting any certificate.
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
+    },
+    /// Write the CSV "jid,password" (with that header line) for the bench accounts.
+    UsersCsv {
+        /// Number of accounts.
+        #[arg(long)]
+        count: usize,
+        #[arg(long, default_value = "localhost")]
+        domain: String,
+        #[command(flatten)]
+        accounts: AccountArgs,
+        /// Output file; standard output when absent.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Args, Clone)]
+struct AccountArgs {
+    /// Localpart pattern; {i} is the account number.
+    #[arg(long, default_value = "bench{i}")]
+    user_pattern: String,
+    /// Password pattern; {i} is the account number.
+    #[arg(long, default_value = "bench{i}")]
+    password_pattern: String,
+    /// Number of the first account.
+    #[arg(long, default_value_t = 1)]
+    first_index: usize,
+}
+
+#[derive(Args, Clone)]
+struct ScenarioArgs {
+    /// Number of users logged in at once (even: they message in pairs).
+    #[arg(long, default_value_t = 200)]
+    users: usize,
+    /// Messages each user sends to its peer.
+    #[arg(long, default_value_t = 50)]
+    messages: usize,
+    /// Logins in progress at once.
+    #[arg(long, default_value_t = 50)]
+    concurrency: usize,
+    /// Messages in flight per direction of a pair.
+    #[arg(long, default_value_t = 1)]
+    window: usize,
+    /// TLS from the first byte (XEP-0368) instead of STARTTLS.
+    #[arg(long)]
+    direct_tls: bool,
+    /// Force this SASL mechanism (default: the best offered).
+    #[arg(long)]
+    mechanism: Option<String>,
+    /// Seconds all sessions stay idle before the server's memory is read.
+    #[arg(long, default_value_t = 5.0)]
+    idle_secs: f64,
+    /// Upper bound of the message phase, in seconds.
+    #[arg(long, default_value_t = 120.0)]
+    max_duration_secs: f64,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Trust only this PEM CA file instead of accepting any certificate.
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+    #[command(flatten)]
+    accounts: AccountArgs,
+}
+
+fn trust(ca_file: Option<&PathBuf>) -> Result<Trust> {
+    let Some(path) = ca_file else {
+        return Ok(Trust::AnyCertificate);
+    };
+    let pem = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let roots: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("parsing {}", path.display()))?;
+    if roots.is_empty() {
+        bail!("{} holds no certificate", path.display());
+    }
+    Ok(Trust::Roots(roots))
+}
+
+fn seconds(v: f64, what: &str) -> Result<Duration> {
+    Duration::try_from_secs_f64(v).map_err(|_| anyhow::anyhow!("{what}: not a duration: {v}"))
+}
+
+impl ScenarioArgs {
+    fn scenario(&self) -> Result<Scenario> {
+        let s = Scenario {
+            users: self.users,
+            messages: self.messages,
+            concurrency: self.concurrency,
+            window: self.window,
+            tls: if self.direct_tls {
+                TlsMode::DirectTls
+            } else {
+                TlsMode::StartTls
+            },
+            trust: trust(self.ca_file.as_ref())?,
+            mechanism: self.mechanism.clone(),
+            user_pattern: self.accounts.user_pattern.clone(),
+            password_pattern: self.accounts.password_pattern.clone(),
+            first_index: self.accounts.first_index,
+            idle: seconds(self.idle_secs, "--idle-secs")?,
+            max_duration: seconds(self.max_duration_secs, "--max-duration-secs")?,
+        };
+        s.validate()?;
+        Ok(s)
+    }
+}
+
+fn users_csv(count: usize, domain: &str, accounts: &AccountArgs) -> Result<String> {
+    if count > scenario::MAX_USERS {
+        bail!("--count must be at most {}", scenario::MAX_USERS);
+    }
+    for p in [&accounts.user_pattern, &accounts.password_pattern] {
+        if !p.contains("{i}") {
+            bail!("pattern {p:?} must contain {{i}}");
+        }
+        // The CSV has no quoting: keep fields free of its separators.
+        if p.contains([',', '"', '\n', '\r']) {
+            bail!("pattern {p:?} must not contain commas, quotes or line breaks");
+        }
+    }
+    let mut out = String::from("jid,password\n");
+    for n in 0..count {
+        let i = (accounts.first_index + n).to_string();
+        out.push_str(&accounts.user_pattern.replace("{i}", &i));
+        out.push('@');
+        out.push_str(domain);
+        out.push(',');
+        out.push_str(&accounts.password_pattern.replace("{i}", &i));
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+async fn main_async(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Run {
+            addr,
+            domain,
+            server_pid,
+            label,
+            scenario,
+        } => {
+            require_loopback(&addr)?;
+            let s = scenario.scenario()?;
+            let target = Target {
+                label,
+                addr,
+                domain,
+                pid: server_pid,
+            };
+            let r = scenario::run(&target, &s).await?;
+            if scenario.json {
+                println!("{}", report::json(&s, &r));
+            } else {
+                print!("{}", report::table(&s, &r));
+            }
+        }
+        Command::Compare {
+            target,
+            target_domain,
+            target_pid,
+            target_label,
+            reference,
+            reference_domain,
+            reference_pid,
+            reference_label,
+            scenario,
+        } => {
+            require_loopback(&target)?;
+            require_loopback(&reference)?;
+            let s = scenario.scenario()?;
+            let reference = Target {
+                label: reference_label,
+                addr: reference,
+                domain: reference_domain,
+                pid: reference_pid,
+            };
+            let target = Target {
+                label: target_label,
+                addr: target,
+                domain: target_domain,
+                pid: target_pid,
+            };
+            let r = scenario::run(&reference, &s).await?;
+            let t = scenario::run(&target, &s).await?;
+            if scenario.json {
+                println!("{}", report::json_comparison(&s, &t, &r));
+            } else {
+                print!("{}", report::comparison(&s, &t, &r));
+            }
+        }
+        Command::Check {
+            addr,
+            domain,
+            direct_tls_port,
+            mechanisms,
+            accounts,
+            ca_file,
+        } => {
+            require_loopback(&addr)?;
+            let target = Target {
+                label: "server".into(),
+                addr,
+                domain,
+                pid: None,
+            };
+            let s = Scenario {
+                users: 2,
+                messages: 1,
+                concurrency: 1,
+                window: 1,
+                tls: TlsMode::StartTls,
+                trust: trust(ca_file.as_ref())?,
+                mechanism: None,
+                user_pattern: accounts.user_pattern,
+                password_pattern: accounts.password_pattern,
+                first_index: accounts.first_index,
+                idle: Duration::ZERO,
+                max_duration: Duration::from_secs(10),
+            };
+            s.validate()?;
+            check::run(&target, &s, &mechanisms, direct_tls_port).await?;
+        }
+        Command::UsersCsv {
+            count,
+            domain,
+            accounts,
+            out,
+        } => {
+            let csv = users_csv(count, &domain, &accounts)?;
+            match out {
+                Some(path) => {
+                    fs::write(&path, csv).with_context(|| format!("writing {}", path.display()))?
+                }
+                None => std::io::stdout().write_all(csv.as_bytes())?,
+            }
+        }
+    }
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(main_async(cli))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accounts(user: &str, password: &str) -> AccountArgs {
+        AccountArgs {
+            user_pattern: user.into(),
+            password_pattern: password.into(),
+            first_index: 1,
+        }
+    }
+
+    #[test]
+    fn users_csv_lists_every_account_after_a_header() {
+        let csv = users_csv(3, "example.test", &accounts("bench{i}", "pw{i}")).expect("csv");
+        assert_eq!(
+            csv,
+            "jid,password\nbench1@example.test,pw1\nbench2@example.test,pw2\nbench3@example.test,pw3\n"
+        );
+        assert!(users_csv(1, "d", &accounts("bench", "pw{i}")).is_err());
+        assert!(users_csv(1, "d", &accounts("b{i}", "a,{i}")).is_err());
+    }
+
+    #[test]
+    fn command_line_parses() {
+        let cli = Cli::try_parse_from([
+            "causerie-bench",
+            "run",
+            "--addr",
+            "127.0.0.1:15322",
+            "--users",
+            "10",
+            "--messages",
+            "5",
+            "--json",
+        ])
+        .expect("parses");
+        match cli.command {
+            Command::Run { scenario, .. } => {
+                let s = scenario.scenario().expect("valid scenario");
+                assert_eq!((s.users, s.messages), (10, 5));
+                assert!(scenario.json);
+            }
+            _ => panic!("expected run"),
+        }
+    }
+}

@@ -1,1 +1,222 @@
-//! causerie-server (placeholder)
+//! Wiring of the `causerie` server: configuration to running listeners, and back down on shutdown.
+//!
+//! Owns: the data folder (created 0700), the server secret (0600), the certificate store (configured
+//! certificates, or a self-signed one per hosted domain kept under `data/tls/`), the storage handle,
+//! the core with its modules, the client listeners, and graceful shutdown. Holds no protocol logic.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use causerie_c2s::{AuthLimiter, C2sServer, C2sSettings};
+use causerie_config::Config;
+use causerie_core::{Core, CoreBuilder};
+use causerie_sasl::Mechanism;
+use causerie_storage::{Storage, StorageOptions};
+use causerie_stream::TlsSetup;
+use causerie_tls::{ALPN_XMPP_CLIENT, CertStore, TlsAcceptor};
+use causerie_xml::Limits;
+
+pub mod users;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("data folder {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
+    #[error("database: {0}")]
+    Storage(#[from] causerie_storage::StoreError),
+    #[error("TLS: {0}")]
+    Tls(#[from] causerie_tls::TlsError),
+    #[error("no certificate for hosted domain {0}: configure one under [[tls.certificates]] or set tls.self_signed_for_missing = true")]
+    MissingCertificate(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: String, source: std::io::Error },
+    #[error("server secret {path}: {reason}")]
+    Secret { path: String, reason: String },
+}
+
+/// A running server.
+pub struct Running {
+    pub core: Arc<Core>,
+    pub storage: Storage,
+    pub c2s: Arc<C2sServer>,
+    /// Bound addresses of the STARTTLS listeners, in configuration order.
+    pub starttls_addrs: Vec<SocketAddr>,
+    /// Bound addresses of the direct TLS listeners.
+    pub direct_tls_addrs: Vec<SocketAddr>,
+    shutdown_tx: watch::Sender<bool>,
+    listeners: Vec<JoinHandle<()>>,
+    grace: Duration,
+}
+
+impl Running {
+    /// Stops accepting, closes every stream with `<system-shutdown/>` after what is queued for it, waits
+    /// for the connections to finish (at most the grace period), then closes the database.
+    pub async fn shutdown(self) {
+        tracing::info!("shutting down");
+        let _ = self.shutdown_tx.send(true);
+        for l in &self.listeners {
+            l.abort();
+        }
+        let deadline = tokio::time::Instant::now() + self.grace;
+        while self.c2s.connections() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if self.c2s.connections() > 0 {
+            tracing::warn!(open = self.c2s.connections(), "grace period over, dropping remaining connections");
+        }
+        self.storage.close().await;
+        tracing::info!("stopped");
+    }
+}
+
+/// Starts everything the configuration describes.
+pub async fn start(config: &Config) -> Result<Running, StartError> {
+    for w in config.warnings() {
+        tracing::warn!("{w}");
+    }
+    let data_dir = &config.server.data_dir;
+    create_private_dir(data_dir)?;
+    let secret = load_or_create_secret(&data_dir.join("server.secret"))?;
+
+    let certs = Arc::new(load_certificates(config)?);
+    let tls_cfg = causerie_tls::server_config(certs.clone(), config.tls.min_version == "1.3", &[ALPN_XMPP_CLIENT])?;
+    let tls = TlsSetup { acceptor: TlsAcceptor::from(tls_cfg), certs };
+
+    let url = config.database_url();
+    let storage = Storage::open(
+        &url,
+        &StorageOptions {
+            max_connections: config.database.max_connections,
+            connect_timeout_secs: config.database.connect_timeout_secs,
+        },
+    )
+    .await?;
+    tracing::info!(backend = storage.backend(), "storage ready");
+
+    let mut builder = CoreBuilder::new(config.server.domains.iter().cloned()).max_sessions_per_user(config.limits.max_sessions_per_user);
+    causerie_modules::register_defaults(builder.modules());
+    let core = builder.build();
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let settings = c2s_settings(config);
+    let limiter = AuthLimiter::new(
+        config.auth.max_failures_per_account,
+        config.auth.max_failures_per_ip,
+        Duration::from_secs(config.auth.failure_window_secs),
+    );
+    let c2s = C2sServer::new(core.clone(), storage.users.clone(), tls, settings, limiter, secret, shutdown_rx);
+
+    let mut listeners = Vec::new();
+    let mut starttls_addrs = Vec::new();
+    let mut direct_tls_addrs = Vec::new();
+    for (addrs, direct, out) in [
+        (&config.c2s.starttls_listen, false, &mut starttls_addrs),
+        (&config.c2s.direct_tls_listen, true, &mut direct_tls_addrs),
+    ] {
+        for addr in addrs {
+            let listener = TcpListener::bind(addr.as_str())
+                .await
+                .map_err(|source| StartError::Listen { addr: addr.clone(), source })?;
+            let local = listener.local_addr().map_err(|source| StartError::Listen { addr: addr.clone(), source })?;
+            tracing::info!(addr = %local, direct_tls = direct, "client listener ready");
+            out.push(local);
+            listeners.push(tokio::spawn(causerie_c2s::serve(c2s.clone(), listener, direct)));
+        }
+    }
+    tracing::info!(domains = ?config.server.domains, "causerie started");
+    Ok(Running {
+        core,
+        storage,
+        c2s,
+        starttls_addrs,
+        direct_tls_addrs,
+        shutdown_tx,
+        listeners,
+        grace: Duration::from_secs(config.server.shutdown_grace_secs),
+    })
+}
+
+fn c2s_settings(config: &Config) -> C2sSettings {
+    let mechanisms: Vec<Mechanism> = config.auth.mechanisms.iter().filter_map(|m| Mechanism::parse(m)).collect();
+    C2sSettings {
+        require_encryption: config.c2s.require_encryption,
+        mechanisms,
+        allow_plain: config.auth.allow_plain,
+        handshake_timeout: Duration::from_secs(config.c2s.handshake_timeout_secs),
+        idle_timeout: Duration::from_secs(config.c2s.idle_timeout_secs),
+        send_queue_len: config.c2s.send_queue_len,
+        limits: Limits {
+            max_stanza_bytes: config.limits.max_stanza_bytes,
+            max_depth: config.limits.max_depth,
+            max_attributes: config.limits.max_attributes,
+            ..Limits::default()
+        },
+        max_auth_attempts_per_stream: 3,
+    }
+}
+
+fn load_certificates(config: &Config) -> Result<CertStore, StartError> {
+    let mut store = CertStore::new();
+    for c in &config.tls.certificates {
+        store.load(&c.domain, &c.cert, &c.key)?;
+        tracing::info!(domain = %c.domain, cert = %c.cert.display(), "certificate loaded");
+    }
+    for domain in &config.server.domains {
+        let covered = store.contains(domain)
+            || domain.split_once('.').is_some_and(|(_, parent)| store.contains(&format!("*.{parent}")));
+        if covered {
+            continue;
+        }
+        if !config.tls.self_signed_for_missing {
+            return Err(StartError::MissingCertificate(domain.clone()));
+        }
+        let (cert, key, created) = causerie_tls::ensure_self_signed(&config.server.data_dir, domain)?;
+        if created {
+            tracing::warn!(domain = %domain, cert = %cert.display(), "generated a self-signed certificate; clients will not trust it unless told to");
+        }
+        store.load(domain, &cert, &key)?;
+    }
+    Ok(store)
+}
+
+fn create_private_dir(path: &Path) -> Result<(), StartError> {
+    let err = |source| StartError::DataDir { path: path.display().to_string(), source };
+    if !path.exists() {
+        let mut b = std::fs::DirBuilder::new();
+        b.recursive(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            b.mode(0o700);
+        }
+        b.create(path).map_err(err)?;
+    }
+    Ok(())
+}
+
+/// The 32-byte server secret (fake SASL salts now, dialback keys later), created once with mode 0600.
+pub fn load_or_create_secret(path: &Path) -> Result<[u8; 32], StartError> {
+    let err = |reason: String| StartError::Secret { path: path.display().to_string(), reason };
+    match std::fs::read(path) {
+        Ok(bytes) => bytes.as_slice().try_into().map_err(|_| err(format!("expected 32 bytes, found {}", bytes.len()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut s = [0u8; 32];
+            getrandom::fill(&mut s).map_err(|e| err(e.to_string()))?;
+            causerie_tls::write_private(path, &s).map_err(|e| err(e.to_string()))?;
+            Ok(s)
+        }
+        Err(e) => Err(err(e.to_string())),
+    }
+}
+
+/// Sets up logging from the `[log]` section (RUST_LOG overrides the level).
+pub fn init_logging(level: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(level)).unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}

@@ -1,1 +1,63 @@
-fn main() {}
+//! `causerie`: the XMPP server.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+
+/// Causerie, a federated XMPP server for companies.
+#[derive(Parser, Debug)]
+#[command(name = "causerie", version, about)]
+struct Args {
+    /// Configuration file (default: ./causerie.toml if present, else built-in defaults).
+    #[arg(long, short = 'c', value_name = "PATH")]
+    config: Option<PathBuf>,
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    let (config, path) = match causerie_config::Config::discover(args.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("causerie: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    causerie_server::init_logging(&config.log.level);
+    match path {
+        Some(p) => tracing::info!(config = %p.display(), "configuration loaded"),
+        None => tracing::info!("no configuration file, using defaults"),
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("causerie: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(config)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("causerie: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: causerie_config::Config) -> anyhow::Result<()> {
+    let running = causerie_server::start(&config).await.context("start-up failed")?;
+    wait_for_signal().await?;
+    running.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+    Ok(())
+}

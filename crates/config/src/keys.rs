@@ -1,0 +1,632 @@
+//! The key reference: one entry per configuration key, beside the structs it describes.
+//!
+//! This table is the single source for the parser's type checks and suggestions, the numeric
+//! bounds enforced by validation, `causerie.example.toml` and `docs/configuration.md`. A unit
+//! test walks the serialized structs and fails when a field has no entry here or an entry no
+//! field.
+
+use crate::Config;
+
+/// A table of the file (`[server]`), or the array of tables `[[tls.certificates]]`.
+#[derive(Debug, Clone, Copy)]
+pub struct SectionDoc {
+    /// Dotted path of the table.
+    pub path: &'static str,
+    /// `true` for an array of tables (`[[…]]`).
+    pub array: bool,
+    pub description: &'static str,
+}
+
+/// One key.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyDoc {
+    /// Dotted path; keys inside `[[tls.certificates]]` are written `tls.certificates.domain`.
+    pub path: &'static str,
+    pub kind: Kind,
+    pub default: DefaultValue,
+    /// A value shown (commented out) in the example file for keys that have no default.
+    pub example: Option<&'static str>,
+    /// One paragraph, no line breaks: it becomes a comment and a Markdown table cell.
+    pub description: &'static str,
+}
+
+/// The TOML type of a key, and for integers the accepted range.
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    Bool,
+    /// A non-negative integer within `min..=max`; `get` reads the field from a config.
+    Int {
+        min: u64,
+        max: u64,
+        get: fn(&Config) -> u64,
+    },
+    Str,
+    /// A file system path, written as a string.
+    Path,
+    StrList,
+    /// An array of tables, described by the section of the same path.
+    Tables,
+}
+
+impl Kind {
+    /// The type as the reference documentation names it.
+    pub fn label(&self) -> String {
+        match self {
+            Kind::Bool => "boolean".to_owned(),
+            Kind::Int { min, max, .. } => format!("integer, {min} to {max}"),
+            Kind::Str => "string".to_owned(),
+            Kind::Path => "path".to_owned(),
+            Kind::StrList => "array of strings".to_owned(),
+            Kind::Tables => "array of tables".to_owned(),
+        }
+    }
+}
+
+/// Where a key's default comes from.
+#[derive(Debug, Clone, Copy)]
+pub enum DefaultValue {
+    /// The value in `Config::default()`.
+    Builtin,
+    /// An optional key; when absent, this (described in words) applies.
+    Unset(&'static str),
+    /// Every entry of its array of tables must set it.
+    Required,
+}
+
+/// Integer fields are at most `u64`; `usize` fits on every platform the server supports.
+fn widen(value: usize) -> u64 {
+    u64::try_from(value).unwrap_or(u64::MAX)
+}
+
+/// The tables, in file order.
+pub static SECTIONS: &[SectionDoc] = &[
+    SectionDoc {
+        path: "server",
+        array: false,
+        description: "What the server hosts and where it keeps its own files.",
+    },
+    SectionDoc {
+        path: "database",
+        array: false,
+        description: "Where accounts, rosters and messages are stored. With no settings: an SQLite file under `server.data_dir`, created on first start.",
+    },
+    SectionDoc {
+        path: "tls",
+        array: false,
+        description: "TLS certificates and protocol versions.",
+    },
+    SectionDoc {
+        path: "tls.certificates",
+        array: true,
+        description: "One `[[tls.certificates]]` block per certificate. A relative path is taken from the working directory.",
+    },
+    SectionDoc {
+        path: "c2s",
+        array: false,
+        description: "Client connections (RFC 6120).",
+    },
+    SectionDoc {
+        path: "auth",
+        array: false,
+        description: "Client authentication (SASL, RFC 6120 §6) and the throttling of failed attempts.",
+    },
+    SectionDoc {
+        path: "limits",
+        array: false,
+        description: "Bounds on what one client can make the server hold in memory.",
+    },
+    SectionDoc {
+        path: "log",
+        array: false,
+        description: "What the server logs.",
+    },
+    SectionDoc {
+        path: "admin",
+        array: false,
+        description: "The local administration endpoint, used by `causeriectl`.",
+    },
+];
+
+/// Every key, in file order within its table.
+pub static KEYS: &[KeyDoc] = &[
+    // [server]
+    KeyDoc {
+        path: "server.domains",
+        kind: Kind::StrList,
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "Domains this server hosts: the part after `@` in its users' addresses. Each is `localhost` or a DNS name in lowercase ASCII letters, digits, hyphens and dots; an internationalised name may be written in Unicode (U-label, `bücher.example`) or in its `xn--` form. A domain needs a certificate from `[[tls.certificates]]` unless `tls.self_signed_for_missing` is true.",
+    },
+    KeyDoc {
+        path: "server.data_dir",
+        kind: Kind::Path,
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "Directory for the server's own files: the SQLite database (unless `database.url` is set), generated secrets, self-signed certificates and the admin socket. Created on first start. A relative path is taken from the working directory.",
+    },
+    KeyDoc {
+        path: "server.shutdown_grace_secs",
+        kind: Kind::Int {
+            min: 0,
+            max: 3600,
+            get: |c| c.server.shutdown_grace_secs,
+        },
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "On shutdown, seconds that sessions get to close cleanly before their connections are cut.",
+    },
+    // [database]
+    KeyDoc {
+        path: "database.url",
+        kind: Kind::Str,
+        default: DefaultValue::Unset("SQLite file `causerie.db` under `server.data_dir`"),
+        example: Some("\"postgres://causerie:secret@localhost/causerie\""),
+        description: "Database to use: `postgres://USER:PASSWORD@HOST/NAME` for PostgreSQL, or `sqlite://PATH?mode=rwc` for an SQLite file elsewhere. If the URL holds a password, make the file readable by the server only.",
+    },
+    KeyDoc {
+        path: "database.max_connections",
+        kind: Kind::Int {
+            min: 1,
+            max: 1000,
+            get: |c| u64::from(c.database.max_connections),
+        },
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "Most connections the database pool keeps open.",
+    },
+    KeyDoc {
+        path: "database.connect_timeout_secs",
+        kind: Kind::Int {
+            min: 1,
+            max: 600,
+            get: |c| c.database.connect_timeout_secs,
+        },
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "Seconds to wait for a database connection before giving up.",
+    },
+    // [tls]
+    KeyDoc {
+        path: "tls.certificates",
+        kind: Kind::Tables,
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "Certificates for the hosted domains, one `[[tls.certificates]]` block each (keys below).",
+    },
+    KeyDoc {
+        path: "tls.min_version",
+        kind: Kind::Str,
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "Oldest TLS version accepted: `\"1.2\"` or `\"1.3\"`.",
+    },
+    KeyDoc {
+        path: "tls.self_signed_for_missing",
+        kind: Kind::Bool,
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "For a hosted domain that no `[[tls.certificates]]` block covers, generate a self-signed certificate and keep it under `server.data_dir`. Clients and other servers do not trust such a certificate: this is meant for `localhost` and tests. When false, every hosted domain must have a certificate.",
+    },
+    // [[tls.certificates]]
+    KeyDoc {
+        path: "tls.certificates.domain",
+        kind: Kind::Str,
+        default: DefaultValue::Required,
+        example: Some("\"example.com\""),
+        description: "Domain the certificate is for: a hosted domain, or a wildcard such as `*.example.com` covering hosted domains one label below it.",
+    },
+    KeyDoc {
+        path: "tls.certificates.cert",
+        kind: Kind::Path,
+        default: DefaultValue::Required,
+        example: Some("\"/etc/causerie/tls/example.com/fullchain.pem\""),
+        description: "PEM file with the certificate chain, the domain's certificate first.",
+    },
+    KeyDoc {
+        path: "tls.certificates.key",
+        kind: Kind::Path,
+        default: DefaultValue::Required,
+        example: Some("\"/etc/causerie/tls/example.com/privkey.pem\""),
+        description: "PEM file with the private key (PKCS#8, RSA or SEC1). Keep it readable by the server only.",
+    },
+    // [c2s]
+    KeyDoc {
+        path: "c2s.starttls_listen",
+        kind: Kind::StrList,
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "Addresses where clients connect and then start TLS with STARTTLS (RFC 6120 §5), each `IP:PORT`: `\"[::]:5222\"` for every interface (IPv4 too, on most systems), `\"0.0.0.0:5222\"` for every IPv4 interface, `\"127.0.0.1:5222\"` for loopback only. Host names are not accepted.",
+    },
+    KeyDoc {
+        path: "c2s.direct_tls_listen",
+        kind: Kind::StrList,
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "Addresses where clients start with TLS right away (XEP-0368), in the same form. At least one of the two lists must be non-empty; an address may appear only once over both, except with port 0, which takes a free port at each start.",
+    },
+    KeyDoc {
+        path: "c2s.require_encryption",
+        kind: Kind::Bool,
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "Refuse clients that do not encrypt their stream. False is only for tests: it is accepted only when every c2s address is a loopback address, and the server warns loudly at start.",
+    },
+    KeyDoc {
+        path: "c2s.handshake_timeout_secs",
+        kind: Kind::Int {
+            min: 1,
+            max: 3600,
+            get: |c| c.c2s.handshake_timeout_secs,
+        },
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "A client that has not finished stream negotiation (TLS, authentication, resource binding) within this many seconds is disconnected with a `connection-timeout` stream error.",
+    },
+    KeyDoc {
+        path: "c2s.idle_timeout_secs",
+        kind: Kind::Int {
+            min: 1,
+            max: 86_400,
+            get: |c| c.c2s.idle_timeout_secs,
+        },
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "A connection on which no byte at all arrives for this many seconds is closed with a `connection-timeout` stream error. Clients stay connected by sending whitespace or XEP-0199 pings.",
+    },
+    KeyDoc {
+        path: "c2s.send_queue_len",
+        kind: Kind::Int {
+            min: 1,
+            max: 1_048_576,
+            get: |c| widen(c.c2s.send_queue_len),
+        },
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "Stanzas that may wait to be sent to one session. A client that reads too slowly to keep the queue from filling is disconnected, so that it cannot make the server's memory grow.",
+    },
+    // [auth]
+    KeyDoc {
+        path: "auth.mechanisms",
+        kind: Kind::StrList,
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "SASL mechanisms offered to clients, in order of preference, chosen from SCRAM-SHA-512-PLUS, SCRAM-SHA-256-PLUS, SCRAM-SHA-1-PLUS, SCRAM-SHA-512, SCRAM-SHA-256 and SCRAM-SHA-1. The `-PLUS` variants bind authentication to the TLS channel. PLAIN is not listed here: see `allow_plain`.",
+    },
+    KeyDoc {
+        path: "auth.allow_plain",
+        kind: Kind::Bool,
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "Also offer PLAIN, where the client sends its password itself. It is only ever offered inside TLS. Enable it only for clients that cannot do SCRAM.",
+    },
+    KeyDoc {
+        path: "auth.scram_iterations",
+        kind: Kind::Int {
+            min: 4096,
+            max: 1_000_000,
+            get: |c| u64::from(c.auth.scram_iterations),
+        },
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "PBKDF2 iteration count for newly stored SCRAM credentials (RFC 7677 asks for at least 4096). More iterations slow down guessing passwords from a stolen database, and every login as well. Stored credentials keep their count until the password changes.",
+    },
+    KeyDoc {
+        path: "auth.max_failures_per_account",
+        kind: Kind::Int {
+            min: 1,
+            max: 1000,
+            get: |c| u64::from(c.auth.max_failures_per_account),
+        },
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "Failed authentications allowed for one account within `failure_window_secs`; after that, attempts for the account are refused until the window has passed.",
+    },
+    KeyDoc {
+        path: "auth.max_failures_per_ip",
+        kind: Kind::Int {
+            min: 1,
+            max: 100_000,
+            get: |c| u64::from(c.auth.max_failures_per_ip),
+        },
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "Failed authentications allowed from one IP address within `failure_window_secs`; after that, attempts from the address are refused until the window has passed.",
+    },
+    KeyDoc {
+        path: "auth.failure_window_secs",
+        kind: Kind::Int {
+            min: 1,
+            max: 86_400,
+            get: |c| c.auth.failure_window_secs,
+        },
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "Length in seconds of the window over which failed authentications are counted.",
+    },
+    // [limits]
+    KeyDoc {
+        path: "limits.max_stanza_bytes",
+        kind: Kind::Int {
+            min: 10_000,
+            max: 16_777_216,
+            get: |c| widen(c.limits.max_stanza_bytes),
+        },
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "Largest stanza a client may send, in bytes of XML as received. RFC 6120 §13.12 requires accepting at least 10000. A client that sends a larger one gets a `policy-violation` stream error.",
+    },
+    KeyDoc {
+        path: "limits.max_depth",
+        kind: Kind::Int {
+            min: 4,
+            max: 256,
+            get: |c| widen(c.limits.max_depth),
+        },
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "Deepest nesting of XML elements allowed in a stanza.",
+    },
+    KeyDoc {
+        path: "limits.max_attributes",
+        kind: Kind::Int {
+            min: 8,
+            max: 1024,
+            get: |c| widen(c.limits.max_attributes),
+        },
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "Most attributes allowed on one XML element.",
+    },
+    KeyDoc {
+        path: "limits.max_sessions_per_user",
+        kind: Kind::Int {
+            min: 1,
+            max: 1024,
+            get: |c| widen(c.limits.max_sessions_per_user),
+        },
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "Most sessions (connected resources) one account may have at once; binding one more fails with `resource-constraint` (RFC 6120 §7.6.2.1).",
+    },
+    // [log]
+    KeyDoc {
+        path: "log.level",
+        kind: Kind::Str,
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "What to log, as a filter: a level (`error`, `warn`, `info`, `debug`, `trace` or `off`), or comma-separated items that are a level or `target=level`, such as `\"info,causerie_c2s=debug\"`.",
+    },
+    KeyDoc {
+        path: "log.format",
+        kind: Kind::Str,
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "Format of log lines. Only `\"text\"`, one human-readable line per event, is available at present.",
+    },
+    // [admin]
+    KeyDoc {
+        path: "admin.socket",
+        kind: Kind::Path,
+        default: DefaultValue::Unset("`admin.sock` under `server.data_dir`"),
+        example: Some("\"/run/causerie/admin.sock\""),
+        description: "Unix socket of the admin API. Whoever can connect to it administers the server: keep its directory private. The path may be at most 107 bytes long.",
+    },
+];
+
+/// The entry for a dotted path with array positions removed (`tls.certificates.domain`).
+pub fn key(path: &str) -> Option<&'static KeyDoc> {
+    KEYS.iter().find(|k| k.path == path)
+}
+
+/// The section with this path.
+pub fn section(path: &str) -> Option<&'static SectionDoc> {
+    SECTIONS.iter().find(|s| s.path == path)
+}
+
+/// The keys directly inside table `section`, in file order.
+pub fn keys_of(section: &str) -> impl Iterator<Item = &'static KeyDoc> + '_ {
+    KEYS.iter().filter(move |k| {
+        k.path
+            .strip_prefix(section)
+            .and_then(|rest| rest.strip_prefix('.'))
+            .is_some_and(|name| !name.contains('.'))
+    })
+}
+
+/// The last component of a dotted path.
+pub fn name_of(path: &str) -> &str {
+    path.rsplit('.').next().unwrap_or(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::{
+        AdminConfig, AuthConfig, C2sConfig, CertificateConfig, DatabaseConfig, LimitsConfig,
+        LogConfig, ServerConfig, TlsConfig,
+    };
+
+    /// Every field set, optional ones included, and written without `..Default::default()`
+    /// so that a new field does not compile until it is added here (and then to `KEYS`).
+    fn populated() -> Config {
+        Config {
+            server: ServerConfig {
+                domains: vec!["example.com".to_owned()],
+                data_dir: PathBuf::from("/var/lib/causerie"),
+                shutdown_grace_secs: 5,
+            },
+            database: DatabaseConfig {
+                url: Some("postgres://db.example/causerie".to_owned()),
+                max_connections: 4,
+                connect_timeout_secs: 3,
+            },
+            tls: TlsConfig {
+                certificates: vec![CertificateConfig {
+                    domain: "example.com".to_owned(),
+                    cert: PathBuf::from("/etc/causerie/cert.pem"),
+                    key: PathBuf::from("/etc/causerie/key.pem"),
+                }],
+                min_version: "1.3".to_owned(),
+                self_signed_for_missing: false,
+            },
+            c2s: C2sConfig {
+                starttls_listen: vec!["0.0.0.0:5222".to_owned()],
+                direct_tls_listen: vec![],
+                require_encryption: true,
+                handshake_timeout_secs: 20,
+                idle_timeout_secs: 300,
+                send_queue_len: 64,
+            },
+            auth: AuthConfig {
+                mechanisms: vec!["SCRAM-SHA-256".to_owned()],
+                allow_plain: true,
+                scram_iterations: 10_000,
+                max_failures_per_account: 3,
+                max_failures_per_ip: 9,
+                failure_window_secs: 60,
+            },
+            limits: LimitsConfig {
+                max_stanza_bytes: 65_536,
+                max_depth: 16,
+                max_attributes: 32,
+                max_sessions_per_user: 8,
+            },
+            log: LogConfig {
+                level: "debug".to_owned(),
+                format: "text".to_owned(),
+            },
+            admin: AdminConfig {
+                socket: Some(PathBuf::from("/run/causerie/admin.sock")),
+            },
+        }
+    }
+
+    /// Leaf paths of a serialized config, array-of-table entries folded into their path,
+    /// with the TOML value found there.
+    fn leaves(table: &toml::Table, prefix: &str, out: &mut Vec<(String, toml::Value)>) {
+        for (name, value) in table {
+            let path = if prefix.is_empty() {
+                name.clone()
+            } else {
+                format!("{prefix}.{name}")
+            };
+            match value {
+                toml::Value::Table(inner) if prefix.is_empty() => leaves(inner, &path, out),
+                toml::Value::Array(items) if items.first().is_some_and(toml::Value::is_table) => {
+                    out.push((path.clone(), value.clone()));
+                    for item in items {
+                        if let toml::Value::Table(inner) = item {
+                            leaves(inner, &path, out);
+                        }
+                    }
+                }
+                _ => out.push((path, value.clone())),
+            }
+        }
+    }
+
+    fn populated_leaves() -> Vec<(String, toml::Value)> {
+        let table = toml::Table::try_from(populated()).expect("the config serializes");
+        let mut out = Vec::new();
+        leaves(&table, "", &mut out);
+        out
+    }
+
+    #[test]
+    fn every_field_has_a_key_entry_and_every_entry_a_field() {
+        let fields: BTreeSet<String> = populated_leaves().into_iter().map(|(p, _)| p).collect();
+        let documented: BTreeSet<String> = KEYS.iter().map(|k| k.path.to_owned()).collect();
+        let undocumented: Vec<_> = fields.difference(&documented).collect();
+        let stale: Vec<_> = documented.difference(&fields).collect();
+        assert!(
+            undocumented.is_empty(),
+            "fields without a KEYS entry: {undocumented:?}"
+        );
+        assert!(stale.is_empty(), "KEYS entries without a field: {stale:?}");
+        assert_eq!(KEYS.len(), documented.len(), "a key is documented twice");
+    }
+
+    #[test]
+    fn kinds_match_the_serialized_types() {
+        for (path, value) in populated_leaves() {
+            let doc = key(&path).expect("documented (checked by the test above)");
+            let fits = match doc.kind {
+                Kind::Bool => value.is_bool(),
+                Kind::Int { .. } => value.is_integer(),
+                Kind::Str | Kind::Path => value.is_str(),
+                Kind::StrList => value
+                    .as_array()
+                    .is_some_and(|items| items.iter().all(toml::Value::is_str)),
+                Kind::Tables => value
+                    .as_array()
+                    .is_some_and(|items| items.iter().all(toml::Value::is_table)),
+            };
+            assert!(fits, "{path}: {value:?} is not a {:?}", doc.kind);
+        }
+    }
+
+    #[test]
+    fn every_key_belongs_to_a_section_and_sections_are_in_order() {
+        for key in KEYS {
+            let (section_path, _) = key.path.rsplit_once('.').expect("keys are in tables");
+            assert!(section(section_path).is_some(), "{}", key.path);
+        }
+        let in_keys_order: Vec<&str> = KEYS
+            .iter()
+            .filter_map(|k| k.path.rsplit_once('.').map(|(s, _)| s))
+            .fold(Vec::new(), |mut seen, s| {
+                if !seen.contains(&s) {
+                    seen.push(s);
+                }
+                seen
+            });
+        let sections: Vec<&str> = SECTIONS.iter().map(|s| s.path).collect();
+        assert_eq!(in_keys_order, sections);
+    }
+
+    #[test]
+    fn defaults_examples_and_ranges_are_consistent() {
+        let defaults = Config::default();
+        for key in KEYS {
+            match key.default {
+                DefaultValue::Builtin => assert!(key.example.is_none(), "{}", key.path),
+                DefaultValue::Unset(_) | DefaultValue::Required => {
+                    assert!(key.example.is_some(), "{} needs an example", key.path)
+                }
+            }
+            if let Kind::Int { min, max, get } = key.kind {
+                assert!(min <= max, "{}", key.path);
+                let value = get(&defaults);
+                assert!((min..=max).contains(&value), "{} default", key.path);
+                // No range may let through a value its field cannot hold (checked before
+                // serde sees it), nor one TOML cannot write.
+                assert!(max <= u64::from(u32::MAX), "{}", key.path);
+            }
+        }
+    }
+
+    #[test]
+    fn integer_getters_read_their_own_field() {
+        for key in KEYS {
+            let Kind::Int { min, max, get } = key.kind else {
+                continue;
+            };
+            // A value different from the default, within the bounds.
+            let default = get(&Config::default());
+            let value = if default == max { min } else { max };
+            let (section, name) = key.path.rsplit_once('.').expect("in a table");
+            let text = format!("[{section}]\n{name} = {value}\n");
+            let config = Config::from_toml_str(&text, "test");
+            let config = match config {
+                Ok(config) => config,
+                // A bound may be invalid together with the other defaults; the getter is
+                // still checked through a config built without validation.
+                Err(_) => toml::from_str::<Config>(&text).expect("the value deserializes"),
+            };
+            assert_eq!(get(&config), value, "{} getter", key.path);
+        }
+    }
+}

@@ -1,0 +1,528 @@
+//! The rules a configuration must satisfy before the server starts. Each problem names the key
+//! (with array positions) so that the parser can add the line it came from.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+
+use crate::keys::{self, Kind};
+use crate::parse::out_of_range;
+use crate::{Config, Problem, SCRAM_MECHANISMS};
+
+/// Unix socket paths must fit `sockaddr_un.sun_path` (108 bytes on Linux) with its NUL.
+const MAX_SOCKET_PATH_BYTES: usize = 107;
+
+/// DNS limits (RFC 1035 §2.3.4): 63 octets per label, 253 for a name written without the
+/// final dot.
+const MAX_LABEL_LEN: usize = 63;
+const MAX_DOMAIN_LEN: usize = 253;
+
+pub(crate) fn check(config: &Config) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    ranges(config, &mut problems);
+    server(config, &mut problems);
+    database(config, &mut problems);
+    tls(config, &mut problems);
+    c2s(config, &mut problems);
+    auth(config, &mut problems);
+    log(config, &mut problems);
+    admin(config, &mut problems);
+    problems
+}
+
+pub(crate) fn warnings(config: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    if !config.c2s.require_encryption {
+        out.push(
+            "c2s.require_encryption is false: clients may log in without TLS, \
+             sending credentials and messages in the clear; never do this outside tests"
+                .to_owned(),
+        );
+    }
+    if config.auth.allow_plain {
+        out.push(
+            "auth.allow_plain is true: clients using PLAIN send their password to the server \
+             (inside TLS); prefer clients that do SCRAM"
+                .to_owned(),
+        );
+    }
+    if config.tls.self_signed_for_missing {
+        for domain in &config.server.domains {
+            let covered = config
+                .tls
+                .certificates
+                .iter()
+                .any(|c| covers(&c.domain, domain));
+            if !covered && domain != "localhost" {
+                out.push(format!(
+                    "no certificate for {domain}: a self-signed one is used, which clients \
+                     and other servers will not trust; add a [[tls.certificates]] block"
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Integer bounds come from the key reference, so the documented and enforced ranges are one.
+fn ranges(config: &Config, problems: &mut Vec<Problem>) {
+    for key in keys::KEYS {
+        if let Kind::Int { min, max, get } = key.kind
+            && let Some(message) = out_of_range(i128::from(get(config)), min, max)
+        {
+            problems.push(Problem::at(key.path, message));
+        }
+    }
+}
+
+fn server(config: &Config, problems: &mut Vec<Problem>) {
+    let server = &config.server;
+    if server.domains.is_empty() {
+        problems.push(Problem::at(
+            "server.domains",
+            "at least one hosted domain is needed (the default is [\"localhost\"])",
+        ));
+    }
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (i, domain) in server.domains.iter().enumerate() {
+        let key = format!("server.domains[{i}]");
+        if let Err(message) = check_domain(domain) {
+            problems.push(Problem::at(key, message));
+            continue;
+        }
+        if let Some(first) = seen.insert(domain, i) {
+            problems.push(Problem::at(
+                key,
+                format!("`{domain}` is already listed as server.domains[{first}]"),
+            ));
+            continue;
+        }
+        let has_certificate = config
+            .tls
+            .certificates
+            .iter()
+            .any(|c| covers(&c.domain, domain));
+        if !has_certificate && !config.tls.self_signed_for_missing {
+            problems.push(Problem::at(
+                key,
+                format!(
+                    "no [[tls.certificates]] block covers `{domain}`; add one, or set \
+                     tls.self_signed_for_missing = true"
+                ),
+            ));
+        }
+    }
+    if server.data_dir.as_os_str().is_empty() {
+        problems.push(Problem::at(
+            "server.data_dir",
+            "must not be empty (use \".\" for the working directory)",
+        ));
+    }
+}
+
+fn database(config: &Config, problems: &mut Vec<Problem>) {
+    let Some(url) = &config.database.url else {
+        return;
+    };
+    if url.is_empty() {
+        problems.push(Problem::at(
+            "database.url",
+            "must not be empty; leave the key out to use SQLite under server.data_dir",
+        ));
+        return;
+    }
+    let supported = ["sqlite:", "postgres://", "postgresql://"];
+    if !supported.iter().any(|prefix| url.starts_with(prefix)) {
+        // Only the scheme is quoted back: the rest of a URL may hold a password, and this
+        // message ends up in logs.
+        let scheme = url.split_once(':').map_or("(none)", |(scheme, _)| scheme);
+        problems.push(Problem::at(
+            "database.url",
+            format!("unsupported database URL scheme `{scheme}`; use postgres://… or sqlite://…"),
+        ));
+    }
+}
+
+fn tls(config: &Config, problems: &mut Vec<Problem>) {
+    let tls = &config.tls;
+    if tls.min_version != "1.2" && tls.min_version != "1.3" {
+        problems.push(Problem::at(
+            "tls.min_version",
+            format!("must be \"1.2\" or \"1.3\" (got \"{}\")", tls.min_version),
+        ));
+    }
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (i, certificate) in tls.certificates.iter().enumerate() {
+        let prefix = format!("tls.certificates[{i}]");
+        let domain = certificate.domain.as_str();
+        if domain.is_empty() {
+            problems.push(Problem::at(
+                format!("{prefix}.domain"),
+                "missing: every [[tls.certificates]] block needs domain, cert and key",
+            ));
+        } else if let Err(message) = check_certificate_domain(domain) {
+            problems.push(Problem::at(format!("{prefix}.domain"), message));
+        } else if let Some(first) = seen.insert(domain, i) {
+            problems.push(Problem::at(
+                format!("{prefix}.domain"),
+                format!("`{domain}` already has a certificate in tls.certificates[{first}]"),
+            ));
+        } else if !config.server.domains.iter().any(|d| covers(domain, d)) {
+            let message = if domain.starts_with("*.") {
+                format!("`{domain}` covers none of the hosted domains (server.domains)")
+            } else {
+                format!("`{domain}` is not a hosted domain (server.domains)")
+            };
+            problems.push(Problem::at(format!("{prefix}.domain"), message));
+        }
+        for (name, path) in [("cert", &certificate.cert), ("key", &certificate.key)] {
+            if path.as_os_str().is_empty() {
+                problems.push(Problem::at(
+                    format!("{prefix}.{name}"),
+                    "missing: every [[tls.certificates]] block needs domain, cert and key",
+                ));
+            }
+        }
+    }
+}
+
+fn c2s(config: &Config, problems: &mut Vec<Problem>) {
+    let c2s = &config.c2s;
+    if c2s.starttls_listen.is_empty() && c2s.direct_tls_listen.is_empty() {
+        problems.push(Problem::at(
+            "c2s.starttls_listen",
+            "no client listener: c2s.starttls_listen and c2s.direct_tls_listen are both empty",
+        ));
+    }
+    let mut seen: HashMap<SocketAddr, String> = HashMap::new();
+    let mut not_loopback: Option<(String, SocketAddr)> = None;
+    let lists = [
+        ("c2s.starttls_listen", &c2s.starttls_listen),
+        ("c2s.direct_tls_listen", &c2s.direct_tls_listen),
+    ];
+    for (name, list) in lists {
+        for (i, text) in list.iter().enumerate() {
+            let key = format!("{name}[{i}]");
+            let Ok(address) = text.parse::<SocketAddr>() else {
+                problems.push(Problem::at(
+                    key,
+                    format!(
+                        "`{text}` is not a socket address; write IP:PORT, such as \
+                         \"0.0.0.0:5222\" or \"[::]:5222\" (host names are not accepted)"
+                    ),
+                ));
+                continue;
+            };
+            // Port 0 asks the system for a free port at each bind, so it never collides
+            // (tests listen on 127.0.0.1:0 for both kinds of listener).
+            let first = seen.get(&address).filter(|_| address.port() != 0);
+            if let Some(first) = first {
+                problems.push(Problem::at(
+                    key,
+                    format!("`{text}` is already used by {first}"),
+                ));
+                continue;
+            }
+            if !address.ip().is_loopback() && not_loopback.is_none() {
+                not_loopback = Some((key.clone(), address));
+            }
+            seen.insert(address, key);
+        }
+    }
+    if !c2s.require_encryption
+        && let Some((key, address)) = not_loopback
+    {
+        problems.push(Problem::at(
+            "c2s.require_encryption",
+            format!(
+                "false is only allowed when every c2s address is a loopback address, \
+                 but {key} is {address}"
+            ),
+        ));
+    }
+}
+
+fn auth(config: &Config, problems: &mut Vec<Problem>) {
+    let auth = &config.auth;
+    if auth.mechanisms.is_empty() && !auth.allow_plain {
+        problems.push(Problem::at(
+            "auth.mechanisms",
+            "no way to log in: list at least one mechanism, or set auth.allow_plain = true",
+        ));
+    }
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (i, mechanism) in auth.mechanisms.iter().enumerate() {
+        let key = format!("auth.mechanisms[{i}]");
+        if mechanism.eq_ignore_ascii_case("PLAIN") {
+            problems.push(Problem::at(
+                key,
+                "PLAIN is not listed in auth.mechanisms; set auth.allow_plain = true to offer it",
+            ));
+        } else if !SCRAM_MECHANISMS.contains(&mechanism.as_str()) {
+            // RFC 4422 §3.1: mechanism names are upper case.
+            let upper = mechanism.to_ascii_uppercase();
+            let message = if SCRAM_MECHANISMS.contains(&upper.as_str()) {
+                format!("unknown mechanism `{mechanism}` (did you mean `{upper}`?)")
+            } else {
+                format!(
+                    "unknown mechanism `{mechanism}`; known: {}",
+                    SCRAM_MECHANISMS.join(", ")
+                )
+            };
+            problems.push(Problem::at(key, message));
+        } else if let Some(first) = seen.insert(mechanism, i) {
+            problems.push(Problem::at(
+                key,
+                format!("`{mechanism}` is already listed as auth.mechanisms[{first}]"),
+            ));
+        }
+    }
+}
+
+fn log(config: &Config, problems: &mut Vec<Problem>) {
+    if let Err(message) = check_log_filter(&config.log.level) {
+        problems.push(Problem::at("log.level", message));
+    }
+    match config.log.format.as_str() {
+        "text" => {}
+        "json" => problems.push(Problem::at(
+            "log.format",
+            "\"json\" is not available in this version; use \"text\"",
+        )),
+        other => problems.push(Problem::at(
+            "log.format",
+            format!("must be \"text\" (got \"{other}\")"),
+        )),
+    }
+}
+
+fn admin(config: &Config, problems: &mut Vec<Problem>) {
+    if config
+        .admin
+        .socket
+        .as_ref()
+        .is_some_and(|p| p.as_os_str().is_empty())
+    {
+        problems.push(Problem::at(
+            "admin.socket",
+            "must not be empty; leave the key out to use admin.sock under server.data_dir",
+        ));
+        return;
+    }
+    let socket = config.admin_socket();
+    let len = socket.as_os_str().len();
+    if len > MAX_SOCKET_PATH_BYTES {
+        // Blame the key that made the path: the socket itself, or the data directory when
+        // the socket is left at its default place.
+        let key = if config.admin.socket.is_some() {
+            "admin.socket"
+        } else {
+            "server.data_dir"
+        };
+        problems.push(Problem::at(
+            key,
+            format!(
+                "the admin socket path `{}` is {len} bytes long; Unix socket paths are \
+                 limited to {MAX_SOCKET_PATH_BYTES} (set admin.socket to a shorter path)",
+                socket.display()
+            ),
+        ));
+    }
+}
+
+/// A hosted domain: `localhost` or a DNS name, lowercase, in A-label or U-label form
+/// (RFC 5890 §2.3.2.1). Full IDNA checks belong to JID parsing; this catches the mistakes
+/// people make in a config file.
+pub(crate) fn check_domain(domain: &str) -> Result<(), String> {
+    if domain.is_empty() {
+        return Err("must not be empty".to_owned());
+    }
+    if domain.parse::<IpAddr>().is_ok()
+        || domain
+            .strip_prefix('[')
+            .and_then(|d| d.strip_suffix(']'))
+            .is_some_and(|d| d.parse::<IpAddr>().is_ok())
+    {
+        return Err(format!(
+            "`{domain}` is an IP address; a hosted domain must be a DNS name or localhost"
+        ));
+    }
+    if domain.ends_with('.') && domain.len() > 1 {
+        return Err(format!(
+            "`{domain}` ends with a dot; write `{}`",
+            domain.trim_end_matches('.')
+        ));
+    }
+    if domain.chars().any(|c| c.is_uppercase()) {
+        return Err(format!(
+            "`{domain}` must be written in lowercase (`{}`)",
+            domain.to_lowercase()
+        ));
+    }
+    if domain.len() > MAX_DOMAIN_LEN {
+        return Err(format!(
+            "is {} bytes long; a domain name has at most {MAX_DOMAIN_LEN}",
+            domain.len()
+        ));
+    }
+    for label in domain.split('.') {
+        if label.is_empty() {
+            return Err(format!(
+                "`{domain}` has an empty label (two dots in a row?)"
+            ));
+        }
+        if label.chars().count() > MAX_LABEL_LEN {
+            return Err(format!(
+                "`{domain}` has a label longer than {MAX_LABEL_LEN} characters"
+            ));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err(format!(
+                "`{domain}`: a label cannot start or end with a hyphen"
+            ));
+        }
+        let allowed = |c: char| {
+            c.is_ascii_lowercase()
+                || c.is_ascii_digit()
+                || c == '-'
+                || (!c.is_ascii() && c.is_alphanumeric())
+        };
+        if let Some(bad) = label.chars().find(|c| !allowed(*c)) {
+            return Err(format!(
+                "`{domain}` contains `{}`; a domain has only letters, digits, hyphens and dots",
+                bad.escape_default()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A certificate's domain: a domain as above, or `*.` followed by one.
+fn check_certificate_domain(domain: &str) -> Result<(), String> {
+    match domain.strip_prefix("*.") {
+        Some(base) => check_domain(base)
+            .map_err(|m| format!("wildcard `{domain}`: {m}"))
+            .and_then(|()| {
+                if base.contains('.') {
+                    Ok(())
+                } else {
+                    Err(format!("wildcard `{domain}` is too broad"))
+                }
+            }),
+        None => check_domain(domain),
+    }
+}
+
+/// Does a certificate name cover a hosted domain? A wildcard matches exactly one label
+/// (RFC 6125 §6.4.3: `*.example.com` covers `chat.example.com`, not `example.com` nor
+/// `a.b.example.com`).
+pub(crate) fn covers(certificate_domain: &str, domain: &str) -> bool {
+    match certificate_domain.strip_prefix("*.") {
+        Some(base) => domain
+            .split_once('.')
+            .is_some_and(|(label, rest)| !label.is_empty() && rest == base),
+        None => certificate_domain == domain,
+    }
+}
+
+/// A subset of tracing's filter syntax: comma-separated `level` or `target=level` items.
+fn check_log_filter(filter: &str) -> Result<(), String> {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    let level_ok = |level: &str| LEVELS.iter().any(|l| l.eq_ignore_ascii_case(level));
+    let items: Vec<&str> = filter
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .collect();
+    if items.is_empty() {
+        return Err("must not be empty (for example \"info\")".to_owned());
+    }
+    for item in items {
+        let (target, level) = match item.split_once('=') {
+            Some((target, level)) => (Some(target.trim()), level.trim()),
+            None => (None, item),
+        };
+        if let Some(target) = target {
+            let target_ok = !target.is_empty()
+                && target
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':');
+            if !target_ok {
+                return Err(format!(
+                    "`{item}`: the target must be a module path such as causerie_c2s"
+                ));
+            }
+        }
+        if !level_ok(level) {
+            return Err(format!(
+                "`{item}`: unknown level `{level}`; use one of {}",
+                LEVELS.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domains() {
+        for good in [
+            "localhost",
+            "example.com",
+            "chat-1.example.org",
+            "bücher.example",
+            "xn--bcher-kva.example",
+        ] {
+            assert_eq!(check_domain(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "",
+            "Example.com",
+            "example.com.",
+            "a..b",
+            "-a.example",
+            "a-.example",
+            "under_score.example",
+            "sp ace.example",
+            "127.0.0.1",
+            "[::1]",
+            "user@example.com",
+        ] {
+            assert!(check_domain(bad).is_err(), "{bad}");
+        }
+        let long_label = format!("{}.example", "a".repeat(64));
+        assert!(check_domain(&long_label).is_err());
+        let long_name = ["abcdefghij"; 26].join(".");
+        assert!(check_domain(&long_name).is_err());
+    }
+
+    #[test]
+    fn wildcards_cover_one_label() {
+        assert!(covers("example.com", "example.com"));
+        assert!(covers("*.example.com", "chat.example.com"));
+        assert!(!covers("*.example.com", "example.com"));
+        assert!(!covers("*.example.com", "a.b.example.com"));
+        assert!(!covers("example.com", "chat.example.com"));
+        assert!(check_certificate_domain("*.example.com").is_ok());
+        assert!(check_certificate_domain("*.com").is_err());
+        assert!(check_certificate_domain("*.*.example.com").is_err());
+    }
+
+    #[test]
+    fn log_filters() {
+        for good in [
+            "info",
+            "WARN",
+            "info,causerie_c2s=debug",
+            "causerie_core::router=trace, warn",
+            "off",
+        ] {
+            assert_eq!(check_log_filter(good), Ok(()), "{good}");
+        }
+        for bad in ["", " , ", "verbose", "info,=debug", "a b=info", "x=loud"] {
+            assert!(check_log_filter(bad).is_err(), "{bad}");
+        }
+    }
+}

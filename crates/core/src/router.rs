@@ -1,0 +1,401 @@
+//! The router: where each stanza goes, per `docs/stanza-routing.md` (RFC 6120 §10, RFC 6121 §8).
+
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
+
+use causerie_jid::{BareJid, FullJid, Jid};
+use causerie_stanza::{
+    IqType, MessageType, PresenceType, StanzaError, StanzaErrorCondition as Cond, StanzaKind, StreamError,
+};
+use causerie_xml::Element;
+
+use crate::module::{Event, Identity, IqRequest, IqTarget, ModuleRegistry, StageContext, Verdict};
+use crate::session::{OutStanza, SessionHandle};
+
+/// Where a stanza entered the server.
+#[derive(Debug, Clone)]
+pub enum Origin {
+    /// A bound client session.
+    Session(SessionHandle),
+    /// An authenticated server-to-server stream for this remote domain.
+    Remote { domain: String },
+    /// The server itself (modules, announcements, errors it generates).
+    Server,
+}
+
+impl Origin {
+    pub fn session(&self) -> Option<&SessionHandle> {
+        match self {
+            Origin::Session(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// Delivery to domains the server does not host. Federation replaces the default, which bounces.
+pub trait RemoteRoute: Send + Sync {
+    fn route(&self, core: &Arc<Core>, stanza: Element);
+}
+
+struct NoFederation;
+
+impl RemoteRoute for NoFederation {
+    fn route(&self, core: &Arc<Core>, stanza: Element) {
+        core.bounce(&stanza, StanzaError::new(Cond::RemoteServerNotFound).with_text("federation is not enabled"));
+    }
+}
+
+/// Builds the [`Core`] from the hosted domains and the registered modules.
+pub struct CoreBuilder {
+    hosts: Vec<String>,
+    modules: ModuleRegistry,
+    max_sessions_per_user: usize,
+}
+
+impl CoreBuilder {
+    pub fn new(hosts: impl IntoIterator<Item = String>) -> Self {
+        CoreBuilder { hosts: hosts.into_iter().collect(), modules: ModuleRegistry::new(), max_sessions_per_user: 32 }
+    }
+
+    pub fn modules(&mut self) -> &mut ModuleRegistry {
+        &mut self.modules
+    }
+
+    pub fn max_sessions_per_user(mut self, n: usize) -> Self {
+        self.max_sessions_per_user = n.max(1);
+        self
+    }
+
+    pub fn build(mut self) -> Arc<Core> {
+        self.modules.stages.sort_by_key(|(p, _)| *p);
+        Arc::new(Core {
+            hosts: self.hosts.into_iter().collect(),
+            registry: crate::registry::Registry::new(),
+            modules: self.modules,
+            remote: RwLock::new(Arc::new(NoFederation)),
+            max_sessions_per_user: self.max_sessions_per_user,
+        })
+    }
+}
+
+/// The shared hub: hosted domains, sessions, modules and the routing rules.
+pub struct Core {
+    hosts: HashSet<String>,
+    pub registry: crate::registry::Registry,
+    modules: ModuleRegistry,
+    remote: RwLock<Arc<dyn RemoteRoute>>,
+    pub max_sessions_per_user: usize,
+}
+
+impl Core {
+    pub fn is_local_domain(&self, domain: &str) -> bool {
+        self.hosts.contains(domain)
+    }
+
+    pub fn hosts(&self) -> impl Iterator<Item = &str> {
+        self.hosts.iter().map(String::as_str)
+    }
+
+    pub fn set_remote_route(&self, route: Arc<dyn RemoteRoute>) {
+        *self.remote.write().unwrap_or_else(|e| e.into_inner()) = route;
+    }
+
+    pub fn module_names(&self) -> &[&'static str] {
+        &self.modules.modules
+    }
+
+    /// Disco features for the server (`IqTarget::Server`) or for accounts (`IqTarget::Account`), sorted.
+    pub fn features(&self, target: IqTarget) -> Vec<&str> {
+        let mut v: Vec<&str> = self
+            .modules
+            .features
+            .iter()
+            .filter(|(t, _)| *t == target || *t == IqTarget::Both)
+            .map(|(_, f)| f.as_str())
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    pub fn identities(&self) -> &[Identity] {
+        &self.modules.identities
+    }
+
+    pub fn emit(self: &Arc<Self>, event: Event<'_>) {
+        for l in &self.modules.listeners {
+            l.on_event(self, &event);
+        }
+    }
+
+    /// A session finished binding.
+    pub fn session_bound(self: &Arc<Self>, s: &SessionHandle) {
+        self.emit(Event::SessionBound(s));
+    }
+
+    /// A session ended, cleanly or not: its other resources learn it is gone (RFC 6121 §4.5.2).
+    pub fn session_ended(self: &Arc<Self>, s: &SessionHandle) {
+        self.registry.unbind(s.jid(), s.id());
+        if s.info.is_available() {
+            s.info.set_presence(false, 0);
+            let unavailable = Element::new("presence", causerie_stanza::ns::CLIENT)
+                .with_attr("from", s.jid().as_str())
+                .with_attr("type", "unavailable");
+            self.broadcast_to_own_resources(&s.jid().to_bare(), unavailable, None);
+        }
+        self.emit(Event::SessionEnded(s));
+    }
+
+    /// Runs the inbound pipeline, then routes. `Err` asks the origin's stream to close with that error.
+    pub async fn process(self: &Arc<Self>, origin: &Origin, mut stanza: Element) -> Result<(), StreamError> {
+        if !self.modules.stages.is_empty() {
+            let ctx = StageContext { core: self, origin };
+            for (_, stage) in &self.modules.stages {
+                match stage.inbound(&ctx, &mut stanza) {
+                    Verdict::Pass => {}
+                    Verdict::Handled => return Ok(()),
+                    Verdict::Reject(err) => {
+                        self.bounce(&stanza, err);
+                        return Ok(());
+                    }
+                    Verdict::Terminate(e) => return Err(e),
+                }
+            }
+        }
+        self.route(origin, stanza).await;
+        Ok(())
+    }
+
+    /// Routes a stanza whose `from` is already trustworthy.
+    pub async fn route(self: &Arc<Self>, origin: &Origin, stanza: Element) {
+        let Some(kind) = StanzaKind::of(&stanza) else { return };
+        let to = match causerie_stanza::to_jid(&stanza) {
+            Ok(to) => to,
+            Err(err) => return self.bounce(&stanza, err),
+        };
+        let from = causerie_stanza::from_jid(&stanza).ok().flatten();
+        let to = match to {
+            Some(to) => to,
+            None => {
+                // RFC 6120 §10.3: no `to` means the sender's own account.
+                let Some(from) = from else { return };
+                match kind {
+                    StanzaKind::Iq => return self.dispatch_iq(origin, stanza, from.to_bare().into(), IqTarget::Account).await,
+                    StanzaKind::Presence => return self.own_presence(origin, stanza),
+                    StanzaKind::Message => Jid::from(from.to_bare()),
+                }
+            }
+        };
+        if !self.is_local_domain(to.domain()) {
+            let remote = self.remote.read().unwrap_or_else(|e| e.into_inner()).clone();
+            return remote.route(self, stanza);
+        }
+        if to.node().is_none() {
+            return self.to_server(origin, stanza, kind, to).await;
+        }
+        match to.clone().try_into_full() {
+            Ok(full) => self.to_full(origin, stanza, kind, full).await,
+            Err(bare) => self.to_bare(origin, stanza, kind, bare.to_bare()).await,
+        }
+    }
+
+    async fn to_server(self: &Arc<Self>, origin: &Origin, stanza: Element, kind: StanzaKind, to: Jid) {
+        match kind {
+            StanzaKind::Iq if to.resource().is_none() => self.dispatch_iq(origin, stanza, to, IqTarget::Server).await,
+            StanzaKind::Iq | StanzaKind::Message => {
+                self.bounce(&stanza, StanzaError::new(Cond::ServiceUnavailable));
+            }
+            // Presence to the server itself carries nothing the server acts on yet.
+            StanzaKind::Presence => {}
+        }
+    }
+
+    async fn to_full(self: &Arc<Self>, origin: &Origin, stanza: Element, kind: StanzaKind, to: FullJid) {
+        if let Some(session) = self.registry.get(&to) {
+            self.deliver(&session, &OutStanza::new(stanza));
+            return;
+        }
+        match kind {
+            // RFC 6121 §8.5.3.2.1: a message to an unavailable resource is handled as if to the bare JID,
+            // except groupchat (error) and headline (dropped).
+            StanzaKind::Message => match MessageType::of(&stanza) {
+                MessageType::Normal | MessageType::Chat => self.to_bare(origin, stanza, kind, to.to_bare()).await,
+                MessageType::Groupchat => self.bounce(&stanza, StanzaError::new(Cond::ServiceUnavailable)),
+                MessageType::Headline | MessageType::Error => {}
+            },
+            StanzaKind::Iq => self.bounce(&stanza, StanzaError::new(Cond::ServiceUnavailable)),
+            // RFC 6121 §4.6.3 (directed presence to an unavailable resource) and §3 (subscription
+            // stanzas are for the bare JID): without a session there is nothing to deliver to.
+            StanzaKind::Presence => {}
+        }
+    }
+
+    async fn to_bare(self: &Arc<Self>, origin: &Origin, stanza: Element, kind: StanzaKind, to: BareJid) {
+        match kind {
+            StanzaKind::Iq => self.dispatch_iq(origin, stanza, to.into(), IqTarget::Account).await,
+            StanzaKind::Message => self.message_to_bare(stanza, &to),
+            StanzaKind::Presence => {
+                // Directed presence to a bare JID goes to every available resource (RFC 6121 §4.6).
+                if PresenceType::of(&stanza).is_none() {
+                    return self.bounce(&stanza, StanzaError::new(Cond::BadRequest).with_text("unknown presence type"));
+                }
+                let out = OutStanza::new(stanza);
+                self.registry.with_resources(&to, |list| {
+                    for s in list.iter().filter(|s| s.info.is_available()) {
+                        self.deliver(s, &out);
+                    }
+                });
+            }
+        }
+    }
+
+    /// RFC 6121 §8.5.2.1: chat and normal go to the available resources of highest non-negative
+    /// priority (all of them on a tie), headline to every non-negative one; groupchat is an error.
+    fn message_to_bare(self: &Arc<Self>, stanza: Element, to: &BareJid) {
+        let mtype = MessageType::of(&stanza);
+        if mtype == MessageType::Groupchat {
+            return self.bounce(&stanza, StanzaError::new(Cond::ServiceUnavailable));
+        }
+        let out = OutStanza::new(stanza);
+        let delivered = self.registry.with_resources(to, |list| {
+            let candidates = list.iter().filter(|s| s.info.is_available() && s.info.priority() >= 0);
+            let top = match mtype {
+                MessageType::Headline => None,
+                _ => candidates.clone().map(|s| s.info.priority()).max(),
+            };
+            let mut n = 0;
+            for s in candidates.filter(|s| top.is_none_or(|p| s.info.priority() == p)) {
+                self.deliver(s, &out);
+                n += 1;
+            }
+            n
+        });
+        if delivered == 0 && matches!(mtype, MessageType::Chat | MessageType::Normal) {
+            // Without offline storage the sender must learn the message was not delivered
+            // (RFC 6121 §8.5.2.2.1).
+            self.bounce(&out.element, StanzaError::new(Cond::ServiceUnavailable).with_text("the recipient is not available"));
+        }
+    }
+
+    /// Presence without `to` from a client: availability and priority, then to the user's own
+    /// available resources (RFC 6121 §4.2.2, §4.4.2, §4.5.2).
+    fn own_presence(self: &Arc<Self>, origin: &Origin, stanza: Element) {
+        let Some(session) = origin.session() else { return };
+        let available = match PresenceType::of(&stanza) {
+            Some(PresenceType::Available) => true,
+            Some(PresenceType::Unavailable) => false,
+            // Subscription management without a `to` is meaningless; probes are the server's business.
+            Some(_) => return,
+            None => return self.bounce(&stanza, StanzaError::new(Cond::BadRequest).with_text("unknown presence type")),
+        };
+        let priority = stanza
+            .get_child("priority", stanza.ns())
+            .and_then(|p| p.text().trim().parse::<i8>().ok())
+            .unwrap_or(0);
+        session.info.set_presence(available, priority);
+        self.broadcast_to_own_resources(&session.jid().to_bare(), stanza, None);
+    }
+
+    fn broadcast_to_own_resources(self: &Arc<Self>, bare: &BareJid, stanza: Element, except: Option<u64>) {
+        let out = OutStanza::new(stanza);
+        self.registry.with_resources(bare, |list| {
+            for s in list.iter().filter(|s| s.info.is_available() || s.jid().as_str() == out.element.attr("from").unwrap_or("")) {
+                if Some(s.id()) != except {
+                    self.deliver(s, &out);
+                }
+            }
+        });
+    }
+
+    /// Hands a stanza to a local session, through the outbound filters.
+    pub fn deliver(&self, session: &SessionHandle, out: &Arc<OutStanza>) {
+        for (_, stage) in &self.modules.stages {
+            if !stage.outbound(self, session, out) {
+                return;
+            }
+        }
+        let _ = session.deliver_stanza(out);
+    }
+
+    /// Sends an IQ to the handler registered for its payload, and the answer back.
+    async fn dispatch_iq(self: &Arc<Self>, origin: &Origin, stanza: Element, to: Jid, target: IqTarget) {
+        let Some(iq_type) = stanza.attr("type").and_then(IqType::parse) else {
+            return self.bounce(&stanza, StanzaError::new(Cond::BadRequest).with_text("missing or unknown IQ type"));
+        };
+        if !iq_type.is_request() {
+            // A response addressed to the server or an account with nobody waiting for it: drop it.
+            return;
+        }
+        if stanza.attr("id").is_none() {
+            return self.bounce(&stanza, StanzaError::new(Cond::BadRequest).with_text("an IQ needs an id"));
+        }
+        let payload = match causerie_stanza::iq_payload(&stanza) {
+            Ok(p) => p,
+            Err(e) => return self.bounce(&stanza, e),
+        };
+        let Some(handler) = self.modules.find_iq(iq_type, payload, target) else {
+            return self.bounce(&stanza, StanzaError::new(Cond::ServiceUnavailable));
+        };
+        let Some(from) = causerie_stanza::from_jid(&stanza).ok().flatten() else { return };
+        let req = IqRequest { core: self, origin, from, to: to.clone(), iq_type, stanza: &stanza, payload };
+        match handler.handle(req).await {
+            Ok(payload) => {
+                let mut reply = causerie_stanza::iq_result(&stanza);
+                // The answer comes from the entity that was addressed, even when `to` was absent.
+                reply.set_attr("from", to.as_str());
+                if let Some(p) = payload {
+                    reply.push_child(p);
+                }
+                self.send_local_or_remote(reply);
+            }
+            Err(err) => self.bounce(&stanza, err),
+        }
+    }
+
+    /// Answers `stanza` with a stanza error, unless it is an error itself (RFC 6120 §8.3.1).
+    pub fn bounce(self: &Arc<Self>, stanza: &Element, err: StanzaError) {
+        if causerie_stanza::is_error(stanza) || stanza.attr("from").is_none() {
+            return;
+        }
+        if stanza.name() == "iq" && !stanza.attr("type").and_then(IqType::parse).is_some_and(IqType::is_request) {
+            return;
+        }
+        let mut reply = causerie_stanza::error_reply(stanza, &err);
+        if reply.attr("from").is_none() {
+            // No `to` means the sender's own account answered.
+            if let Some(Ok(j)) = stanza.attr("from").map(Jid::parse) {
+                reply.set_attr("from", j.to_bare().as_str());
+            }
+        }
+        self.send_local_or_remote(reply);
+    }
+
+    /// Delivers a stanza the server generated: to a local full JID directly, elsewhere through routing.
+    pub fn send_local_or_remote(self: &Arc<Self>, stanza: Element) {
+        let Ok(Some(to)) = causerie_stanza::to_jid(&stanza) else { return };
+        if self.is_local_domain(to.domain()) {
+            if let Ok(full) = to.clone().try_into_full() {
+                if let Some(s) = self.registry.get(&full) {
+                    self.deliver(&s, &OutStanza::new(stanza));
+                }
+                return;
+            }
+            if to.node().is_some() {
+                self.message_or_presence_to_bare_once(stanza, &to.to_bare());
+            }
+            return;
+        }
+        let remote = self.remote.read().unwrap_or_else(|e| e.into_inner()).clone();
+        remote.route(self, stanza);
+    }
+
+    /// Server-generated stanzas to a bare JID: to all available resources, never bounced (no loops).
+    fn message_or_presence_to_bare_once(self: &Arc<Self>, stanza: Element, to: &BareJid) {
+        let out = OutStanza::new(stanza);
+        self.registry.with_resources(to, |list| {
+            for s in list.iter().filter(|s| s.info.is_available()) {
+                self.deliver(s, &out);
+            }
+        });
+    }
+}

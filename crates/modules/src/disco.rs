@@ -1,0 +1,68 @@
+//! XEP-0030 Service Discovery: identities and features of the server and of accounts, items of the
+//! server (its components, none yet) and of accounts (none).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use causerie_core::{IqHandler, IqRequest, IqTarget, Module, ModuleRegistry};
+use causerie_stanza::{IqType, StanzaError, StanzaErrorCondition as Cond, ns};
+use causerie_xml::Element;
+
+pub struct Disco {
+    name: String,
+}
+
+impl Disco {
+    pub fn new(name: &str) -> Self {
+        Disco { name: name.to_owned() }
+    }
+}
+
+impl Module for Disco {
+    fn name(&self) -> &'static str {
+        "disco"
+    }
+
+    fn register(self: Arc<Self>, reg: &mut ModuleRegistry) {
+        reg.iq(IqType::Get, ns::DISCO_INFO, "query", IqTarget::Both, self.clone());
+        reg.iq(IqType::Get, ns::DISCO_ITEMS, "query", IqTarget::Both, self.clone());
+        reg.feature(IqTarget::Both, ns::DISCO_INFO);
+        reg.feature(IqTarget::Server, ns::DISCO_ITEMS);
+        reg.identity("server", "im", Some(&self.name));
+    }
+}
+
+#[async_trait]
+impl IqHandler for Disco {
+    async fn handle(&self, req: IqRequest<'_>) -> Result<Option<Element>, StanzaError> {
+        let is_server = req.to.node().is_none();
+        let mut q = Element::new("query", req.payload.ns());
+        if req.payload.attr("node").is_some() {
+            // No node-specific information is published yet.
+            return Err(StanzaError::new(Cond::ItemNotFound));
+        }
+        if req.payload.ns() == ns::DISCO_ITEMS {
+            return Ok(Some(q));
+        }
+        if is_server {
+            for id in req.core.identities() {
+                let mut e = Element::new("identity", ns::DISCO_INFO)
+                    .with_attr("category", id.category.as_str())
+                    .with_attr("type", id.kind.as_str());
+                if let Some(n) = &id.name {
+                    e.set_attr("name", n.as_str());
+                }
+                q.push_child(e);
+            }
+        } else {
+            // XEP-0030 §3.2 / RFC 6121: an account is an `account/registered` entity; others only learn
+            // that much about it.
+            q.push_child(Element::new("identity", ns::DISCO_INFO).with_attr("category", "account").with_attr("type", "registered"));
+        }
+        let target = if is_server { IqTarget::Server } else { IqTarget::Account };
+        for f in req.core.features(target) {
+            q.push_child(Element::new("feature", ns::DISCO_INFO).with_attr("var", f));
+        }
+        Ok(Some(q))
+    }
+}

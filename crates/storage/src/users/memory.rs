@@ -1,0 +1,151 @@
+//! [`UserStore`] in process memory, for unit tests of the layers above.
+
+use async_trait::async_trait;
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+
+use super::{
+    NewUser, StoredCredential, UserInfo, UserStore, account, now_unix, validate_batch,
+    validate_credentials, validate_name, validate_new_user,
+};
+use crate::StoreError;
+
+struct Account {
+    created_at: i64,
+    /// Keyed by hash name, mirroring the `(user, hash)` key of the SQL schema.
+    credentials: BTreeMap<String, StoredCredential>,
+}
+
+/// Keyed by `(domain, username)`: the `BTreeMap` order is the byte order `list_users` promises.
+type Accounts = BTreeMap<(String, String), Account>;
+
+#[derive(Default)]
+pub(crate) struct MemoryUserStore {
+    accounts: Mutex<Accounts>,
+}
+
+impl MemoryUserStore {
+    /// No code path panics while holding the lock, but if one ever did the map is still
+    /// consistent (every mutation is a single insert or remove), so a poisoned lock is taken over.
+    fn lock(&self) -> MutexGuard<'_, Accounts> {
+        self.accounts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn key(username: &str, domain: &str) -> (String, String) {
+    (domain.to_owned(), username.to_owned())
+}
+
+fn new_account(user: &NewUser, created_at: i64) -> Account {
+    Account {
+        created_at,
+        credentials: user
+            .credentials
+            .iter()
+            .map(|c| (c.hash.clone(), c.clone()))
+            .collect(),
+    }
+}
+
+#[async_trait]
+impl UserStore for MemoryUserStore {
+    async fn create_user(&self, user: &NewUser) -> Result<(), StoreError> {
+        validate_new_user(user)?;
+        let mut accounts = self.lock();
+        let k = key(&user.username, &user.domain);
+        if accounts.contains_key(&k) {
+            return Err(StoreError::AlreadyExists(account(
+                &user.username,
+                &user.domain,
+            )));
+        }
+        accounts.insert(k, new_account(user, now_unix()));
+        Ok(())
+    }
+
+    async fn import_users(&self, users: &[NewUser]) -> Result<usize, StoreError> {
+        validate_batch(users)?;
+        let mut accounts = self.lock();
+        // Check everything before the first insert: all or nothing.
+        if let Some(taken) = users
+            .iter()
+            .find(|u| accounts.contains_key(&key(&u.username, &u.domain)))
+        {
+            return Err(StoreError::AlreadyExists(account(
+                &taken.username,
+                &taken.domain,
+            )));
+        }
+        let created_at = now_unix();
+        for user in users {
+            accounts.insert(
+                key(&user.username, &user.domain),
+                new_account(user, created_at),
+            );
+        }
+        Ok(users.len())
+    }
+
+    async fn credential(
+        &self,
+        username: &str,
+        domain: &str,
+        hash: &str,
+    ) -> Result<Option<StoredCredential>, StoreError> {
+        Ok(self
+            .lock()
+            .get(&key(username, domain))
+            .and_then(|a| a.credentials.get(hash).cloned()))
+    }
+
+    async fn set_credentials(
+        &self,
+        username: &str,
+        domain: &str,
+        creds: &[StoredCredential],
+    ) -> Result<(), StoreError> {
+        validate_name(username, domain)?;
+        validate_credentials(username, domain, creds)?;
+        let mut accounts = self.lock();
+        let Some(existing) = accounts.get_mut(&key(username, domain)) else {
+            return Err(StoreError::NotFound(account(username, domain)));
+        };
+        existing.credentials = creds.iter().map(|c| (c.hash.clone(), c.clone())).collect();
+        Ok(())
+    }
+
+    async fn remove_user(&self, username: &str, domain: &str) -> Result<(), StoreError> {
+        match self.lock().remove(&key(username, domain)) {
+            Some(_) => Ok(()),
+            None => Err(StoreError::NotFound(account(username, domain))),
+        }
+    }
+
+    async fn list_users(&self, domain: Option<&str>) -> Result<Vec<UserInfo>, StoreError> {
+        Ok(self
+            .lock()
+            .iter()
+            .filter(|((d, _), _)| domain.is_none_or(|want| want == d))
+            .map(|((d, u), a)| UserInfo {
+                username: u.clone(),
+                domain: d.clone(),
+                created_at: a.created_at,
+            })
+            .collect())
+    }
+
+    async fn user_exists(&self, username: &str, domain: &str) -> Result<bool, StoreError> {
+        Ok(self.lock().contains_key(&key(username, domain)))
+    }
+
+    async fn count_users(&self, domain: Option<&str>) -> Result<u64, StoreError> {
+        let accounts = self.lock();
+        let n = match domain {
+            None => accounts.len(),
+            Some(want) => accounts.keys().filter(|(d, _)| d == want).count(),
+        };
+        Ok(u64::try_from(n).unwrap_or(u64::MAX))
+    }
+}

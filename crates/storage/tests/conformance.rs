@@ -1,0 +1,656 @@
+//! The conformance suite against every backend, plus what only a real database file or server
+//! can show: sharing one SQLite file between two handles, migrations, URL and path errors.
+//!
+//! PostgreSQL runs when `CAUSERIE_TEST_POSTGRES_URL` is set (for example
+//! `postgres://postgres@127.0.0.1:5432/test`); each run works in a schema of its own, dropped
+//! at the end, so repeated runs against a shared database stay clean.
+
+use async_trait::async_trait;
+use causerie_storage::conformance::{self, users::sample_credential};
+use causerie_storage::{
+    NewUser, Storage, StorageOptions, StoreError, StoredCredential, UserInfo, UserStore, migrate,
+};
+use sea_orm::{ConnectionTrait, Database};
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Written straight to the process's stderr, past the test harness's capture, so that it shows
+/// in a plain `cargo test` run.
+fn report(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+fn sqlite_url(path: &Path) -> String {
+    format!("sqlite://{}?mode=rwc", path.display())
+}
+
+fn user(username: &str, domain: &str, creds: Vec<StoredCredential>) -> NewUser {
+    NewUser {
+        username: username.into(),
+        domain: domain.into(),
+        credentials: creds,
+    }
+}
+
+async fn conforms(storage: &Storage) {
+    if let Err(failures) = conformance::run_all(storage).await {
+        panic!("{failures}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_backend_conforms() {
+    let storage = Storage::memory();
+    assert_eq!(storage.backend(), "memory");
+    conforms(&storage).await;
+    storage.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_backend_conforms() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let storage = Storage::open(
+        &sqlite_url(&dir.path().join("causerie.db")),
+        &StorageOptions::default(),
+    )
+    .await
+    .expect("open sqlite");
+    assert_eq!(storage.backend(), "sqlite");
+    conforms(&storage).await;
+    storage.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_import_of_10000_users_is_timed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let storage = Storage::open(
+        &format!("sqlite:{}", dir.path().join("bulk.db").display()),
+        &StorageOptions::default(),
+    )
+    .await
+    .expect("open sqlite");
+    let elapsed = conformance::users::large_import(&storage, 10_000)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    report(&format!(
+        "sqlite: imported 10000 users (14000 credentials) in one transaction in {:.1} ms \
+         ({:.0} users/s)",
+        elapsed.as_secs_f64() * 1000.0,
+        10_000.0 / elapsed.as_secs_f64().max(f64::EPSILON)
+    ));
+    storage.close().await;
+}
+
+/// The server and the command-line tool open the same file at once and both write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_handles_on_one_sqlite_file_both_write() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("shared.db");
+    let options = StorageOptions {
+        max_connections: 4,
+        connect_timeout_secs: 30,
+    };
+    // Both URL forms name the same file.
+    let (server_url, ctl_url) = (sqlite_url(&path), format!("sqlite:{}", path.display()));
+    let (server, ctl) = tokio::join!(
+        Storage::open(&server_url, &options),
+        Storage::open(&ctl_url, &options),
+    );
+    let (server, ctl) = (server.expect("server handle"), ctl.expect("ctl handle"));
+
+    let bulk: Vec<NewUser> = (0..2_000)
+        .map(|i| {
+            user(
+                &format!("s{i:05}"),
+                "server.example",
+                vec![sample_credential("SHA-256", (i % 200) as u8)],
+            )
+        })
+        .collect();
+    let server_writes = async {
+        for chunk in bulk.chunks(500) {
+            server.users.import_users(chunk).await?;
+        }
+        Ok::<_, StoreError>(())
+    };
+    let ctl_writes = async {
+        for i in 0..150 {
+            ctl.users
+                .create_user(&user(
+                    &format!("c{i:03}"),
+                    "ctl.example",
+                    vec![sample_credential("SHA-1", i as u8)],
+                ))
+                .await?;
+            if i % 10 == 0 {
+                ctl.users
+                    .set_credentials(
+                        &format!("c{i:03}"),
+                        "ctl.example",
+                        &[sample_credential("SHA-512", i as u8)],
+                    )
+                    .await?;
+            }
+        }
+        Ok::<_, StoreError>(())
+    };
+    let (a, b) = tokio::join!(server_writes, ctl_writes);
+    a.expect("server writes");
+    b.expect("ctl writes");
+
+    for handle in [&server, &ctl] {
+        assert_eq!(
+            handle
+                .users
+                .count_users(Some("server.example"))
+                .await
+                .unwrap(),
+            2_000
+        );
+        assert_eq!(
+            handle.users.count_users(Some("ctl.example")).await.unwrap(),
+            150
+        );
+    }
+    assert_eq!(
+        server
+            .users
+            .credential("c010", "ctl.example", "SHA-512")
+            .await
+            .unwrap(),
+        Some(sample_credential("SHA-512", 10))
+    );
+    ctl.users
+        .remove_user("s01999", "server.example")
+        .await
+        .unwrap();
+    assert!(
+        !server
+            .users
+            .user_exists("s01999", "server.example")
+            .await
+            .unwrap()
+    );
+    server.close().await;
+    ctl.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_migrations_are_idempotent_and_data_persists() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = sqlite_url(&dir.path().join("migrate.db"));
+    assert_eq!(migrate(&url).await.unwrap(), vec!["m0001_users".to_owned()]);
+    assert_eq!(migrate(&url).await.unwrap(), Vec::<String>::new());
+
+    let first = Storage::open(&url, &StorageOptions::default())
+        .await
+        .unwrap();
+    first
+        .users
+        .create_user(&user(
+            "juliet",
+            "capulet.example",
+            vec![sample_credential("SHA-256", 1)],
+        ))
+        .await
+        .unwrap();
+    first.close().await;
+    let second = Storage::open(&url, &StorageOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        second
+            .users
+            .credential("juliet", "capulet.example", "SHA-256")
+            .await
+            .unwrap(),
+        Some(sample_credential("SHA-256", 1))
+    );
+    assert_eq!(migrate(&url).await.unwrap(), Vec::<String>::new());
+    second.close().await;
+
+    // Two processes starting on a brand-new file at the same moment: the migration runs once.
+    let fresh = sqlite_url(&dir.path().join("race.db"));
+    let options = StorageOptions::default();
+    let (a, b, c) = tokio::join!(
+        Storage::open(&fresh, &options),
+        Storage::open(&fresh, &options),
+        migrate(&fresh),
+    );
+    let (a, b) = (a.expect("first open"), b.expect("second open"));
+    c.expect("concurrent migrate");
+    a.users
+        .create_user(&user("x", "race.example", vec![]))
+        .await
+        .unwrap();
+    assert!(b.users.user_exists("x", "race.example").await.unwrap());
+    a.close().await;
+    b.close().await;
+}
+
+/// `sqlite:PATH` without `mode=` creates the file; `mode=rw` does not; a percent-encoded path
+/// (as the configuration writes it for odd folder names) reaches the right file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_url_forms() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let plain = dir.path().join("plain.db");
+    let storage = Storage::open(
+        &format!("sqlite:{}", plain.display()),
+        &StorageOptions::default(),
+    )
+    .await
+    .expect("sqlite:PATH creates the file");
+    storage.close().await;
+    assert!(plain.is_file());
+
+    let absent = dir.path().join("absent.db");
+    match Storage::open(
+        &format!("sqlite://{}?mode=rw", absent.display()),
+        &StorageOptions::default(),
+    )
+    .await
+    {
+        Err(StoreError::Backend(message)) => {
+            assert!(message.contains(&absent.display().to_string()), "{message}")
+        }
+        other => panic!("mode=rw on a missing file: expected Backend, got {other:?}"),
+    }
+    assert!(!absent.exists());
+
+    let odd = dir.path().join("cause?rie#1%");
+    std::fs::create_dir(&odd).unwrap();
+    let encoded = format!(
+        "sqlite://{}/cause%3Frie%231%25/causerie.db?mode=rwc",
+        dir.path().display()
+    );
+    let storage = Storage::open(&encoded, &StorageOptions::default())
+        .await
+        .expect("percent-encoded path");
+    storage
+        .users
+        .create_user(&user("a", "odd.example", vec![]))
+        .await
+        .unwrap();
+    storage.close().await;
+    assert!(odd.join("causerie.db").is_file());
+}
+
+/// What the schema promises at the SQL level: WAL, foreign keys, and no credential row
+/// outliving its account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_file_is_wal_and_cascades() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = sqlite_url(&dir.path().join("schema.db"));
+    let storage = Storage::open(&url, &StorageOptions::default())
+        .await
+        .unwrap();
+    storage
+        .users
+        .create_user(&user(
+            "romeo",
+            "montague.example",
+            vec![
+                sample_credential("SHA-1", 1),
+                sample_credential("SHA-256", 2),
+            ],
+        ))
+        .await
+        .unwrap();
+    storage
+        .users
+        .remove_user("romeo", "montague.example")
+        .await
+        .unwrap();
+
+    let raw = Database::connect(url.as_str()).await.unwrap();
+    let row = raw
+        .query_one_raw(sea_orm::Statement::from_string(
+            raw.get_database_backend(),
+            "PRAGMA journal_mode",
+        ))
+        .await
+        .unwrap()
+        .expect("journal_mode row");
+    let mode: String = row.try_get_by_index(0).unwrap();
+    assert_eq!(mode.to_ascii_lowercase(), "wal");
+    assert_eq!(orphan_credentials(&raw).await, Ok(0));
+    raw.close().await.unwrap();
+    storage.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_urls_are_refused_clearly() {
+    for url in [
+        "mysql://root@127.0.0.1/causerie",
+        "causerie.db",
+        "",
+        "sqlite:",
+        "sqlite://?mode=rwc",
+        "sqlite://data/x.db?mode=bogus",
+        "postgres:/not-an-authority",
+    ] {
+        match Storage::open(url, &StorageOptions::default()).await {
+            Err(StoreError::InvalidUrl(message)) => {
+                assert!(!message.is_empty(), "{url}: empty message")
+            }
+            other => panic!("{url}: expected InvalidUrl, got {other:?}"),
+        }
+    }
+    match migrate("redis://localhost").await {
+        Err(StoreError::InvalidUrl(message)) => {
+            assert!(message.contains("redis://localhost"), "{message}")
+        }
+        other => panic!("expected InvalidUrl, got {other:?}"),
+    }
+    // A malformed PostgreSQL URL: the message must not repeat the password.
+    match Storage::open(
+        "postgres://causerie:hunter2secret@127.0.0.1:notaport/xmpp",
+        &StorageOptions::default(),
+    )
+    .await
+    {
+        Err(StoreError::InvalidUrl(message)) => {
+            assert!(!message.contains("hunter2secret"), "{message}");
+            assert!(message.contains("***"), "{message}");
+        }
+        other => panic!("expected InvalidUrl, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_postgres_error_hides_the_password() {
+    // Port 1 on loopback: nothing listens there, the connection is refused at once.
+    let options = StorageOptions {
+        max_connections: 1,
+        connect_timeout_secs: 2,
+    };
+    match Storage::open(
+        "postgres://causerie:hunter2%21secret@127.0.0.1:1/xmpp?password=other%20secret",
+        &options,
+    )
+    .await
+    {
+        Err(StoreError::Backend(message)) => {
+            for secret in ["hunter2", "secret", "other"] {
+                assert!(!message.contains(secret), "{message}");
+            }
+            assert!(message.contains("127.0.0.1:1"), "{message}");
+            // The cause, not just a pool timeout.
+            assert!(message.to_lowercase().contains("refused"), "{message}");
+        }
+        other => panic!("expected Backend, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unopenable_sqlite_path_is_named() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let missing = dir.path().join("no-such-folder").join("causerie.db");
+    match Storage::open(&sqlite_url(&missing), &StorageOptions::default()).await {
+        Err(StoreError::Backend(message)) => {
+            assert!(
+                message.contains(&missing.display().to_string()),
+                "{message}"
+            );
+            assert!(message.contains("does not exist"), "{message}");
+        }
+        other => panic!("expected Backend, got {other:?}"),
+    }
+    let folder = dir.path().join("a-folder");
+    std::fs::create_dir(&folder).unwrap();
+    match Storage::open(
+        &format!("sqlite:{}", folder.display()),
+        &StorageOptions::default(),
+    )
+    .await
+    {
+        Err(StoreError::Backend(message)) => {
+            assert!(message.contains(&folder.display().to_string()), "{message}");
+        }
+        other => panic!("expected Backend, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_storage_fails_instead_of_panicking() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let storage = Storage::open(
+        &sqlite_url(&dir.path().join("closed.db")),
+        &StorageOptions::default(),
+    )
+    .await
+    .unwrap();
+    let clone = storage.clone();
+    storage.close().await;
+    match clone.users.user_exists("a", "b.example").await {
+        Err(StoreError::Backend(_)) => {}
+        other => panic!("expected Backend, got {other:?}"),
+    }
+    match clone
+        .users
+        .create_user(&user("a", "b.example", vec![]))
+        .await
+    {
+        Err(StoreError::Backend(_)) => {}
+        other => panic!("expected Backend, got {other:?}"),
+    }
+}
+
+/// Credential rows whose account is gone.
+async fn orphan_credentials(raw: &sea_orm::DatabaseConnection) -> Result<i64, String> {
+    let row = raw
+        .query_one_raw(sea_orm::Statement::from_string(
+            raw.get_database_backend(),
+            "SELECT COUNT(*) FROM user_credentials c LEFT JOIN users u ON u.id = c.user_id \
+             WHERE u.id IS NULL",
+        ))
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("no row")?;
+    row.try_get_by_index(0).map_err(|e| e.to_string())
+}
+
+/// A store that lists in the wrong order and imports one by one without a transaction.
+struct BrokenStore(Arc<dyn UserStore>);
+
+#[async_trait]
+impl UserStore for BrokenStore {
+    async fn create_user(&self, user: &NewUser) -> Result<(), StoreError> {
+        self.0.create_user(user).await
+    }
+    async fn import_users(&self, users: &[NewUser]) -> Result<usize, StoreError> {
+        for user in users {
+            self.0.create_user(user).await?;
+        }
+        Ok(users.len())
+    }
+    async fn credential(
+        &self,
+        username: &str,
+        domain: &str,
+        hash: &str,
+    ) -> Result<Option<StoredCredential>, StoreError> {
+        self.0.credential(username, domain, hash).await
+    }
+    async fn set_credentials(
+        &self,
+        username: &str,
+        domain: &str,
+        creds: &[StoredCredential],
+    ) -> Result<(), StoreError> {
+        self.0.set_credentials(username, domain, creds).await
+    }
+    async fn remove_user(&self, username: &str, domain: &str) -> Result<(), StoreError> {
+        self.0.remove_user(username, domain).await
+    }
+    async fn list_users(&self, domain: Option<&str>) -> Result<Vec<UserInfo>, StoreError> {
+        let mut list = self.0.list_users(domain).await?;
+        list.sort_by(|a, b| {
+            (a.domain.to_lowercase(), a.username.to_lowercase())
+                .cmp(&(b.domain.to_lowercase(), b.username.to_lowercase()))
+        });
+        Ok(list)
+    }
+    async fn user_exists(&self, username: &str, domain: &str) -> Result<bool, StoreError> {
+        self.0.user_exists(username, domain).await
+    }
+    async fn count_users(&self, domain: Option<&str>) -> Result<u64, StoreError> {
+        self.0.count_users(domain).await
+    }
+}
+
+/// The suite has teeth: a store with a locale-style order and a non-atomic import fails it, at
+/// the checks for exactly those behaviours.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suite_rejects_a_broken_store() {
+    let mut storage = Storage::memory();
+    storage.users = Arc::new(BrokenStore(storage.users.clone()));
+    let failures = conformance::run_all(&storage)
+        .await
+        .expect_err("a broken store must fail the suite");
+    for check in [
+        "users::listing_order_and_counts",
+        "users::import_rejects_existing",
+        "users::large_import",
+    ] {
+        assert!(
+            failures.contains(check),
+            "{check} not reported in:\n{failures}"
+        );
+    }
+    for check in ["users::create_and_read", "users::set_credentials_replaces"] {
+        assert!(
+            !failures.contains(check),
+            "{check} reported in:\n{failures}"
+        );
+    }
+}
+
+/// Appends `options[search_path]=schema` to a PostgreSQL URL.
+fn with_search_path(base: &str, schema: &str) -> String {
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}options[search_path]={schema}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_backend_conforms() {
+    let Ok(base) = std::env::var("CAUSERIE_TEST_POSTGRES_URL") else {
+        report(
+            "postgres_backend_conforms: the PostgreSQL half of the conformance tests did NOT \
+             run: CAUSERIE_TEST_POSTGRES_URL is not set (for example \
+             CAUSERIE_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test)",
+        );
+        return;
+    };
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let schema = format!("causerie_test_{}_{nanos:x}", std::process::id());
+    let admin = Database::connect(base.as_str())
+        .await
+        .expect("connect to CAUSERIE_TEST_POSTGRES_URL");
+    admin
+        .execute_unprepared(&format!("CREATE SCHEMA \"{schema}\""))
+        .await
+        .expect("create schema");
+
+    let url = with_search_path(&base, &schema);
+    let outcome = run_postgres(&url).await;
+
+    admin
+        .execute_unprepared(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+        .await
+        .expect("drop schema");
+    admin.close().await.expect("close admin connection");
+    if let Err(failure) = outcome {
+        panic!("{failure}");
+    }
+}
+
+async fn run_postgres(url: &str) -> Result<(), String> {
+    let applied = migrate(url).await.map_err(|e| format!("migrate: {e}"))?;
+    if applied != ["m0001_users"] {
+        return Err(format!("first migrate applied {applied:?}"));
+    }
+    let storage = Storage::open(url, &StorageOptions::default())
+        .await
+        .map_err(|e| format!("open: {e}"))?;
+    let second = Storage::open(url, &StorageOptions::default())
+        .await
+        .map_err(|e| format!("second open: {e}"))?;
+    if storage.backend() != "postgres" {
+        return Err(format!("backend() = {}", storage.backend()));
+    }
+    let again = migrate(url)
+        .await
+        .map_err(|e| format!("migrate again: {e}"))?;
+    if !again.is_empty() {
+        return Err(format!("second migrate applied {again:?}"));
+    }
+    let result = async {
+        conformance::run_all(&storage).await?;
+        let elapsed: Duration = conformance::users::large_import(&second, 10_000).await?;
+        report(&format!(
+            "postgres: imported 10000 users in one transaction in {:.1} ms",
+            elapsed.as_secs_f64() * 1000.0
+        ));
+        Ok::<_, String>(())
+    }
+    .await;
+    let schema = postgres_schema_checks(url).await;
+    storage.close().await;
+    second.close().await;
+    result.and(schema)
+}
+
+/// The PostgreSQL DDL the migration must produce: byte-wise collation on names (the database's
+/// own locale must not change the listing order or the unique key), cascading removal, and no
+/// credential left behind by the suite's removals.
+async fn postgres_schema_checks(url: &str) -> Result<(), String> {
+    let raw = Database::connect(url).await.map_err(|e| e.to_string())?;
+    let text = |sql: &str| {
+        let raw = &raw;
+        let sql = sql.to_owned();
+        async move {
+            let row = raw
+                .query_one_raw(sea_orm::Statement::from_string(
+                    raw.get_database_backend(),
+                    sql.clone(),
+                ))
+                .await
+                .map_err(|e| format!("{sql}: {e}"))?
+                .ok_or_else(|| format!("{sql}: no row"))?;
+            row.try_get_by_index::<Option<String>>(0)
+                .map_err(|e| format!("{sql}: {e}"))
+        }
+    };
+    for column in ["username", "domain"] {
+        let collation = text(&format!(
+            "SELECT collation_name::text FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name = 'users' \
+             AND column_name = '{column}'"
+        ))
+        .await?;
+        if collation.as_deref() != Some("C") {
+            return Err(format!(
+                "users.{column} collation is {collation:?}, expected C"
+            ));
+        }
+    }
+    let rule = text(
+        "SELECT delete_rule::text FROM information_schema.referential_constraints \
+         WHERE constraint_schema = current_schema() AND constraint_name = 'user_credentials_user'",
+    )
+    .await?;
+    if rule.as_deref() != Some("CASCADE") {
+        return Err(format!("user_credentials_user delete rule is {rule:?}"));
+    }
+    let orphans = orphan_credentials(&raw).await?;
+    raw.close().await.map_err(|e| e.to_string())?;
+    if orphans != 0 {
+        return Err(format!("{orphans} credential rows outlived their account"));
+    }
+    Ok(())
+}
