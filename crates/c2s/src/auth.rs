@@ -127,7 +127,7 @@ pub(crate) async fn authenticate(
         offered_cb_types: offered_cb_types(server, stream),
         secret: server.sasl_secret,
     };
-    let mut session = ServerSession::new(mech, ctx);
+    let mut session = ServerSession::new(mech, ctx).with_fake_iterations(server.settings.scram_iterations);
     let mut input = match decode(auth) {
         Ok(d) => Some(d),
         Err(()) => {

@@ -28,6 +28,8 @@ pub struct C2sSettings {
     pub send_queue_len: usize,
     pub limits: Limits,
     pub max_auth_attempts_per_stream: u32,
+    /// PBKDF2 iterations of new credentials; unknown accounts are answered with the same count.
+    pub scram_iterations: u32,
 }
 
 impl Default for C2sSettings {
@@ -50,6 +52,7 @@ impl Default for C2sSettings {
             send_queue_len: 1024,
             limits: Limits::default(),
             max_auth_attempts_per_stream: 3,
+            scram_iterations: 4096,
         }
     }
 }

@@ -186,6 +186,9 @@ fn features(server: &C2sServer, stream: &XmlStream, phase: &Phase) -> Element {
             // Session establishment (RFC 3921 §3) is obsolete; it is still advertised, as optional, for
             // older clients that send it anyway.
             f.push_child(Element::new("session", ns::SESSION).with_child(Element::new("optional", ns::SESSION)));
+            for extra in server.core.stream_features() {
+                f.push_child(extra.clone());
+            }
         }
     }
     f

@@ -108,7 +108,16 @@ fn flush_inbox(stream: &mut XmlStream, inbox: &mut mpsc::Receiver<Outbound>) {
 /// One element from a bound client.
 async fn handle_element(server: &Arc<C2sServer>, origin: &Origin, handle: &SessionHandle, mut el: Element) -> Result<(), StreamError> {
     let Some(kind) = StanzaKind::of(&el) else {
-        return Err(StreamError::new(SE::UnsupportedStanzaType).with_text(format!("<{}/> in {} is not supported here", el.name(), el.ns())));
+        if el.ns() == ns::CLIENT {
+            return Err(StreamError::new(SE::UnsupportedStanzaType).with_text(format!("<{}/> is not a stanza", el.name())));
+        }
+        // Stream-level elements of extensions (XEP-0352 `<active/>`, …), answered on this stream.
+        if let Some(reply) = server.core.handle_nonza(handle, &el)? {
+            handle.deliver(causerie_core::Outbound::Stanza(causerie_core::OutStanza::new(reply))).map_err(|_| {
+                StreamError::new(SE::PolicyViolation).with_text("the client does not read fast enough")
+            })?;
+        }
+        return Ok(());
     };
     if el.ns() != ns::CLIENT {
         return Err(StreamError::new(SE::InvalidNamespace));

@@ -13,9 +13,9 @@ pub mod router;
 pub mod session;
 
 pub use module::{
-    Event, EventListener, Identity, IqHandler, IqRequest, IqTarget, Module, ModuleRegistry, Stage, StageContext,
-    Verdict,
+    Event, EventListener, FeatureProvider, Identity, IqHandler, IqRequest, IqTarget, Module, ModuleRegistry,
+    NonzaHandler, OfflineOutcome, OfflineSink, Stage, StageContext, Verdict,
 };
 pub use registry::{BindOutcome, Registry};
 pub use router::{Core, CoreBuilder, Origin, RemoteRoute};
-pub use session::{DeliveryError, OutStanza, Outbound, SessionHandle, SessionInfo};
+pub use session::{DeliveryError, OutStanza, Outbound, SessionHandle, SessionInfo, flags};

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use causerie_jid::Jid;
+use causerie_jid::{BareJid, Jid};
 use causerie_stanza::{IqType, StanzaError, StreamError};
 use causerie_xml::Element;
 
@@ -40,11 +40,41 @@ pub trait Stage: Send + Sync {
     /// Runs on every stanza a session or a remote server sends, after `from` is stamped, before routing.
     fn inbound(&self, ctx: &StageContext<'_>, stanza: &mut Element) -> Verdict;
 
-    /// Runs before a stanza is queued to a local session; `false` drops it for that session.
-    fn outbound(&self, _core: &Core, _to: &SessionHandle, _stanza: &OutStanza) -> bool {
+    /// Runs before a stanza is queued to a local session; `false` drops it for that session (the
+    /// stage may have kept it to deliver later, e.g. presence held back for an inactive client).
+    fn outbound(&self, _core: &Core, _to: &SessionHandle, _stanza: &Arc<OutStanza>) -> bool {
         true
     }
+
+    /// Runs after a message addressed to a local account was queued to `recipients` (one or more of
+    /// its sessions), e.g. to send carbon copies to the others.
+    fn delivered(&self, _core: &Arc<Core>, _to: &BareJid, _recipients: &[SessionHandle], _stanza: &Arc<OutStanza>) {}
 }
+
+/// A top-level element on a bound client stream that is not a stanza (XEP-0352 `<active/>`, …).
+/// `Ok(Some(el))` is written back to that session; `Err` closes its stream.
+pub trait NonzaHandler: Send + Sync {
+    fn handle(&self, core: &Arc<Core>, session: &SessionHandle, el: &Element) -> Result<Option<Element>, StreamError>;
+}
+
+/// What became of a message that no session of an existing or non-existing local account could take.
+#[derive(Debug)]
+pub enum OfflineOutcome {
+    /// Kept for later delivery (XEP-0160).
+    Stored,
+    /// Refused: the sender gets this error (no such user, quota full…).
+    Bounce(StanzaError),
+}
+
+/// Storage of messages for accounts that have no available resource (XEP-0160).
+#[async_trait]
+pub trait OfflineSink: Send + Sync {
+    async fn store(&self, core: &Arc<Core>, to: &BareJid, stanza: &Element) -> OfflineOutcome;
+}
+
+/// Produces a stream feature offered to clients after authentication (before bind), e.g. XEP-0352
+/// `<csi/>` or XEP-0115 `<c/>`. Called once, after every module has registered.
+pub type FeatureProvider = Arc<dyn Fn(&Core) -> Option<Element> + Send + Sync>;
 
 /// Whom an IQ handler answers for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +116,8 @@ pub trait IqHandler: Send + Sync {
 #[derive(Debug)]
 pub enum Event<'a> {
     SessionBound(&'a SessionHandle),
+    /// The session sent initial presence (RFC 6121 §4.2): offline messages are due now.
+    SessionAvailable(&'a SessionHandle),
     SessionEnded(&'a SessionHandle),
 }
 
@@ -118,6 +150,9 @@ pub struct ModuleRegistry {
     pub(crate) stages: Vec<(i32, Arc<dyn Stage>)>,
     pub(crate) listeners: Vec<Arc<dyn EventListener>>,
     pub(crate) modules: Vec<&'static str>,
+    pub(crate) nonzas: HashMap<(String, String), Arc<dyn NonzaHandler>>,
+    pub(crate) stream_features: Vec<FeatureProvider>,
+    pub(crate) offline: Option<Arc<dyn OfflineSink>>,
 }
 
 impl ModuleRegistry {
@@ -152,6 +187,21 @@ impl ModuleRegistry {
 
     pub fn listener(&mut self, listener: Arc<dyn EventListener>) {
         self.listeners.push(listener);
+    }
+
+    /// Handles `<name xmlns=ns/>` top-level elements on bound client streams.
+    pub fn nonza(&mut self, ns: &str, name: &str, handler: Arc<dyn NonzaHandler>) {
+        self.nonzas.insert((ns.to_owned(), name.to_owned()), handler);
+    }
+
+    /// Adds a stream feature offered after authentication.
+    pub fn stream_feature(&mut self, provider: FeatureProvider) {
+        self.stream_features.push(provider);
+    }
+
+    /// Sets where undeliverable chat and normal messages go. One sink per server.
+    pub fn offline(&mut self, sink: Arc<dyn OfflineSink>) {
+        self.offline = Some(sink);
     }
 
     pub(crate) fn find_iq(&self, iq_type: IqType, payload: &Element, target: IqTarget) -> Option<Arc<dyn IqHandler>> {

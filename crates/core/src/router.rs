@@ -1,7 +1,7 @@
 //! The router: where each stanza goes, per `docs/stanza-routing.md` (RFC 6120 §10, RFC 6121 §8).
 
 use std::collections::HashSet;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use causerie_jid::{BareJid, FullJid, Jid};
 use causerie_stanza::{
@@ -9,7 +9,7 @@ use causerie_stanza::{
 };
 use causerie_xml::Element;
 
-use crate::module::{Event, Identity, IqRequest, IqTarget, ModuleRegistry, StageContext, Verdict};
+use crate::module::{Event, Identity, IqRequest, IqTarget, ModuleRegistry, OfflineOutcome, StageContext, Verdict};
 use crate::session::{OutStanza, SessionHandle};
 
 /// Where a stanza entered the server.
@@ -74,6 +74,7 @@ impl CoreBuilder {
             modules: self.modules,
             remote: RwLock::new(Arc::new(NoFederation)),
             max_sessions_per_user: self.max_sessions_per_user,
+            stream_features: OnceLock::new(),
         })
     }
 }
@@ -85,6 +86,7 @@ pub struct Core {
     modules: ModuleRegistry,
     remote: RwLock<Arc<dyn RemoteRoute>>,
     pub max_sessions_per_user: usize,
+    stream_features: OnceLock<Vec<Element>>,
 }
 
 impl Core {
@@ -120,6 +122,21 @@ impl Core {
 
     pub fn identities(&self) -> &[Identity] {
         &self.modules.identities
+    }
+
+    /// Stream features modules offer after authentication, computed once.
+    pub fn stream_features(&self) -> &[Element] {
+        self.stream_features.get_or_init(|| self.modules.stream_features.iter().filter_map(|p| p(self)).collect())
+    }
+
+    /// A non-stanza element from a bound client. `Err` closes the stream; unknown elements get
+    /// `<unsupported-stanza-type/>` (RFC 6120 §4.9.3.24).
+    pub fn handle_nonza(self: &Arc<Self>, session: &SessionHandle, el: &Element) -> Result<Option<Element>, StreamError> {
+        match self.modules.nonzas.get(&(el.ns().to_owned(), el.name().to_owned())) {
+            Some(h) => h.handle(self, session, el),
+            None => Err(StreamError::new(causerie_stanza::StreamErrorCondition::UnsupportedStanzaType)
+                .with_text(format!("<{}/> in {} is not supported here", el.name(), el.ns()))),
+        }
     }
 
     pub fn emit(self: &Arc<Self>, event: Event<'_>) {
@@ -212,7 +229,11 @@ impl Core {
 
     async fn to_full(self: &Arc<Self>, origin: &Origin, stanza: Element, kind: StanzaKind, to: FullJid) {
         if let Some(session) = self.registry.get(&to) {
-            self.deliver(&session, &OutStanza::new(stanza));
+            let out = OutStanza::new(stanza);
+            self.deliver(&session, &out);
+            if kind == StanzaKind::Message {
+                self.after_delivery(&to.to_bare(), std::slice::from_ref(&session), &out);
+            }
             return;
         }
         match kind {
@@ -233,7 +254,7 @@ impl Core {
     async fn to_bare(self: &Arc<Self>, origin: &Origin, stanza: Element, kind: StanzaKind, to: BareJid) {
         match kind {
             StanzaKind::Iq => self.dispatch_iq(origin, stanza, to.into(), IqTarget::Account).await,
-            StanzaKind::Message => self.message_to_bare(stanza, &to),
+            StanzaKind::Message => self.message_to_bare(stanza, &to).await,
             StanzaKind::Presence => {
                 // Directed presence to a bare JID goes to every available resource (RFC 6121 §4.6).
                 if PresenceType::of(&stanza).is_none() {
@@ -251,29 +272,43 @@ impl Core {
 
     /// RFC 6121 §8.5.2.1: chat and normal go to the available resources of highest non-negative
     /// priority (all of them on a tie), headline to every non-negative one; groupchat is an error.
-    fn message_to_bare(self: &Arc<Self>, stanza: Element, to: &BareJid) {
+    async fn message_to_bare(self: &Arc<Self>, stanza: Element, to: &BareJid) {
         let mtype = MessageType::of(&stanza);
         if mtype == MessageType::Groupchat {
             return self.bounce(&stanza, StanzaError::new(Cond::ServiceUnavailable));
         }
         let out = OutStanza::new(stanza);
-        let delivered = self.registry.with_resources(to, |list| {
+        let recipients: Vec<SessionHandle> = self.registry.with_resources(to, |list| {
             let candidates = list.iter().filter(|s| s.info.is_available() && s.info.priority() >= 0);
             let top = match mtype {
                 MessageType::Headline => None,
                 _ => candidates.clone().map(|s| s.info.priority()).max(),
             };
-            let mut n = 0;
-            for s in candidates.filter(|s| top.is_none_or(|p| s.info.priority() == p)) {
-                self.deliver(s, &out);
-                n += 1;
-            }
-            n
+            candidates.filter(|s| top.is_none_or(|p| s.info.priority() == p)).cloned().collect()
         });
-        if delivered == 0 && matches!(mtype, MessageType::Chat | MessageType::Normal) {
-            // Without offline storage the sender must learn the message was not delivered
-            // (RFC 6121 §8.5.2.2.1).
-            self.bounce(&out.element, StanzaError::new(Cond::ServiceUnavailable).with_text("the recipient is not available"));
+        if !recipients.is_empty() {
+            for s in &recipients {
+                self.deliver(s, &out);
+            }
+            self.after_delivery(to, &recipients, &out);
+            return;
+        }
+        if !matches!(mtype, MessageType::Chat | MessageType::Normal) {
+            return;
+        }
+        // RFC 6121 §8.5.2.2.1: stored for later (XEP-0160) or the sender learns it was not delivered.
+        let outcome = match &self.modules.offline {
+            Some(sink) => sink.store(self, to, &out.element).await,
+            None => OfflineOutcome::Bounce(StanzaError::new(Cond::ServiceUnavailable).with_text("the recipient is not available")),
+        };
+        if let OfflineOutcome::Bounce(err) = outcome {
+            self.bounce(&out.element, err);
+        }
+    }
+
+    fn after_delivery(self: &Arc<Self>, to: &BareJid, recipients: &[SessionHandle], out: &Arc<OutStanza>) {
+        for (_, stage) in &self.modules.stages {
+            stage.delivered(self, to, recipients, out);
         }
     }
 
@@ -293,7 +328,11 @@ impl Core {
             .and_then(|p| p.text().trim().parse::<i8>().ok())
             .unwrap_or(0);
         session.info.set_presence(available, priority);
+        let initial = available && !session.info.set_flag(crate::session::flags::INITIAL_PRESENCE_SENT, true);
         self.broadcast_to_own_resources(&session.jid().to_bare(), stanza, None);
+        if initial {
+            self.emit(Event::SessionAvailable(session));
+        }
     }
 
     fn broadcast_to_own_resources(self: &Arc<Self>, bare: &BareJid, stanza: Element, except: Option<u64>) {

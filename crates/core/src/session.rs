@@ -1,7 +1,7 @@
 //! What the core knows of a bound session: its address, presence state and a bounded inbox.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicI8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI8, AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
@@ -30,7 +30,9 @@ impl OutStanza {
     pub fn bytes(&self) -> &Bytes {
         self.bytes.get_or_init(|| {
             let mut out = Vec::with_capacity(256);
-            self.element.write_to(&mut out, self.element.ns());
+            // Stream-level elements of extensions keep their own namespace declaration.
+            let parent = if self.kind.is_some() { self.element.ns() } else { "" };
+            self.element.write_to(&mut out, parent);
             Bytes::from(out)
         })
     }
@@ -54,6 +56,19 @@ pub enum DeliveryError {
     Closed,
 }
 
+/// Per-session feature flags (bits of [`SessionInfo::flag`]); one place so that modules do not need
+/// per-session maps for yes/no state.
+pub mod flags {
+    /// The session asked for its roster: it gets roster pushes (RFC 6121 §2.1.6, "interested resource").
+    pub const ROSTER_REQUESTED: u32 = 1;
+    /// XEP-0280: carbons enabled.
+    pub const CARBONS: u32 = 1 << 1;
+    /// XEP-0352: the client said it is inactive.
+    pub const CSI_INACTIVE: u32 = 1 << 2;
+    /// The session has sent initial presence at least once (RFC 6121 §4.2).
+    pub const INITIAL_PRESENCE_SENT: u32 = 1 << 3;
+}
+
 /// Per-session state shared between the session task and the router.
 #[derive(Debug)]
 pub struct SessionInfo {
@@ -63,6 +78,7 @@ pub struct SessionInfo {
     available: AtomicBool,
     priority: AtomicI8,
     overloaded: AtomicBool,
+    flags: AtomicU32,
     /// Woken when the router wants the session to go away without using the (full) inbox.
     pub kill: Notify,
 }
@@ -85,6 +101,17 @@ impl SessionInfo {
     pub fn is_overloaded(&self) -> bool {
         self.overloaded.load(Ordering::Acquire)
     }
+
+    /// Whether a bit of [`flags`] is set.
+    pub fn flag(&self, flag: u32) -> bool {
+        self.flags.load(Ordering::Acquire) & flag != 0
+    }
+
+    /// Sets or clears a bit of [`flags`]; returns whether it was set before.
+    pub fn set_flag(&self, flag: u32, on: bool) -> bool {
+        let before = if on { self.flags.fetch_or(flag, Ordering::AcqRel) } else { self.flags.fetch_and(!flag, Ordering::AcqRel) };
+        before & flag != 0
+    }
 }
 
 /// A cheap-to-clone handle on a bound session.
@@ -105,6 +132,7 @@ impl SessionHandle {
             available: AtomicBool::new(false),
             priority: AtomicI8::new(0),
             overloaded: AtomicBool::new(false),
+            flags: AtomicU32::new(0),
             kill: Notify::new(),
         });
         (SessionHandle { info, tx }, rx)

@@ -157,6 +157,7 @@ fn c2s_settings(config: &Config) -> C2sSettings {
             ..Limits::default()
         },
         max_auth_attempts_per_stream: 3,
+        scram_iterations: config.auth.scram_iterations,
     }
 }
 

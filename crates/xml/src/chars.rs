@@ -238,15 +238,26 @@ mod tests {
     #[test]
     fn references() {
         let mut s = String::new();
-        for r in ["lt", "gt", "amp", "quot", "apos", "#65", "#x42", "#x00043", "#x1F600"] {
+        for r in [
+            "lt", "gt", "amp", "quot", "apos", "#65", "#x42", "#x00043", "#x1F600",
+        ] {
             push_reference(r, &mut s).unwrap();
         }
         assert_eq!(s, "<>&\"'ABC\u{1F600}");
         assert_eq!(push_reference("#0", &mut s), Err(XmlError::InvalidChar(0)));
         assert_eq!(push_reference("#x1", &mut s), Err(XmlError::InvalidChar(1)));
-        assert_eq!(push_reference("#xD800", &mut s), Err(XmlError::InvalidChar(0xD800)));
-        assert_eq!(push_reference("#xFFFE", &mut s), Err(XmlError::InvalidChar(0xFFFE)));
-        assert_eq!(push_reference("#x110000", &mut s), Err(XmlError::InvalidChar(0x110000)));
+        assert_eq!(
+            push_reference("#xD800", &mut s),
+            Err(XmlError::InvalidChar(0xD800))
+        );
+        assert_eq!(
+            push_reference("#xFFFE", &mut s),
+            Err(XmlError::InvalidChar(0xFFFE))
+        );
+        assert_eq!(
+            push_reference("#x110000", &mut s),
+            Err(XmlError::InvalidChar(0x110000))
+        );
         assert!(push_reference("#99999999999999999999", &mut s).is_err());
         assert_eq!(push_reference("#", &mut s), Err(XmlError::BadCharRef));
         assert_eq!(push_reference("#X41", &mut s), Err(XmlError::BadCharRef));
@@ -263,7 +274,10 @@ mod tests {
 
     #[test]
     fn attribute_normalization() {
-        assert!(matches!(decode_attr("plain").unwrap(), Cow::Borrowed("plain")));
+        assert!(matches!(
+            decode_attr("plain").unwrap(),
+            Cow::Borrowed("plain")
+        ));
         assert_eq!(decode_attr("a\tb\nc\r\nd\re").unwrap(), "a b c d e");
         assert_eq!(decode_attr("a&#9;b&#xA;c&#13;").unwrap(), "a\tb\nc\r");
         assert_eq!(decode_attr("&lt;&amp;&gt;").unwrap(), "<&>");

@@ -240,7 +240,10 @@ mod tests {
         assert!(e.is("message", "jabber:client"));
         assert_eq!(e.attr("to"), Some("a@b"));
         e.set_attr("to", "c@d");
-        assert_eq!(e.attrs().collect::<Vec<_>>(), [("to", "c@d"), ("type", "chat")]);
+        assert_eq!(
+            e.attrs().collect::<Vec<_>>(),
+            [("to", "c@d"), ("type", "chat")]
+        );
         assert_eq!(e.remove_attr("type").as_deref(), Some("chat"));
         assert_eq!(e.attr("type"), None);
         assert_eq!(e.text(), "xy");

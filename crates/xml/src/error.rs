@@ -84,6 +84,10 @@ pub enum XmlError {
     /// More attributes on one element than [`Limits::max_attributes`](crate::Limits).
     #[error("more than {limit} attributes on one element")]
     TooManyAttributes { limit: usize },
+    /// More namespace declarations in scope at once inside one top-level element than the
+    /// fixed bound that keeps prefix resolution cheap.
+    #[error("more than {limit} namespace declarations in scope")]
+    TooManyNamespaceDeclarations { limit: usize },
 }
 
 impl XmlError {
@@ -113,7 +117,8 @@ impl XmlError {
             Self::StanzaTooLarge { .. }
             | Self::HeaderTooLarge { .. }
             | Self::TooDeep { .. }
-            | Self::TooManyAttributes { .. } => "policy-violation",
+            | Self::TooManyAttributes { .. }
+            | Self::TooManyNamespaceDeclarations { .. } => "policy-violation",
         }
     }
 
@@ -125,6 +130,7 @@ impl XmlError {
                 | Self::HeaderTooLarge { .. }
                 | Self::TooDeep { .. }
                 | Self::TooManyAttributes { .. }
+                | Self::TooManyNamespaceDeclarations { .. }
         )
     }
 }

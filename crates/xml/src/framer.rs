@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 
 use crate::element::Element;
 use crate::lexer::{Frame, FrameKind, Lexer};
-use crate::parse::{self, NsCache, StreamScope};
+use crate::parse::{self, NsCache, ParseScratch, StreamScope};
 use crate::{NS_STREAMS, XmlError};
 
 /// Limits applied while framing, all counted on raw bytes before anything is parsed.
@@ -104,6 +104,7 @@ pub struct Framer {
     /// The stream header's qualified name, repeated by the closing tag.
     header_qname: String,
     cache: NsCache,
+    scratch: ParseScratch,
 }
 
 impl Framer {
@@ -119,6 +120,7 @@ impl Framer {
             scope: StreamScope::empty(),
             header_qname: String::new(),
             cache: NsCache::default(),
+            scratch: ParseScratch::default(),
         }
     }
 
@@ -129,21 +131,29 @@ impl Framer {
 
     /// Appends bytes read from the peer. Errors surface from [`next_event`](Self::next_event)
     /// after the events that preceded them; bytes fed after an error are dropped.
+    ///
+    /// Bytes are scanned as they are taken, in pieces of [`FEED_PIECE`], so an element that
+    /// passes a limit is cut off at once. Complete elements wait in the buffer until
+    /// `next_event` takes them: feed what one socket read returned, then drain.
     pub fn feed(&mut self, mut data: &[u8]) {
         while !data.is_empty() && self.error.is_none() {
             let n = data.len().min(FEED_PIECE);
             self.make_room(n);
             self.buf.extend_from_slice(&data[..n]);
             data = &data[n..];
-            if let Err(e) = self.lexer.run(&self.buf, &self.limits, &mut self.frames) {
-                // Keep what was complete before the error; drop the offending bytes at once.
-                let keep = self.frames.back().map_or(self.head, |f| f.end);
-                self.buf.truncate(keep);
-                self.error = Some(e);
-                return;
-            }
-            self.drop_idle();
+            self.scan();
         }
+    }
+
+    fn scan(&mut self) {
+        if let Err(e) = self.lexer.run(&self.buf, &self.limits, &mut self.frames) {
+            // Keep what was complete before the error; drop the offending bytes at once.
+            let keep = self.frames.back().map_or(self.head, |f| f.end);
+            self.buf.truncate(keep);
+            self.error = Some(e);
+            return;
+        }
+        self.drop_idle();
     }
 
     /// The next event, `Ok(None)` when more bytes are needed.
@@ -200,8 +210,13 @@ impl Framer {
                 Ok(Some(FramerEvent::StreamOpen(parsed.header)))
             }
             FrameKind::Element => {
-                let element =
-                    parse::parse_element(bytes, &self.scope, &self.limits, &mut self.cache)?;
+                let element = parse::parse_element(
+                    bytes,
+                    &self.scope,
+                    &self.limits,
+                    &mut self.cache,
+                    &mut self.scratch,
+                )?;
                 Ok(Some(FramerEvent::Element(element)))
             }
             FrameKind::Close => {
@@ -229,15 +244,33 @@ impl Framer {
         }
     }
 
+    /// Starts a new stream on the bytes already received and not yet returned as events: a
+    /// stream restart where the peer may have sent the new header right behind the element
+    /// that caused the restart. Everything else is forgotten as by [`reset`](Self::reset).
+    ///
+    /// Never use this after STARTTLS: bytes received before the TLS handshake must not be read
+    /// as part of the encrypted stream (RFC 6120 §5.4.3.3).
+    pub fn restart(&mut self) {
+        self.head = self.buffered_start().min(self.buf.len());
+        self.compact();
+        let pending = std::mem::take(&mut self.buf);
+        self.reset();
+        // Scanned again from the start, exactly as if the bytes had just arrived.
+        self.feed(&pending);
+    }
+
+    fn buffered_start(&self) -> usize {
+        self.frames
+            .front()
+            .map_or_else(|| self.lexer.pending_start(), |f| f.start)
+            .max(self.head)
+    }
+
     /// Bytes received but not yet returned as events, not counting whitespace between
     /// top-level elements. After `<starttls/>` this must be 0: RFC 6120 §5.4.3.3 forbids
     /// carrying plaintext bytes into the TLS layer.
     pub fn buffered(&self) -> usize {
-        let start = self
-            .frames
-            .front()
-            .map_or_else(|| self.lexer.pending_start(), |f| f.start);
-        self.buf.len().saturating_sub(start.max(self.head))
+        self.buf.len().saturating_sub(self.buffered_start())
     }
 
     /// Current capacity of the byte buffer (for memory accounting and tests).
@@ -251,6 +284,7 @@ impl Framer {
         self.compact();
         self.buf.shrink_to(IDLE_CAPACITY.max(self.buf.len()));
         self.frames.shrink_to(4);
+        self.scratch = ParseScratch::default();
     }
 
     fn fail(&mut self, e: XmlError) {

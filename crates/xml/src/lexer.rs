@@ -237,7 +237,9 @@ impl Lexer {
                             }
                             return Err(Self::bang_error(buf[self.pos + 2]));
                         }
-                        b'/' => return Err(XmlError::NotWellFormed("end tag before the stream header")),
+                        b'/' => {
+                            return Err(XmlError::NotWellFormed("end tag before the stream header"));
+                        }
                         b if can_start_name(b) => {
                             self.frame_start = self.pos;
                             self.pos += 1;
@@ -263,7 +265,10 @@ impl Lexer {
                     self.pos = end;
                     self.mode = Mode::Prolog;
                 }
-                Mode::HeaderTag { mut quote, mut attrs } => {
+                Mode::HeaderTag {
+                    mut quote,
+                    mut attrs,
+                } => {
                     let found = self.scan_tag(buf, &mut quote, &mut attrs, limits);
                     self.mode = Mode::HeaderTag { quote, attrs };
                     let Some(gt) = found? else {
@@ -316,7 +321,10 @@ impl Lexer {
                         _ => return Err(XmlError::NotWellFormed("'<' not followed by a name")),
                     }
                 }
-                Mode::StartTag { mut quote, mut attrs } => {
+                Mode::StartTag {
+                    mut quote,
+                    mut attrs,
+                } => {
                     let found = self.scan_tag(buf, &mut quote, &mut attrs, limits);
                     self.mode = Mode::StartTag { quote, attrs };
                     let Some(gt) = found? else {

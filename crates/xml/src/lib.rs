@@ -56,6 +56,12 @@ impl Element {
             default_ns: default_ns.into(),
             prefixes: vec![("stream".to_owned(), NS_STREAMS.into())],
         };
-        parse::parse_element(xml, &scope, limits, &mut parse::NsCache::default())
+        parse::parse_element(
+            xml,
+            &scope,
+            limits,
+            &mut parse::NsCache::default(),
+            &mut parse::ParseScratch::default(),
+        )
     }
 }

@@ -4,14 +4,14 @@
 
 use std::sync::Arc;
 
-use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
+use quick_xml::events::{BytesStart, Event};
 
 use crate::chars::{
     check_raw_chars, decode_attr, is_ncname, is_ws, push_normalized, push_reference, split_qname,
 };
 use crate::element::{Element, Node};
-use crate::{Limits, StreamHeader, XmlError, NS_XML, NS_XMLNS};
+use crate::{Limits, NS_XML, NS_XMLNS, StreamHeader, XmlError};
 
 /// Namespace bindings declared on the stream header, in scope for every top-level element.
 #[derive(Debug, Clone)]
@@ -83,7 +83,9 @@ fn parse_attr_spans(raw: &str, limits: &Limits, out: &mut Vec<AttrSpan>) -> Resu
             return Ok(());
         }
         if i == ws_start {
-            return Err(XmlError::NotWellFormed("attributes must be separated by whitespace"));
+            return Err(XmlError::NotWellFormed(
+                "attributes must be separated by whitespace",
+            ));
         }
         let name_start = i;
         while i < len && !is_ws(b[i]) && b[i] != b'=' {
@@ -120,6 +122,10 @@ fn parse_attr_spans(raw: &str, limits: &Limits, out: &mut Vec<AttrSpan>) -> Resu
         i += close + 1;
     }
 }
+
+/// Most namespace declarations in scope at once within one top-level element. Stanzas use a
+/// handful; the bound keeps prefix resolution cheap on hostile input.
+pub(crate) const MAX_DECLARATIONS_IN_SCOPE: usize = 128;
 
 /// In-scope namespace declarations while one frame is parsed; falls back to the stream's.
 struct NsStack<'s> {
@@ -162,9 +168,9 @@ impl<'s> NsStack<'s> {
     }
 }
 
-/// Scratch space reused across elements of one frame.
-#[derive(Default)]
-struct Scratch {
+/// Attribute scratch space reused across elements.
+#[derive(Debug, Default)]
+struct AttrScratch {
     spans: Vec<AttrSpan>,
     /// (namespace URI, local name range) of prefixed attributes, for the expanded-name check.
     expanded: Vec<(Arc<str>, (usize, usize))>,
@@ -176,7 +182,7 @@ fn open_element(
     ns: &mut NsStack<'_>,
     limits: &Limits,
     cache: &mut NsCache,
-    scratch: &mut Scratch,
+    scratch: &mut AttrScratch,
 ) -> Result<Element, XmlError> {
     let qname = start.name();
     let qname: &str = qname.as_ref();
@@ -208,6 +214,12 @@ fn open_element(
         };
         let value = decode_attr(&raw[span.value.0..span.value.1])?;
         check_declaration(prefix, &value)?;
+        // Resolution scans the declarations in scope; keep that scan short.
+        if ns.decls.len() >= MAX_DECLARATIONS_IN_SCOPE {
+            return Err(XmlError::TooManyNamespaceDeclarations {
+                limit: MAX_DECLARATIONS_IN_SCOPE,
+            });
+        }
         ns.decls.push((prefix.to_owned(), cache.get(&value)));
     }
 
@@ -318,12 +330,43 @@ pub(crate) fn parse_element(
     stream: &StreamScope,
     limits: &Limits,
     cache: &mut NsCache,
+    scratch: &mut ParseScratch,
+) -> Result<Element, XmlError> {
+    let mut ns = NsStack {
+        stream,
+        decls: std::mem::take(&mut scratch.decls),
+        marks: std::mem::take(&mut scratch.marks),
+    };
+    let mut stack = std::mem::take(&mut scratch.stack);
+    let result = parse_tree(frame, &mut ns, &mut stack, limits, cache, &mut scratch.attrs);
+    ns.decls.clear();
+    ns.marks.clear();
+    stack.clear();
+    scratch.decls = ns.decls;
+    scratch.marks = ns.marks;
+    scratch.stack = stack;
+    result
+}
+
+/// Buffers reused from one frame to the next, so that parsing a stanza allocates only the tree.
+#[derive(Debug, Default)]
+pub(crate) struct ParseScratch {
+    decls: Vec<(String, Arc<str>)>,
+    marks: Vec<usize>,
+    stack: Vec<Element>,
+    attrs: AttrScratch,
+}
+
+fn parse_tree(
+    frame: &[u8],
+    ns: &mut NsStack<'_>,
+    stack: &mut Vec<Element>,
+    limits: &Limits,
+    cache: &mut NsCache,
+    scratch: &mut AttrScratch,
 ) -> Result<Element, XmlError> {
     let text = frame_str(frame)?;
     let mut reader = Reader::from_str(text);
-    let mut ns = NsStack::new(stream);
-    let mut scratch = Scratch::default();
-    let mut stack: Vec<Element> = Vec::new();
     let mut root: Option<Element> = None;
     loop {
         let event = reader.read_event().map_err(map_quick_xml)?;
@@ -342,7 +385,7 @@ pub(crate) fn parse_element(
                         limit: limits.max_depth,
                     });
                 }
-                let element = open_element(&start, &mut ns, limits, cache, &mut scratch)?;
+                let element = open_element(&start, ns, limits, cache, scratch)?;
                 stack.push(element);
             }
             Event::Empty(start) => {
@@ -351,7 +394,7 @@ pub(crate) fn parse_element(
                         limit: limits.max_depth,
                     });
                 }
-                let element = open_element(&start, &mut ns, limits, cache, &mut scratch)?;
+                let element = open_element(&start, ns, limits, cache, scratch)?;
                 ns.pop();
                 match stack.last_mut() {
                     Some(parent) => parent.push_child(element),
@@ -435,7 +478,7 @@ pub(crate) fn parse_header(
     };
     let empty_scope = StreamScope::empty();
     let mut ns = NsStack::new(&empty_scope);
-    let mut scratch = Scratch::default();
+    let mut scratch = AttrScratch::default();
     let element = open_element(&start, &mut ns, limits, cache, &mut scratch)?;
     let qname = start.name().as_ref().to_owned();
     let prefix = qname.split_once(':').map(|(p, _)| p.to_owned());
@@ -453,7 +496,10 @@ pub(crate) fn parse_header(
             .collect(),
     };
     let Element {
-        name, ns: elem_ns, attrs, ..
+        name,
+        ns: elem_ns,
+        attrs,
+        ..
     } = element;
     let header = StreamHeader {
         prefix,
@@ -497,11 +543,16 @@ pub(crate) fn check_decl(frame: &[u8]) -> Result<(), XmlError> {
                     return Err(XmlError::NotWellFormed("malformed XML version"));
                 }
                 if minor != "0" {
-                    return Err(XmlError::UnsupportedDeclaration("XML version other than 1.0"));
+                    return Err(XmlError::UnsupportedDeclaration(
+                        "XML version other than 1.0",
+                    ));
                 }
             }
             "encoding" => {
-                let well_formed = value.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
+                let well_formed = value
+                    .bytes()
+                    .next()
+                    .is_some_and(|b| b.is_ascii_alphabetic())
                     && value
                         .bytes()
                         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
@@ -509,7 +560,9 @@ pub(crate) fn check_decl(frame: &[u8]) -> Result<(), XmlError> {
                     return Err(XmlError::NotWellFormed("malformed encoding name"));
                 }
                 if !value.eq_ignore_ascii_case("utf-8") {
-                    return Err(XmlError::UnsupportedEncoding(value.chars().take(40).collect()));
+                    return Err(XmlError::UnsupportedEncoding(
+                        value.chars().take(40).collect(),
+                    ));
                 }
             }
             _ => match value {

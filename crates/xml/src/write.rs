@@ -60,8 +60,8 @@ fn escape(s: &str, out: &mut Vec<u8>, mode: u8) {
         if class & mode == 0 {
             // A BAD byte: a C0 control, or 0xEF that may start U+FFFE/U+FFFF.
             if b == 0xEF {
-                let is_nonchar =
-                    bytes.get(i + 1) == Some(&0xBF) && matches!(bytes.get(i + 2), Some(0xBE | 0xBF));
+                let is_nonchar = bytes.get(i + 1) == Some(&0xBF)
+                    && matches!(bytes.get(i + 2), Some(0xBE | 0xBF));
                 if !is_nonchar {
                     i += 1;
                     continue;
@@ -205,9 +205,15 @@ mod tests {
     #[test]
     fn text_escaping() {
         assert_eq!(text("plain été"), "plain été");
-        assert_eq!(text("a<b&c>d]]>e\"'\t\n"), "a&lt;b&amp;c&gt;d]]&gt;e\"'\t\n");
+        assert_eq!(
+            text("a<b&c>d]]>e\"'\t\n"),
+            "a&lt;b&amp;c&gt;d]]&gt;e\"'\t\n"
+        );
         assert_eq!(text("a\r\nb"), "a&#13;\nb");
-        assert_eq!(text("x\u{1}y\u{FFFF}z\u{FFFE}\u{EFFF}"), "x\u{FFFD}y\u{FFFD}z\u{FFFD}\u{EFFF}");
+        assert_eq!(
+            text("x\u{1}y\u{FFFF}z\u{FFFE}\u{EFFF}"),
+            "x\u{FFFD}y\u{FFFD}z\u{FFFD}\u{EFFF}"
+        );
     }
 
     #[test]
@@ -233,7 +239,9 @@ mod tests {
              <request xmlns='urn:xmpp:receipts'/></message>"
         );
         assert_eq!(
-            Element::new("a", "urn:a").with_child(Element::new("b", "")).to_xml(),
+            Element::new("a", "urn:a")
+                .with_child(Element::new("b", ""))
+                .to_xml(),
             "<a xmlns='urn:a'><b xmlns=''/></a>"
         );
     }

@@ -114,12 +114,21 @@ fn byte_order_mark_is_accepted_only_first() {
 fn declaration_rules() {
     let cases: &[(&str, &str)] = &[
         ("<?xml version='1.1'?>", "restricted-xml"),
-        ("<?xml version='1.0' encoding='ISO-8859-1'?>", "unsupported-encoding"),
-        ("<?xml version='1.0' encoding='UTF-16'?>", "unsupported-encoding"),
+        (
+            "<?xml version='1.0' encoding='ISO-8859-1'?>",
+            "unsupported-encoding",
+        ),
+        (
+            "<?xml version='1.0' encoding='UTF-16'?>",
+            "unsupported-encoding",
+        ),
         ("<?xml version='1.0' standalone='no'?>", "restricted-xml"),
         ("<?xml encoding='UTF-8'?>", "not-well-formed"),
         ("<?xml version='1.0'encoding='UTF-8'?>", "not-well-formed"),
-        ("<?xml version='1.0' standalone='yes' encoding='UTF-8'?>", "not-well-formed"),
+        (
+            "<?xml version='1.0' standalone='yes' encoding='UTF-8'?>",
+            "not-well-formed",
+        ),
         ("<?xml version='x'?>", "not-well-formed"),
         ("<?xml version=1.0?>", "not-well-formed"),
         // Not at the very start: a processing instruction (RFC 6120 §11.1).
@@ -128,7 +137,9 @@ fn declaration_rules() {
     ];
     for (decl, condition) in cases {
         let input = format!("{decl}{HEADER}");
-        let err = run(input.as_bytes()).1.unwrap_or_else(|| panic!("{decl} accepted"));
+        let err = run(input.as_bytes())
+            .1
+            .unwrap_or_else(|| panic!("{decl} accepted"));
         assert_eq!(err.stream_condition(), *condition, "{decl}: {err}");
     }
     // A second declaration after the header.
@@ -150,7 +161,10 @@ fn stanzas_keepalives_and_close() {
     };
     assert!(message.is("message", "jabber:client"));
     assert_eq!(message.attr("to"), Some("a@b"));
-    assert_eq!(message.get_child("body", "jabber:client").unwrap().text(), "hi");
+    assert_eq!(
+        message.get_child("body", "jabber:client").unwrap().text(),
+        "hi"
+    );
     let FramerEvent::Element(iq) = &events[2] else {
         panic!("{events:?}")
     };
@@ -280,7 +294,8 @@ fn element_content_is_decoded() {
 
 #[test]
 fn line_ends_and_attribute_whitespace_are_normalized() {
-    let el = one_element("<m a='x\ty\r\nz' b='&#9;&#10;&#13;'>l1\r\nl2\rl3<![CDATA[\r\n]]>&#13;</m>");
+    let el =
+        one_element("<m a='x\ty\r\nz' b='&#9;&#10;&#13;'>l1\r\nl2\rl3<![CDATA[\r\n]]>&#13;</m>");
     assert_eq!(el.attr("a"), Some("x y z"));
     assert_eq!(el.attr("b"), Some("\t\n\r"));
     assert_eq!(el.text(), "l1\nl2\nl3\n\r");
@@ -354,9 +369,18 @@ fn namespace_errors() {
         ("<m xmlns:xmlns='urn:x'/>", "bad-namespace-prefix"),
         ("<xmlns:m/>", "bad-namespace-prefix"),
         ("<m xmlns:xml='urn:x'/>", "invalid-namespace"),
-        ("<m xmlns:x='http://www.w3.org/XML/1998/namespace'/>", "invalid-namespace"),
-        ("<m xmlns='http://www.w3.org/2000/xmlns/'/>", "invalid-namespace"),
-        ("<m xmlns:a='urn:x' xmlns:b='urn:x' a:z='1' b:z='2'/>", "not-well-formed"),
+        (
+            "<m xmlns:x='http://www.w3.org/XML/1998/namespace'/>",
+            "invalid-namespace",
+        ),
+        (
+            "<m xmlns='http://www.w3.org/2000/xmlns/'/>",
+            "invalid-namespace",
+        ),
+        (
+            "<m xmlns:a='urn:x' xmlns:b='urn:x' a:z='1' b:z='2'/>",
+            "not-well-formed",
+        ),
         ("<m:n:o/>", "not-well-formed"),
         ("<m :a='1'/>", "not-well-formed"),
     ];
@@ -396,7 +420,11 @@ fn syntax_errors() {
         let input = format!("{HEADER}{content}<z/>");
         let (_, err) = run(input.as_bytes());
         let err = err.unwrap_or_else(|| panic!("accepted {content:?}"));
-        assert_eq!(err.stream_condition(), "not-well-formed", "{content}: {err}");
+        assert_eq!(
+            err.stream_condition(),
+            "not-well-formed",
+            "{content}: {err}"
+        );
     }
 }
 
@@ -429,9 +457,14 @@ fn restricted_xml_is_refused() {
 
 #[test]
 fn entity_bombs_are_refused_on_sight() {
-    let mut laughs = String::from("<?xml version='1.0'?>\n<!DOCTYPE lolz [\n <!ENTITY lol 'lol'>\n");
+    let mut laughs =
+        String::from("<?xml version='1.0'?>\n<!DOCTYPE lolz [\n <!ENTITY lol 'lol'>\n");
     for i in 1..10 {
-        let prev = if i == 1 { "lol".to_owned() } else { format!("lol{}", i - 1) };
+        let prev = if i == 1 {
+            "lol".to_owned()
+        } else {
+            format!("lol{}", i - 1)
+        };
         laughs.push_str(&format!(
             " <!ENTITY lol{i} '{}'>\n",
             format!("&{prev};").repeat(10)
@@ -451,12 +484,16 @@ fn entity_bombs_are_refused_on_sight() {
     }
     assert_eq!(refused, Some(XmlError::Doctype));
     // Refused within the first few bytes of `<!DOCTYPE`, nothing of it kept.
-    assert!(fed <= "<?xml version='1.0'?>\n<!DOCTYPE".len() + 16, "fed {fed}");
+    assert!(
+        fed <= "<?xml version='1.0'?>\n<!DOCTYPE".len() + 16,
+        "fed {fed}"
+    );
     assert_eq!(framer.buffered(), 0);
     assert!(framer.capacity() <= 1024);
 
     // An external entity inside the stream: a DTD is refused wherever it appears.
-    let err = error_in_stream("<!DOCTYPE x [<!ENTITY xxe SYSTEM 'file:///etc/passwd'>]><x>&xxe;</x>");
+    let err =
+        error_in_stream("<!DOCTYPE x [<!ENTITY xxe SYSTEM 'file:///etc/passwd'>]><x>&xxe;</x>");
     assert_eq!(err, XmlError::Doctype);
 }
 
@@ -484,7 +521,9 @@ fn characters_must_be_xml_chars() {
         "not-well-formed"
     );
     // Allowed edge characters.
-    let el = one_element("<a>&#x9;&#xA;&#xD;&#x20;&#xD7FF;&#xE000;&#xFFFD;&#x10000;&#x10FFFF;\u{FFFD}</a>");
+    let el = one_element(
+        "<a>&#x9;&#xA;&#xD;&#x20;&#xD7FF;&#xE000;&#xFFFD;&#x10000;&#x10FFFF;\u{FFFD}</a>",
+    );
     assert_eq!(
         el.text(),
         "\t\n\r \u{D7FF}\u{E000}\u{FFFD}\u{10000}\u{10FFFF}\u{FFFD}"
@@ -522,7 +561,10 @@ fn stanza_size_is_limited_before_the_element_completes() {
     for chunk_len in [1000, 4096, 100_000] {
         let mut framer = Framer::new(limits);
         framer.feed(HEADER.as_bytes());
-        assert!(matches!(framer.next_event(), Ok(Some(FramerEvent::StreamOpen(_)))));
+        assert!(matches!(
+            framer.next_event(),
+            Ok(Some(FramerEvent::StreamOpen(_)))
+        ));
         framer.feed(b"<message><body>");
         let chunk = vec![b'a'; chunk_len];
         let mut fed = 15;
@@ -580,9 +622,15 @@ fn depth_is_limited() {
     let limits = Limits::default();
     let nested = |n: usize| format!("{}{}", "<a>".repeat(n), "</a>".repeat(n));
     assert_eq!(elements_in_stream(&nested(32)).len(), 1);
-    assert_eq!(error_in_stream(&nested(33)), XmlError::TooDeep { limit: 32 });
+    assert_eq!(
+        error_in_stream(&nested(33)),
+        XmlError::TooDeep { limit: 32 }
+    );
     let empty_at_33 = format!("{}<b/>{}", "<a>".repeat(32), "</a>".repeat(32));
-    assert_eq!(error_in_stream(&empty_at_33), XmlError::TooDeep { limit: 32 });
+    assert_eq!(
+        error_in_stream(&empty_at_33),
+        XmlError::TooDeep { limit: 32 }
+    );
     // Refused while still open.
     let mut framer = Framer::new(limits);
     framer.feed(HEADER.as_bytes());
@@ -630,7 +678,10 @@ fn header_size_is_limited_before_it_completes() {
 #[test]
 fn reset_restarts_the_stream() {
     let mut framer = Framer::new(Limits::default());
-    framer.feed(format!("<?xml version='1.0'?>{HEADER}<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>").as_bytes());
+    framer.feed(
+        format!("<?xml version='1.0'?>{HEADER}<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+            .as_bytes(),
+    );
     let (events, err) = drain(&mut framer);
     assert_eq!(err, None);
     assert_eq!(events.len(), 2);
@@ -656,16 +707,23 @@ fn reset_restarts_the_stream() {
     assert!(framer.next_event().is_err());
     framer.reset();
     framer.feed(HEADER.as_bytes());
-    assert!(matches!(framer.next_event(), Ok(Some(FramerEvent::StreamOpen(_)))));
+    assert!(matches!(
+        framer.next_event(),
+        Ok(Some(FramerEvent::StreamOpen(_)))
+    ));
 }
 
 #[test]
 fn buffered_reports_pipelined_bytes() {
     let mut framer = Framer::new(Limits::default());
     framer.feed(HEADER.as_bytes());
-    assert!(matches!(framer.next_event(), Ok(Some(FramerEvent::StreamOpen(_)))));
+    assert!(matches!(
+        framer.next_event(),
+        Ok(Some(FramerEvent::StreamOpen(_)))
+    ));
     let pipelined = "<message to='x'><body>sneaky</body></message><presence";
-    framer.feed(format!("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>{pipelined}").as_bytes());
+    framer
+        .feed(format!("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>{pipelined}").as_bytes());
     let Ok(Some(FramerEvent::Element(starttls))) = framer.next_event() else {
         panic!()
     };
@@ -674,7 +732,9 @@ fn buffered_reports_pipelined_bytes() {
 
     // Whitespace after `<starttls/>` is not content.
     let mut framer = Framer::new(Limits::default());
-    framer.feed(format!("{HEADER}<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>\r\n ").as_bytes());
+    framer.feed(
+        format!("{HEADER}<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>\r\n ").as_bytes(),
+    );
     let (events, _) = drain(&mut framer);
     assert_eq!(events.len(), 2);
     assert_eq!(framer.buffered(), 0);
@@ -739,7 +799,11 @@ fn parse_errors_are_final_too() {
 
 #[test]
 fn element_parse_standalone() {
-    let el = Element::parse(b"  <message to='a'><stream:error/><x xmlns='urn:x'/></message>\n", "jabber:client").unwrap();
+    let el = Element::parse(
+        b"  <message to='a'><stream:error/><x xmlns='urn:x'/></message>\n",
+        "jabber:client",
+    )
+    .unwrap();
     assert!(el.is("message", "jabber:client"));
     assert!(el.has_child("error", NS_STREAMS));
     assert!(el.has_child("x", "urn:x"));
@@ -748,7 +812,10 @@ fn element_parse_standalone() {
     assert!(Element::parse(b"", "").is_err());
     assert!(Element::parse(b"text", "").is_err());
     assert_eq!(Element::parse(b"<!--x--><a/>", ""), Err(XmlError::Comment));
-    assert_eq!(Element::parse(b"<!DOCTYPE a><a/>", ""), Err(XmlError::Doctype));
+    assert_eq!(
+        Element::parse(b"<!DOCTYPE a><a/>", ""),
+        Err(XmlError::Doctype)
+    );
     let limits = Limits {
         max_depth: 2,
         ..Limits::default()
@@ -757,4 +824,63 @@ fn element_parse_standalone() {
         Element::parse_with_limits(b"<a><b><c/></b></a>", "", &limits),
         Err(XmlError::TooDeep { limit: 2 })
     );
+}
+
+#[test]
+fn restart_keeps_a_pipelined_header() {
+    let mut framer = Framer::new(Limits::default());
+    framer.feed(
+        format!(
+            "{HEADER}<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AA==</auth>\
+             <stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' \
+             to='example.com' version='1.0'><iq type='set' id='b'/>"
+        )
+        .as_bytes(),
+    );
+    assert!(matches!(framer.next_event(), Ok(Some(FramerEvent::StreamOpen(_)))));
+    let Ok(Some(FramerEvent::Element(auth))) = framer.next_event() else {
+        panic!()
+    };
+    assert_eq!(auth.text(), "AA==");
+    assert!(framer.buffered() > 0);
+    framer.restart();
+    let (events, err) = drain(&mut framer);
+    assert_eq!(err, None);
+    assert!(matches!(events[0], FramerEvent::StreamOpen(_)));
+    let FramerEvent::Element(iq) = &events[1] else {
+        panic!()
+    };
+    assert_eq!(iq.attr("id"), Some("b"));
+    assert_eq!(framer.buffered(), 0);
+    // With nothing pending, restart is a reset.
+    framer.restart();
+    framer.feed(b"<?xml version='1.0'?>");
+    assert_eq!(framer.next_event(), Ok(None));
+}
+
+#[test]
+fn namespace_declarations_in_scope_are_bounded() {
+    let decls = |n: usize| -> String {
+        (0..n)
+            .map(|i| format!("<e{i} xmlns:p{i}='urn:{i}'>"))
+            .collect::<String>()
+    };
+    let closes = |n: usize| -> String { (0..n).rev().map(|i| format!("</e{i}>")).collect() };
+    // 30 levels of 4 declarations each: within the bound.
+    let wide: String = (0..30)
+        .map(|i| format!("<e{i} xmlns:a='u' xmlns:b='u' xmlns:c='u' xmlns:d='u'>"))
+        .collect();
+    let input = format!("{wide}<a:x/>{}", closes(30));
+    assert!(one_element(&input).children().next().is_some());
+    let input = format!("{}{}", decls(20), closes(20));
+    one_element(&input);
+    let many: String = (0..30)
+        .map(|i| {
+            let attrs: String = (0..5).map(|j| format!(" xmlns:q{j}='u'")).collect();
+            format!("<e{i}{attrs}>")
+        })
+        .collect();
+    let err = error_in_stream(&format!("{many}{}", closes(30)));
+    assert_eq!(err, XmlError::TooManyNamespaceDeclarations { limit: 128 });
+    assert_eq!(err.stream_condition(), "policy-violation");
 }

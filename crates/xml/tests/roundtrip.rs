@@ -30,8 +30,10 @@ fn chars() -> impl Strategy<Value = String> {
     "[a-z <>&\"'\t\r\n\\]é\u{1F600}\u{FFFD}]{0,12}"
 }
 
-/// (qualified name, prefix binding it needs).
-fn attr_name() -> impl Strategy<Value = (String, Option<(&'static str, &'static str)>)> {
+/// A qualified attribute name and the prefix binding it needs.
+type AttrName = (String, Option<(&'static str, &'static str)>);
+
+fn attr_name() -> impl Strategy<Value = AttrName> {
     prop_oneof![
         // `xmlns` would be a declaration, not an attribute.
         3 => name().prop_filter("declaration", |n| n != "xmlns").prop_map(|n| (n, None)),
@@ -51,23 +53,26 @@ enum Child {
 fn build(
     name: String,
     ns: &str,
-    attrs: Vec<((String, Option<(&str, &str)>), String)>,
+    attrs: Vec<(AttrName, String)>,
     children: Vec<Child>,
 ) -> Element {
     let mut e = Element::new(name, ns);
     let mut seen_local: Vec<(Option<&str>, String)> = Vec::new();
     for ((qname, binding), value) in attrs {
         // Skip duplicates by qualified name and by expanded name.
-        let local = qname.split_once(':').map_or(qname.as_str(), |(_, l)| l).to_owned();
+        let local = qname
+            .split_once(':')
+            .map_or(qname.as_str(), |(_, l)| l)
+            .to_owned();
         let key = (binding.map(|b| b.1), local);
         if e.attr(&qname).is_some() || (key.0.is_some() && seen_local.contains(&key)) {
             continue;
         }
         seen_local.push(key);
-        if let Some((prefix, uri)) = binding {
-            if e.prefixes().all(|(p, _)| p != prefix) {
-                e.declare_prefix(prefix, uri);
-            }
+        if let Some((prefix, uri)) = binding
+            && e.prefixes().all(|(p, _)| p != prefix)
+        {
+            e.declare_prefix(prefix, uri);
         }
         e.set_attr(qname, value);
     }
@@ -83,7 +88,9 @@ fn build(
 fn element() -> impl Strategy<Value = Element> {
     let attrs = || prop::collection::vec((attr_name(), chars()), 0..4);
     let leaf = (name(), namespace(), attrs(), prop::option::of(chars())).prop_map(
-        |(name, ns, attrs, text)| build(name, ns, attrs, text.map(Child::Text).into_iter().collect()),
+        |(name, ns, attrs, text)| {
+            build(name, ns, attrs, text.map(Child::Text).into_iter().collect())
+        },
     );
     leaf.prop_recursive(4, 32, 5, move |inner| {
         (
@@ -111,7 +118,10 @@ fn frame_all(input: &[u8]) -> Vec<Element> {
             Ok(Some(FramerEvent::Element(e))) => out.push(e),
             Ok(Some(_)) => {}
             Ok(None) => return out,
-            Err(e) => panic!("framer refused its own output: {e}\n{}", String::from_utf8_lossy(input)),
+            Err(e) => panic!(
+                "framer refused its own output: {e}\n{}",
+                String::from_utf8_lossy(input)
+            ),
         }
     }
 }

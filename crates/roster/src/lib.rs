@@ -1,0 +1,1 @@
+//! causerie-roster (being written)
