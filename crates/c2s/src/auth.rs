@@ -16,8 +16,9 @@ use crate::negotiate::{Ended, fail, flush};
 pub(crate) enum AuthOutcome {
     /// Authenticated as this (prepared) localpart.
     Success(String),
-    /// A `<failure/>` was sent; the client may try again.
-    Failed,
+    /// A `<failure/>` was sent; the client may try again. `credentials` tells whether a password (or
+    /// proof) was wrong, as opposed to a mechanism or channel binding the client could not use.
+    Failed { credentials: bool },
 }
 
 /// The mechanisms this connection can offer: -PLUS only with channel-binding data, PLAIN only over TLS
@@ -112,13 +113,13 @@ pub(crate) async fn authenticate(
     let Some(mech) = mech else {
         stream.queue(&failure("invalid-mechanism", None));
         flush(stream, domain).await?;
-        return Ok(AuthOutcome::Failed);
+        return Ok(AuthOutcome::Failed { credentials: false });
     };
     if !server.limiter.ip_allowed(ip) {
         tracing::warn!(peer = %stream.peer(), "login refused: too many failures from this address");
         stream.queue(&failure("temporary-auth-failure", Some("too many failed attempts; try again later")));
         flush(stream, domain).await?;
-        return Ok(AuthOutcome::Failed);
+        return Ok(AuthOutcome::Failed { credentials: false });
     }
     let (exporter, end_point) = stream.channel_bindings(&server.tls.certs);
     let ctx = ServerContext {
@@ -133,7 +134,7 @@ pub(crate) async fn authenticate(
         Err(()) => {
             stream.queue(&failure("incorrect-encoding", None));
             flush(stream, domain).await?;
-            return Ok(AuthOutcome::Failed);
+            return Ok(AuthOutcome::Failed { credentials: false });
         }
     };
     // The account being tried, once the mechanism has named it.
@@ -162,12 +163,12 @@ pub(crate) async fn authenticate(
                     tracing::warn!(account = %acct, peer = %stream.peer(), "login refused: too many failures for this account");
                     stream.queue(&failure("temporary-auth-failure", Some("too many failed attempts; try again later")));
                     flush(stream, domain).await?;
-                    return Ok(AuthOutcome::Failed);
+                    return Ok(AuthOutcome::Failed { credentials: false });
                 }
                 let Ok(creds) = lookup(server, &local, domain, hash).await else {
                     stream.queue(&failure("temporary-auth-failure", Some("the account store is unavailable")));
                     flush(stream, domain).await?;
-                    return Ok(AuthOutcome::Failed);
+                    return Ok(AuthOutcome::Failed { credentials: false });
                 };
                 account = Some((local, acct));
                 session.provide_credentials(creds)
@@ -189,7 +190,7 @@ pub(crate) async fn authenticate(
                 if el.is("abort", ns::SASL) {
                     stream.queue(&failure("aborted", None));
                     flush(stream, domain).await?;
-                    return Ok(AuthOutcome::Failed);
+                    return Ok(AuthOutcome::Failed { credentials: false });
                 }
                 if !el.is("response", ns::SASL) {
                     let e = causerie_stanza::StreamError::new(causerie_stanza::StreamErrorCondition::NotAuthorized)
@@ -201,7 +202,7 @@ pub(crate) async fn authenticate(
                     Err(()) => {
                         stream.queue(&failure("incorrect-encoding", None));
                         flush(stream, domain).await?;
-                        return Ok(AuthOutcome::Failed);
+                        return Ok(AuthOutcome::Failed { credentials: false });
                     }
                 }
             }
@@ -209,7 +210,7 @@ pub(crate) async fn authenticate(
                 let Some((local, acct)) = account else {
                     stream.queue(&failure("not-authorized", None));
                     flush(stream, domain).await?;
-                    return Ok(AuthOutcome::Failed);
+                    return Ok(AuthOutcome::Failed { credentials: false });
                 };
                 // RFC 6120 §6.3.8: an authorization identity other than the account's own is refused.
                 if let Some(z) = authzid.filter(|z| !z.is_empty())
@@ -217,7 +218,7 @@ pub(crate) async fn authenticate(
                 {
                     stream.queue(&failure("invalid-authzid", None));
                     flush(stream, domain).await?;
-                    return Ok(AuthOutcome::Failed);
+                    return Ok(AuthOutcome::Failed { credentials: false });
                 }
                 server.limiter.record_success(&acct);
                 let mut ok = Element::new("success", ns::SASL);
@@ -233,16 +234,17 @@ pub(crate) async fn authenticate(
                 // A mechanism asks for credentials once; a second request is a bug in the mechanism.
                 stream.queue(&failure("temporary-auth-failure", None));
                 flush(stream, domain).await?;
-                return Ok(AuthOutcome::Failed);
+                return Ok(AuthOutcome::Failed { credentials: false });
             }
             Err(f) => {
-                if matches!(f, Failure::NotAuthorized) {
+                let credentials = matches!(f, Failure::NotAuthorized);
+                if credentials {
                     server.limiter.record_failure(ip, account.as_ref().map(|(_, a)| a.as_str()));
                     tracing::info!(account = account.as_ref().map(|(_, a)| a.as_str()).unwrap_or("-"), peer = %stream.peer(), "authentication failed");
                 }
                 stream.queue(&failure(f.condition(), None));
                 flush(stream, domain).await?;
-                return Ok(AuthOutcome::Failed);
+                return Ok(AuthOutcome::Failed { credentials });
             }
         }
     }

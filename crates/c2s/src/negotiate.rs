@@ -27,6 +27,13 @@ enum Phase {
     Authenticated(String),
 }
 
+/// Failed SASL attempts on one stream.
+#[derive(Default)]
+struct Failures {
+    attempts: u32,
+    credentials: u32,
+}
+
 /// Why negotiation ended without a session.
 pub(crate) enum Ended {
     /// Already closed (or the peer went away).
@@ -52,7 +59,9 @@ pub(crate) async fn run_connection(server: Arc<C2sServer>, tcp: TcpStream, peer:
         XmlStream::new(Io::Plain(tcp), peer, limits, ns::CLIENT)
     };
     let phase = if direct_tls { Phase::Secured } else { Phase::Plain };
-    match negotiate(&server, stream, phase, deadline).await {
+    // Boxed: negotiation state is large and short-lived; left inline it would make every idle
+    // session's task as large as the biggest negotiation step.
+    match Box::pin(negotiate(&server, stream, phase, deadline)).await {
         Ok((stream, handle, inbox, domain)) => {
             crate::session::run(server, stream, handle, inbox, domain).await;
         }
@@ -64,7 +73,7 @@ type Negotiated = (XmlStream, SessionHandle, tokio::sync::mpsc::Receiver<causeri
 
 async fn negotiate(server: &Arc<C2sServer>, mut stream: XmlStream, mut phase: Phase, deadline: Instant) -> Result<Negotiated, Ended> {
     let mut domain = server.default_domain();
-    let mut auth_failures = 0u32;
+    let mut auth_failures = Failures::default();
     'restart: loop {
         // Each (re)started stream begins with the client's header (RFC 6120 §4.3.3).
         let header = match read(&mut stream, deadline, &domain).await? {
@@ -120,7 +129,7 @@ async fn negotiate(server: &Arc<C2sServer>, mut stream: XmlStream, mut phase: Ph
                             stream.restart();
                             continue 'restart;
                         }
-                        AuthOutcome::Failed => auth_failed(server, &mut stream, &domain, &mut auth_failures).await?,
+                        AuthOutcome::Failed { credentials } => auth_failed(server, &mut stream, &domain, &mut auth_failures, credentials).await?,
                     }
                 }
                 Phase::Secured => {
@@ -131,7 +140,7 @@ async fn negotiate(server: &Arc<C2sServer>, mut stream: XmlStream, mut phase: Ph
                                 stream.restart();
                                 continue 'restart;
                             }
-                            AuthOutcome::Failed => auth_failed(server, &mut stream, &domain, &mut auth_failures).await?,
+                            AuthOutcome::Failed { credentials } => auth_failed(server, &mut stream, &domain, &mut auth_failures, credentials).await?,
                         }
                     } else {
                         // RFC 6120 §6.4.1 / §8.1.1: nothing but SASL before authentication.
@@ -218,9 +227,16 @@ async fn starttls(server: &C2sServer, mut stream: XmlStream, domain: &str) -> Re
     }
 }
 
-async fn auth_failed(server: &C2sServer, stream: &mut XmlStream, domain: &str, failures: &mut u32) -> Result<(), Ended> {
-    *failures += 1;
-    if *failures >= server.settings.max_auth_attempts_per_stream {
+/// Attempts of any kind allowed on one stream, so that a client cannot loop forever; clients walk
+/// through mechanisms and channel-binding types they cannot use before finding one that works.
+const MAX_SASL_ATTEMPTS: u32 = 12;
+
+async fn auth_failed(server: &C2sServer, stream: &mut XmlStream, domain: &str, failures: &mut Failures, credentials: bool) -> Result<(), Ended> {
+    failures.attempts += 1;
+    if credentials {
+        failures.credentials += 1;
+    }
+    if failures.credentials >= server.settings.max_auth_attempts_per_stream || failures.attempts >= MAX_SASL_ATTEMPTS {
         // RFC 6120 §6.4.5: the server may close after a number of retries.
         let e = StreamError::new(SE::PolicyViolation).with_text("too many failed authentication attempts");
         return fail(stream, domain, e).await;

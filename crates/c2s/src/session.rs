@@ -21,6 +21,7 @@ pub(crate) async fn run(server: Arc<C2sServer>, mut stream: XmlStream, handle: S
     let jid = handle.jid().clone();
     tracing::info!(jid = %jid, session = handle.id(), peer = %stream.peer(), "session bound");
     server.core.session_bound(&handle);
+    stream.shrink_buffers();
     let origin = Origin::Session(handle.clone());
     let mut shutdown = server.shutdown.clone();
     let idle = server.settings.idle_timeout;
@@ -41,7 +42,7 @@ pub(crate) async fn run(server: Arc<C2sServer>, mut stream: XmlStream, handle: S
                     for _ in 0..WRITE_BATCH {
                         match inbox.try_recv() {
                             Ok(Outbound::Stanza(s)) => stream.queue_bytes(s.bytes()),
-                            Ok(Outbound::Close(e)) => { closing = Some(e); break; }
+                            Ok(Outbound::Close(e)) => { closing = Some(*e); break; }
                             Err(_) => break,
                         }
                     }
@@ -51,14 +52,16 @@ pub(crate) async fn run(server: Arc<C2sServer>, mut stream: XmlStream, handle: S
                     }
                     if let Some(e) = closing { break Some(e); }
                 }
-                Some(Outbound::Close(e)) => break Some(e),
+                Some(Outbound::Close(e)) => break Some(*e),
                 None => break None,
             },
             ev = stream.read_event() => {
                 idle_timer.as_mut().reset(Instant::now() + idle);
                 match ev {
                     Ok(FramerEvent::Element(el)) => {
-                        if let Err(e) = handle_element(&server, &origin, &handle, el).await {
+                        // Boxed for the same reason as negotiation: routing futures are deep, and the
+                        // session task would otherwise carry their size while idle.
+                        if let Err(e) = Box::pin(handle_element(&server, &origin, &handle, el)).await {
                             break Some(e);
                         }
                     }

@@ -42,8 +42,9 @@ impl OutStanza {
 #[derive(Debug, Clone)]
 pub enum Outbound {
     Stanza(Arc<OutStanza>),
-    /// Close the stream with this error (resource conflict, kick, policy violation, shutdown).
-    Close(StreamError),
+    /// Close the stream with this error (resource conflict, kick, policy violation, shutdown). Boxed:
+    /// it is rare, and every slot of every inbox is as large as the largest variant.
+    Close(Box<StreamError>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -167,7 +168,7 @@ impl SessionHandle {
 
     /// Asks the session to close with a stream error. Works even when the inbox is full.
     pub fn close(&self, err: StreamError) {
-        if self.tx.try_send(Outbound::Close(err)).is_err() {
+        if self.tx.try_send(Outbound::Close(Box::new(err))).is_err() {
             self.info.overloaded.store(true, Ordering::Release);
             self.info.kill.notify_one();
         }

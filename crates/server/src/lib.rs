@@ -217,7 +217,21 @@ pub fn load_or_create_secret(path: &Path) -> Result<[u8; 32], StartError> {
 
 /// Sets up logging from the `[log]` section (RUST_LOG overrides the level).
 pub fn init_logging(level: &str) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(level)).unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    // The migration framework and the SQL driver log every step at info; their warnings are enough
+    // unless the configured level names them.
+    let directives = if level.contains("sea_orm") || level.contains("sqlx") {
+        level.to_owned()
+    } else {
+        format!("{level},sea_orm_migration=warn,sqlx=warn")
+    };
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&directives))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+        .try_init();
 }

@@ -176,3 +176,28 @@ async fn remote_domains_bounce_until_federation_exists() {
     assert_eq!(stanza_error_condition(&r).as_deref(), Some("remote-server-not-found"));
     s.stop().await;
 }
+
+#[tokio::test]
+async fn virtual_hosts_each_with_their_certificate_route_to_each_other() {
+    use causerie_testkit::client::Trust;
+    let s = causerie_testkit::harness::TestServer::start_with(|c| c.server.domains = vec!["localhost".into(), "corp.example".into()])
+        .await
+        .expect("start");
+    s.add_user("alice", "wonderland").await.expect("alice");
+    s.add_account("bob@corp.example", "builder").await.expect("bob");
+    let mut alice = online(&s, "alice", "wonderland", "laptop").await;
+    let mut cfg = s.client("bob", "builder");
+    cfg.domain = "corp.example".into();
+    cfg.resource = Some("desk".into());
+    // The generated certificate of corp.example is its own self-signed one.
+    let pem = std::fs::read(s.config.server.data_dir.join("tls/corp.example.crt")).expect("corp cert");
+    let cert = rustls_pki_types::pem::PemObject::from_pem_slice(&pem).expect("pem");
+    cfg.trust = Trust::Roots(vec![cert]);
+    let mut bob = Client::login(&cfg).await.expect("bob logs in to corp.example");
+    assert_eq!(bob.jid(), "bob@corp.example/desk");
+    bob.send(&Element::new("presence", NS_CLIENT)).await.expect("presence");
+    alice.send(&chat("bob@corp.example", "cross-domain")).await.expect("send");
+    let m = bob.recv_matching(T, |e| e.name() == "message").await.expect("delivered");
+    assert_eq!(m.attr("from"), Some("alice@localhost/laptop"));
+    s.stop().await;
+}

@@ -19,11 +19,13 @@ use causerie_xml::{Element, Framer, FramerEvent, Limits, StreamHeader, XmlError}
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
-/// Bytes read from the socket per call. TLS records hold up to 16 KiB of plaintext, which rustls keeps
-/// until it is read, so a small buffer costs copies, not system calls.
-const READ_CHUNK: usize = 4096;
-/// An outgoing buffer above this is released after a flush, so one large stanza does not pin memory.
-const KEEP_OUT_CAPACITY: usize = 16 * 1024;
+/// Bytes read per call. The buffer lives in the connection task's state for as long as the task waits
+/// for input, that is, for the whole life of an idle session, so it is kept small: TLS records (up to
+/// 16 KiB of plaintext) stay in rustls until read, so a small buffer costs copies, not system calls.
+const READ_CHUNK: usize = 1024;
+/// An outgoing buffer above this is released after a flush, so a burst does not pin memory in a
+/// session that then goes idle.
+const KEEP_OUT_CAPACITY: usize = 512;
 
 /// The transport under the XML stream.
 pub enum Io {
@@ -163,6 +165,14 @@ impl XmlStream {
                 return Err(ReadError::Eof);
             }
             self.framer.feed(&buf[..n]);
+        }
+    }
+
+    /// Releases buffer capacity kept from earlier traffic (a session going idle after negotiation).
+    pub fn shrink_buffers(&mut self) {
+        self.framer.shrink();
+        if self.out.is_empty() {
+            self.out = Vec::new();
         }
     }
 

@@ -33,14 +33,22 @@ impl TestServer {
         config.c2s.starttls_listen = vec!["127.0.0.1:0".into()];
         config.c2s.direct_tls_listen = vec!["127.0.0.1:0".into()];
         f(&mut config);
-        config.validate().map_err(|p| anyhow::anyhow!("test configuration invalid: {p:?}"))?;
+        config
+            .validate()
+            .map_err(|p| anyhow::anyhow!("test configuration invalid: {p:?}"))?;
         let running = causerie_server::start(&config).await?;
-        Ok(TestServer { running: Some(running), config, dir })
+        Ok(TestServer {
+            running: Some(running),
+            config,
+            dir,
+        })
     }
 
     fn running(&self) -> &Running {
         // `running` is only taken by `stop`, which consumes the server.
-        self.running.as_ref().unwrap_or_else(|| unreachable!("server already stopped"))
+        self.running
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("server already stopped"))
     }
 
     pub fn starttls_addr(&self) -> SocketAddr {
@@ -66,8 +74,20 @@ impl TestServer {
 
     /// Creates an account through the same code path as `causeriectl user add`.
     pub async fn add_user(&self, local: &str, password: &str) -> anyhow::Result<()> {
-        let jid = causerie_server::users::account_jid(&self.config, &format!("{local}@{}", self.domain()))?;
-        causerie_server::users::add(self.running().storage.users.as_ref(), &jid, password, self.config.auth.scram_iterations).await?;
+        self.add_account(&format!("{local}@{}", self.domain()), password)
+            .await
+    }
+
+    /// Creates an account on any hosted domain.
+    pub async fn add_account(&self, jid: &str, password: &str) -> anyhow::Result<()> {
+        let jid = causerie_server::users::account_jid(&self.config, jid)?;
+        causerie_server::users::add(
+            self.running().storage.users.as_ref(),
+            &jid,
+            password,
+            self.config.auth.scram_iterations,
+        )
+        .await?;
         Ok(())
     }
 
@@ -90,7 +110,9 @@ impl TestServer {
     pub fn trust(&self) -> Trust {
         use rustls_pki_types::CertificateDer;
         use rustls_pki_types::pem::PemObject;
-        match CertificateDer::pem_file_iter(self.certificate_path()).and_then(|it| it.collect::<Result<Vec<_>, _>>()) {
+        match CertificateDer::pem_file_iter(self.certificate_path())
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        {
             Ok(certs) if !certs.is_empty() => Trust::Roots(certs),
             _ => Trust::AnyCertificate,
         }
@@ -104,5 +126,9 @@ impl TestServer {
 }
 
 fn causerie_tls_paths(config: &Config, domain: &str) -> PathBuf {
-    config.server.data_dir.join("tls").join(format!("{domain}.crt"))
+    config
+        .server
+        .data_dir
+        .join("tls")
+        .join(format!("{domain}.crt"))
 }
