@@ -88,7 +88,7 @@ cleanup() {
     fi
     if [ "$rc" -eq 0 ] && [ "${CAUSERIE_INTEROP_KEEP:-0}" != 1 ]; then
         rm -rf "$WORK_DIR"
-    elif [ "$FAILED" -eq 0 ]; then
+    elif [ "$rc" -ne 0 ] && [ "$FAILED" -eq 0 ]; then
         # Stopped before the summary (interrupted or an unexpected error).
         say "interop: stopped with status $rc; files kept in $WORK_DIR" >&2
     fi
@@ -143,8 +143,10 @@ ensure_apt() {
 find_python() {
     local candidate
     for candidate in "$(command -v python3 || true)" /usr/bin/python3; do
-        [ -n "$candidate" ] && [ -x "$candidate" ] || continue
-        if "$candidate" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 10))' \
+        if [ -z "$candidate" ] || [ ! -x "$candidate" ]; then
+            continue
+        fi
+        if "$candidate" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 11))' \
             >/dev/null 2>&1; then
             printf '%s\n' "$candidate"
             return 0
@@ -165,10 +167,11 @@ ensure_slixmpp() {
     if ! python="$(find_python)"; then
         ensure_apt python3 python3-venv || true
         if ! python="$(find_python)"; then
-            fail "python3 (>= 3.10) with venv not found (hint: apt-get install -y python3 python3-venv)"
+            fail "python3 (>= 3.11, as slixmpp $SLIXMPP_VERSION requires) with venv not found (hint: apt-get install -y python3 python3-venv)"
             return 1
         fi
     fi
+    say "installing slixmpp $SLIXMPP_VERSION into $VENV with $python"
     rm -rf "$VENV"
     if ! timeout "$INSTALL_TIMEOUT" "$python" -m venv "$VENV"; then
         fail "create the Python virtual environment $VENV with $python"
@@ -279,7 +282,8 @@ direct_tls_listen = ["127.0.0.1:$DIRECT_TLS_PORT"]
 [log]
 level = "$LOG_LEVEL"
 EOF
-    "$BIN_DIR/causerie" --config "$CONFIG" </dev/null >"$SERVER_LOG" 2>&1 &
+    # NO_COLOR: the log is a file, keep terminal colour codes out of it.
+    NO_COLOR=1 "$BIN_DIR/causerie" --config "$CONFIG" </dev/null >"$SERVER_LOG" 2>&1 &
     SERVER_PID=$!
     say "$name: causerie pid $SERVER_PID, STARTTLS on $STARTTLS_PORT, direct TLS on $DIRECT_TLS_PORT, files in $SUITE_DIR"
 
@@ -383,9 +387,11 @@ run_slixmpp() {
     local label="$1" script="$2"
     shift 2
     SCENARIO_SEQ=$((SCENARIO_SEQ + 1))
-    local base="$SUITE_DIR/$(printf '%02d' "$SCENARIO_SEQ")-${script%.py}"
-    local rc=0 ok bad
-    (cd "$HERE/slixmpp" && timeout -k 10 "$SCENARIO_TIMEOUT" "$VENV/bin/python" "$script" \
+    local base rc=0 ok bad
+    base="$SUITE_DIR/$(printf '%02d' "$SCENARIO_SEQ")-${script%.py}"
+    # PYTHONDONTWRITEBYTECODE: leave no __pycache__ in the checkout.
+    (cd "$HERE/slixmpp" && PYTHONDONTWRITEBYTECODE=1 timeout -k 10 "$SCENARIO_TIMEOUT" \
+        "$VENV/bin/python" "$script" \
         --label "$label" --log-file "$base.xmpp.log" "$@") \
         </dev/null >"$base.out" 2>"$base.err" || rc=$?
     grep -E '^(not )?ok - ' "$base.out" || true

@@ -16,6 +16,9 @@
 #                 this one hash (plus PLAIN over TLS), so testing SCRAM-SHA-256 takes a second
 #                 instance started with --hash SHA-256
 #   --iterations  PBKDF2 iteration count of the stored SCRAM credentials (Prosody's default)
+#   --nagle       on: keep Prosody's default (Nagle's algorithm on its sockets); off (default):
+#                 TCP_NODELAY, as latency-minded servers set it, so that the comparison measures
+#                 the servers rather than delayed-ACK interplay
 set -euo pipefail
 
 die() { echo "start.sh: $*" >&2; exit 1; }
@@ -30,6 +33,7 @@ users=200
 prefix=bench
 hash=SHA-1
 iterations=10000
+nagle=off
 while [ $# -gt 0 ]; do
     [ $# -ge 2 ] || die "option $1 needs a value"
     case $1 in
@@ -41,6 +45,7 @@ while [ $# -gt 0 ]; do
         --user-prefix) prefix=$2 ;;
         --hash) hash=$2 ;;
         --iterations) iterations=$2 ;;
+        --nagle) nagle=$2 ;;
         *) die "unknown option $1" ;;
     esac
     shift 2
@@ -52,6 +57,7 @@ case $addr in
     *) die "--addr must be a 127.0.0.0/8 address, got $addr" ;;
 esac
 case $hash in SHA-1|SHA-256) ;; *) die "--hash must be SHA-1 or SHA-256" ;; esac
+case $nagle in on) nagle_lua=true ;; off) nagle_lua=false ;; *) die "--nagle must be on or off" ;; esac
 for n in "$port" "$tls_port" "$users" "$iterations"; do
     [[ $n =~ ^[0-9]+$ ]] || die "not a number: $n"
 done
@@ -94,6 +100,7 @@ c2s_direct_tls_ports = { $tls_port }
 c2s_direct_tls_interfaces = { "$addr" }
 http_ports = { }
 https_ports = { }
+network_settings = { nagle = $nagle_lua }
 
 -- Only what the benchmark exercises: TLS, SASL, bind, roster, presence, messages.
 -- No s2s, no bandwidth limits (mod_limits would throttle the load), no offline storage.

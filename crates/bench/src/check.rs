@@ -29,7 +29,11 @@ async fn login_steps(cfg: &ClientConfig) -> Result<(Client, String)> {
             "{:?}, tls-exporter {}, tls-server-end-point {}",
             t.version,
             if t.exporter.is_some() { "yes" } else { "no" },
-            if t.server_end_point.is_some() { "yes" } else { "no" },
+            if t.server_end_point.is_some() {
+                "yes"
+            } else {
+                "no"
+            },
         )
     });
     let offered = format!(
@@ -67,7 +71,11 @@ async fn exchange(from: &mut Client, to: &mut Client, to_bare: &str, text: &str)
         .with_context(|| format!("waiting for the message at {}", to.jid()))?;
     let body = got.get_child("body", NS_CLIENT).map(|b| b.text());
     if body.as_deref() != Some(text) {
-        bail!("{} received {:?} instead of {text:?}", to.jid(), got.to_xml());
+        bail!(
+            "{} received {:?} instead of {text:?}",
+            to.jid(),
+            got.to_xml()
+        );
     }
     let sender = got.attr("from").unwrap_or_default();
     if sender != from.jid() {
@@ -103,7 +111,9 @@ async fn one(
         }
     }
     for c in [&mut a, &mut b] {
-        c.send(&Element::new("presence", NS_CLIENT)).await?;
+        c.send_initial_presence(WAIT)
+            .await
+            .context("waiting for the server to reflect initial presence")?;
     }
     exchange(&mut a, &mut b, &cfg_b.bare_jid(), "ping from a").await?;
     exchange(&mut b, &mut a, &cfg_a.bare_jid(), "pong from b").await?;

@@ -30,7 +30,10 @@ use rustls_pki_types::pem::PemObject;
 use scenario::{Scenario, Target, require_loopback};
 
 #[derive(Parser)]
-#[command(name = "causerie-bench", about = "XMPP load tool (loopback servers only)")]
+#[command(
+    name = "causerie-bench",
+    about = "XMPP load tool (loopback servers only)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

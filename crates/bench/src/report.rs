@@ -22,8 +22,18 @@ fn rows(r: &Report) -> Vec<Row> {
     };
     let kib = |b: Option<u64>| b.map(|b| b as f64 / 1024.0);
     vec![
-        row("logins_ok", "logins succeeded", Some(r.logins_ok as f64), ""),
-        row("logins_failed", "logins failed", Some(r.logins_failed as f64), ""),
+        row(
+            "logins_ok",
+            "logins succeeded",
+            Some(r.logins_ok as f64),
+            "",
+        ),
+        row(
+            "logins_failed",
+            "logins failed",
+            Some(r.logins_failed as f64),
+            "",
+        ),
         row("logins_per_sec", "logins/s", Some(r.logins_per_sec), "/s"),
         row("login_p50_ms", "login time p50", Some(r.login_p50_ms), "ms"),
         row("login_p99_ms", "login time p99", Some(r.login_p99_ms), "ms"),
@@ -33,8 +43,18 @@ fn rows(r: &Report) -> Vec<Row> {
             r.server_cpu_login_secs,
             "s",
         ),
-        row("rss_before_kib", "server RSS before logins", kib(r.rss_before), "KiB"),
-        row("rss_idle_kib", "server RSS, sessions idle", kib(r.rss_idle), "KiB"),
+        row(
+            "rss_before_kib",
+            "server RSS before logins",
+            kib(r.rss_before),
+            "KiB",
+        ),
+        row(
+            "rss_idle_kib",
+            "server RSS, sessions idle",
+            kib(r.rss_idle),
+            "KiB",
+        ),
         row(
             "rss_per_session_kib",
             "memory per idle TLS session",
@@ -47,12 +67,42 @@ fn rows(r: &Report) -> Vec<Row> {
             Some(r.messages_delivered as f64),
             "",
         ),
-        row("message_errors", "message errors", Some(r.message_errors as f64), ""),
-        row("messages_per_sec", "messages/s", Some(r.messages_per_sec), "/s"),
-        row("latency_p50_ms", "latency p50", Some(r.latency_p50_ms), "ms"),
-        row("latency_p90_ms", "latency p90", Some(r.latency_p90_ms), "ms"),
-        row("latency_p99_ms", "latency p99", Some(r.latency_p99_ms), "ms"),
-        row("latency_max_ms", "latency max", Some(r.latency_max_ms), "ms"),
+        row(
+            "message_errors",
+            "message errors",
+            Some(r.message_errors as f64),
+            "",
+        ),
+        row(
+            "messages_per_sec",
+            "messages/s",
+            Some(r.messages_per_sec),
+            "/s",
+        ),
+        row(
+            "latency_p50_ms",
+            "latency p50",
+            Some(r.latency_p50_ms),
+            "ms",
+        ),
+        row(
+            "latency_p90_ms",
+            "latency p90",
+            Some(r.latency_p90_ms),
+            "ms",
+        ),
+        row(
+            "latency_p99_ms",
+            "latency p99",
+            Some(r.latency_p99_ms),
+            "ms",
+        ),
+        row(
+            "latency_max_ms",
+            "latency max",
+            Some(r.latency_max_ms),
+            "ms",
+        ),
         row(
             "server_cpu_message_secs",
             "server CPU, message phase",

@@ -49,7 +49,7 @@ pub const MAX_DURATION: Duration = Duration::from_secs(3600);
 
 impl Scenario {
     pub fn validate(&self) -> Result<()> {
-        if self.users < 2 || self.users % 2 != 0 || self.users > MAX_USERS {
+        if self.users < 2 || !self.users.is_multiple_of(2) || self.users > MAX_USERS {
             bail!("--users must be even, between 2 and {MAX_USERS}");
         }
         if self.messages > MAX_MESSAGES {
@@ -97,7 +97,9 @@ impl Scenario {
 /// passwords and generates load, which only belongs on a machine's own reference servers.
 pub fn require_loopback(addr: &SocketAddr) -> Result<()> {
     if !addr.ip().is_loopback() {
-        bail!("{addr} is not a loopback address; the benchmark only runs against 127.0.0.0/8 or ::1");
+        bail!(
+            "{addr} is not a loopback address; the benchmark only runs against 127.0.0.0/8 or ::1"
+        );
     }
     Ok(())
 }
@@ -149,6 +151,7 @@ fn ms(micros: u64) -> f64 {
 }
 
 const ERROR_SAMPLES: usize = 5;
+const PRESENCE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Runs the scenario against one target.
 pub async fn run(target: &Target, scenario: &Scenario) -> Result<Report> {
@@ -176,7 +179,11 @@ pub async fn run(target: &Target, scenario: &Scenario) -> Result<Report> {
             let _permit = semaphore.acquire_owned().await;
             let t0 = Instant::now();
             let result = Client::login(&cfg).await;
-            (n, t0.elapsed(), result.map_err(|e| format!("{}: {e}", cfg.bare_jid())))
+            (
+                n,
+                t0.elapsed(),
+                result.map_err(|e| format!("{}: {e}", cfg.bare_jid())),
+            )
         });
     }
     let mut clients: Vec<Option<Client>> = (0..scenario.users).map(|_| None).collect();
@@ -207,12 +214,21 @@ pub async fn run(target: &Target, scenario: &Scenario) -> Result<Report> {
     }
 
     // RFC 6121 §4.2: initial presence makes each session available, as a real client's is, so
-    // that messages to the bare JID are delivered to it.
-    for client in clients.iter_mut().flatten() {
-        client
-            .send(&Element::new("presence", NS_CLIENT))
-            .await
-            .context("initial presence")?;
+    // that messages to the bare JID are delivered to it. Waiting for the server to reflect it
+    // guarantees no message of the next phase overtakes a peer's presence.
+    let mut presences = JoinSet::new();
+    for (n, client) in clients.iter_mut().enumerate() {
+        if let Some(mut c) = client.take() {
+            presences.spawn(async move {
+                let result = c.send_initial_presence(PRESENCE_TIMEOUT).await;
+                (n, c, result)
+            });
+        }
+    }
+    while let Some(joined) = presences.join_next().await {
+        let (n, c, result) = joined.context("presence task")?;
+        result.with_context(|| format!("initial presence of {}", c.jid()))?;
+        clients[n] = Some(c);
     }
 
     // Phase 2: all sessions idle, then the server's memory.
@@ -222,8 +238,7 @@ pub async fn run(target: &Target, scenario: &Scenario) -> Result<Report> {
         report.rss_before = Some(before);
         report.rss_idle = Some(idle);
         if report.logins_ok > 0 {
-            report.rss_per_session =
-                Some((idle as f64 - before as f64) / report.logins_ok as f64);
+            report.rss_per_session = Some((idle as f64 - before as f64) / report.logins_ok as f64);
         }
     }
 
@@ -353,7 +368,11 @@ async fn receive(
         let sent_at = el
             .get_child("body", NS_CLIENT)
             .map(|b| b.text())
-            .and_then(|t| t.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()));
+            .and_then(|t| {
+                t.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<u64>().ok())
+            });
         let Some(sent_at) = sent_at else {
             errors.push("a message without a timestamped body".into());
             continue;
@@ -416,7 +435,6 @@ pub(crate) mod tests_support {
             max_duration: Duration::from_secs(10),
         }
     }
-
 }
 
 #[cfg(test)]
@@ -450,7 +468,10 @@ mod tests {
         assert_eq!(s.username(0), "bench1");
         assert_eq!(s.password(3), "pw-4");
         assert!(s.validate().is_ok());
-        let odd = Scenario { users: 3, ..scenario() };
+        let odd = Scenario {
+            users: 3,
+            ..scenario()
+        };
         assert!(odd.validate().is_err());
         let no_placeholder = Scenario {
             user_pattern: "bench".into(),

@@ -4,7 +4,10 @@ use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use causerie_sasl::{ChannelBindingType, ChannelBindings, Failure, Hash, Mechanism, ScramCredentials, ServerContext, ServerSession, Step};
+use causerie_sasl::{
+    ChannelBindingType, ChannelBindings, Failure, Hash, Mechanism, ScramCredentials, ServerContext,
+    ServerSession, Step,
+};
 use causerie_stanza::ns;
 use causerie_stream::XmlStream;
 use causerie_xml::{Element, FramerEvent};
@@ -80,7 +83,11 @@ pub(crate) fn channel_binding_element(server: &C2sServer, stream: &XmlStream) ->
 fn failure(cond: &str, text: Option<&str>) -> Element {
     let mut f = Element::new("failure", ns::SASL).with_child(Element::new(cond, ns::SASL));
     if let Some(t) = text {
-        f.push_child(Element::new("text", ns::SASL).with_attr("xml:lang", "en").with_text(t));
+        f.push_child(
+            Element::new("text", ns::SASL)
+                .with_attr("xml:lang", "en")
+                .with_text(t),
+        );
     }
     f
 }
@@ -96,7 +103,11 @@ fn decode(el: &Element) -> Result<Vec<u8>, ()> {
 }
 
 fn encode(data: &[u8]) -> String {
-    if data.is_empty() { "=".to_owned() } else { B64.encode(data) }
+    if data.is_empty() {
+        "=".to_owned()
+    } else {
+        B64.encode(data)
+    }
 }
 
 /// Runs one SASL exchange started by `<auth/>`.
@@ -109,7 +120,10 @@ pub(crate) async fn authenticate(
 ) -> Result<AuthOutcome, Ended> {
     let ip = stream.peer().ip();
     let offered_now = offered(server, stream);
-    let mech = auth.attr("mechanism").and_then(Mechanism::parse).filter(|m| offered_now.contains(m));
+    let mech = auth
+        .attr("mechanism")
+        .and_then(Mechanism::parse)
+        .filter(|m| offered_now.contains(m));
     let Some(mech) = mech else {
         stream.queue(&failure("invalid-mechanism", None));
         flush(stream, domain).await?;
@@ -117,18 +131,25 @@ pub(crate) async fn authenticate(
     };
     if !server.limiter.ip_allowed(ip) {
         tracing::warn!(peer = %stream.peer(), "login refused: too many failures from this address");
-        stream.queue(&failure("temporary-auth-failure", Some("too many failed attempts; try again later")));
+        stream.queue(&failure(
+            "temporary-auth-failure",
+            Some("too many failed attempts; try again later"),
+        ));
         flush(stream, domain).await?;
         return Ok(AuthOutcome::Failed { credentials: false });
     }
     let (exporter, end_point) = stream.channel_bindings(&server.tls.certs);
     let ctx = ServerContext {
         offered: offered_now,
-        channel_bindings: ChannelBindings { tls_exporter: exporter, tls_server_end_point: end_point },
+        channel_bindings: ChannelBindings {
+            tls_exporter: exporter,
+            tls_server_end_point: end_point,
+        },
         offered_cb_types: offered_cb_types(server, stream),
         secret: server.sasl_secret,
     };
-    let mut session = ServerSession::new(mech, ctx).with_fake_iterations(server.settings.scram_iterations);
+    let mut session =
+        ServerSession::new(mech, ctx).with_fake_iterations(server.settings.scram_iterations);
     let mut input = match decode(auth) {
         Ok(d) => Some(d),
         Err(()) => {
@@ -149,7 +170,11 @@ pub(crate) async fn authenticate(
             None => Ok(Step::Challenge(Vec::new())),
         };
         let step = match step {
-            Ok(Step::NeedCredentials { username, authzid: _, hash }) => {
+            Ok(Step::NeedCredentials {
+                username,
+                authzid: _,
+                hash,
+            }) => {
                 let local = match causerie_jid::prepare_localpart(&username) {
                     Ok(l) => l,
                     Err(_) => {
@@ -161,12 +186,18 @@ pub(crate) async fn authenticate(
                 let acct = format!("{local}@{domain}");
                 if !server.limiter.account_allowed(&acct) {
                     tracing::warn!(account = %acct, peer = %stream.peer(), "login refused: too many failures for this account");
-                    stream.queue(&failure("temporary-auth-failure", Some("too many failed attempts; try again later")));
+                    stream.queue(&failure(
+                        "temporary-auth-failure",
+                        Some("too many failed attempts; try again later"),
+                    ));
                     flush(stream, domain).await?;
                     return Ok(AuthOutcome::Failed { credentials: false });
                 }
                 let Ok(creds) = lookup(server, &local, domain, hash).await else {
-                    stream.queue(&failure("temporary-auth-failure", Some("the account store is unavailable")));
+                    stream.queue(&failure(
+                        "temporary-auth-failure",
+                        Some("the account store is unavailable"),
+                    ));
                     flush(stream, domain).await?;
                     return Ok(AuthOutcome::Failed { credentials: false });
                 };
@@ -183,7 +214,9 @@ pub(crate) async fn authenticate(
                     Ok(Ok(FramerEvent::Element(el))) => el,
                     Ok(Ok(_)) | Ok(Err(_)) => return Err(Ended::Closed),
                     Err(_) => {
-                        let e = causerie_stanza::StreamError::new(causerie_stanza::StreamErrorCondition::ConnectionTimeout);
+                        let e = causerie_stanza::StreamError::new(
+                            causerie_stanza::StreamErrorCondition::ConnectionTimeout,
+                        );
                         return fail(stream, domain, e).await;
                     }
                 };
@@ -193,8 +226,10 @@ pub(crate) async fn authenticate(
                     return Ok(AuthOutcome::Failed { credentials: false });
                 }
                 if !el.is("response", ns::SASL) {
-                    let e = causerie_stanza::StreamError::new(causerie_stanza::StreamErrorCondition::NotAuthorized)
-                        .with_text("expected a SASL response");
+                    let e = causerie_stanza::StreamError::new(
+                        causerie_stanza::StreamErrorCondition::NotAuthorized,
+                    )
+                    .with_text("expected a SASL response");
                     return fail(stream, domain, e).await;
                 }
                 match decode(&el) {
@@ -206,7 +241,11 @@ pub(crate) async fn authenticate(
                     }
                 }
             }
-            Ok(Step::Success { username: _, authzid, additional_data }) => {
+            Ok(Step::Success {
+                username: _,
+                authzid,
+                additional_data,
+            }) => {
                 let Some((local, acct)) = account else {
                     stream.queue(&failure("not-authorized", None));
                     flush(stream, domain).await?;
@@ -214,7 +253,9 @@ pub(crate) async fn authenticate(
                 };
                 // RFC 6120 §6.3.8: an authorization identity other than the account's own is refused.
                 if let Some(z) = authzid.filter(|z| !z.is_empty())
-                    && causerie_jid::BareJid::parse(&z).map(|j| j.as_str() != acct).unwrap_or(true)
+                    && causerie_jid::BareJid::parse(&z)
+                        .map(|j| j.as_str() != acct)
+                        .unwrap_or(true)
                 {
                     stream.queue(&failure("invalid-authzid", None));
                     flush(stream, domain).await?;
@@ -239,7 +280,9 @@ pub(crate) async fn authenticate(
             Err(f) => {
                 let credentials = matches!(f, Failure::NotAuthorized);
                 if credentials {
-                    server.limiter.record_failure(ip, account.as_ref().map(|(_, a)| a.as_str()));
+                    server
+                        .limiter
+                        .record_failure(ip, account.as_ref().map(|(_, a)| a.as_str()));
                     tracing::info!(account = account.as_ref().map(|(_, a)| a.as_str()).unwrap_or("-"), peer = %stream.peer(), "authentication failed");
                 }
                 stream.queue(&failure(f.condition(), None));
@@ -250,7 +293,12 @@ pub(crate) async fn authenticate(
     }
 }
 
-async fn lookup(server: &C2sServer, local: &str, domain: &str, hash: Hash) -> Result<Option<ScramCredentials>, ()> {
+async fn lookup(
+    server: &C2sServer,
+    local: &str,
+    domain: &str,
+    hash: Hash,
+) -> Result<Option<ScramCredentials>, ()> {
     match server.users.credential(local, domain, hash.name()).await {
         Ok(Some(c)) => Ok(Some(ScramCredentials {
             hash,

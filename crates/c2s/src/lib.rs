@@ -22,7 +22,9 @@ pub(crate) fn random_id() -> String {
     if getrandom::fill(&mut b).is_err() {
         // The OS generator failing is not something a connection can fix; fall back to the clock so the
         // id stays unique enough to tell streams apart (ids are not secrets).
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
         b = (t.as_nanos() as u64).to_le_bytes();
     }
     b.iter().map(|x| format!("{x:02x}")).collect()

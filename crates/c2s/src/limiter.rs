@@ -24,7 +24,12 @@ enum Key {
 
 impl AuthLimiter {
     pub fn new(per_account: u32, per_ip: u32, window: Duration) -> Self {
-        AuthLimiter { per_account, per_ip, window, state: Mutex::new(HashMap::new()) }
+        AuthLimiter {
+            per_account,
+            per_ip,
+            window,
+            state: Mutex::new(HashMap::new()),
+        }
     }
 
     fn over(&self, key: &Key, limit: u32) -> bool {
@@ -51,7 +56,10 @@ impl AuthLimiter {
             let window = self.window;
             state.retain(|_, (_, since)| since.elapsed() < window);
             if state.len() >= MAX_KEYS
-                && let Some(oldest) = state.iter().min_by_key(|(_, (_, t))| *t).map(|(k, _)| k.clone())
+                && let Some(oldest) = state
+                    .iter()
+                    .min_by_key(|(_, (_, t))| *t)
+                    .map(|(k, _)| k.clone())
             {
                 state.remove(&oldest);
             }
@@ -72,7 +80,10 @@ impl AuthLimiter {
 
     /// A successful login clears the account's count (not the address's: many users share a NAT).
     pub fn record_success(&self, account: &str) {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).remove(&Key::Account(account.to_owned()));
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&Key::Account(account.to_owned()));
     }
 }
 

@@ -17,7 +17,13 @@ const WRITE_BATCH: usize = 64;
 /// A peer that does not take our bytes for this long is dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub(crate) async fn run(server: Arc<C2sServer>, mut stream: XmlStream, handle: SessionHandle, mut inbox: mpsc::Receiver<Outbound>, domain: String) {
+pub(crate) async fn run(
+    server: Arc<C2sServer>,
+    mut stream: XmlStream,
+    handle: SessionHandle,
+    mut inbox: mpsc::Receiver<Outbound>,
+    domain: String,
+) {
     let jid = handle.jid().clone();
     tracing::info!(jid = %jid, session = handle.id(), peer = %stream.peer(), "session bound");
     server.core.session_bound(&handle);
@@ -109,16 +115,27 @@ fn flush_inbox(stream: &mut XmlStream, inbox: &mut mpsc::Receiver<Outbound>) {
 }
 
 /// One element from a bound client.
-async fn handle_element(server: &Arc<C2sServer>, origin: &Origin, handle: &SessionHandle, mut el: Element) -> Result<(), StreamError> {
+async fn handle_element(
+    server: &Arc<C2sServer>,
+    origin: &Origin,
+    handle: &SessionHandle,
+    mut el: Element,
+) -> Result<(), StreamError> {
     let Some(kind) = StanzaKind::of(&el) else {
         if el.ns() == ns::CLIENT {
-            return Err(StreamError::new(SE::UnsupportedStanzaType).with_text(format!("<{}/> is not a stanza", el.name())));
+            return Err(StreamError::new(SE::UnsupportedStanzaType)
+                .with_text(format!("<{}/> is not a stanza", el.name())));
         }
         // Stream-level elements of extensions (XEP-0352 `<active/>`, …), answered on this stream.
         if let Some(reply) = server.core.handle_nonza(handle, &el)? {
-            handle.deliver(causerie_core::Outbound::Stanza(causerie_core::OutStanza::new(reply))).map_err(|_| {
-                StreamError::new(SE::PolicyViolation).with_text("the client does not read fast enough")
-            })?;
+            handle
+                .deliver(causerie_core::Outbound::Stanza(
+                    causerie_core::OutStanza::new(reply),
+                ))
+                .map_err(|_| {
+                    StreamError::new(SE::PolicyViolation)
+                        .with_text("the client does not read fast enough")
+                })?;
         }
         return Ok(());
     };
@@ -129,7 +146,9 @@ async fn handle_element(server: &Arc<C2sServer>, origin: &Origin, handle: &Sessi
     el.set_attr("from", handle.jid().as_str());
     if kind == StanzaKind::Iq && is_session_establishment(&el, handle) {
         let reply = causerie_stanza::iq_result(&el);
-        server.core.send_local_or_remote(with_from_domain(reply, handle));
+        server
+            .core
+            .send_local_or_remote(with_from_domain(reply, handle));
         return Ok(());
     }
     server.core.process(origin, el).await

@@ -116,6 +116,11 @@ pub static SECTIONS: &[SectionDoc] = &[
         description: "Bounds on what one client can make the server hold in memory.",
     },
     SectionDoc {
+        path: "im",
+        array: false,
+        description: "Instant-messaging features: offline messages (XEP-0160), vCards (XEP-0054), private XML storage (XEP-0049), rosters and presence (RFC 6121), blocking (XEP-0191), client state indication (XEP-0352), software version (XEP-0092) and server-to-client pings (XEP-0199), with the bounds they keep per account and per session.",
+    },
+    SectionDoc {
         path: "log",
         array: false,
         description: "What the server logs.",
@@ -388,6 +393,109 @@ pub static KEYS: &[KeyDoc] = &[
         example: None,
         description: "Most sessions (connected resources) one account may have at once; binding one more fails with `resource-constraint` (RFC 6120 §7.6.2.1).",
     },
+    // [im]
+    KeyDoc {
+        path: "im.offline_quota",
+        kind: Kind::Int {
+            min: 0,
+            max: 100_000,
+            get: |c| c.im.offline_quota,
+        },
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "Most messages kept for one account while it has no available resource (XEP-0160). When the store is full, senders get a `service-unavailable` error saying so (RFC 6121 §8.5.2.2.1). 0 keeps no offline messages at all.",
+    },
+    KeyDoc {
+        path: "im.max_vcard_bytes",
+        kind: Kind::Int {
+            min: 1024,
+            max: 4_194_304,
+            get: |c| widen(c.im.max_vcard_bytes),
+        },
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "Largest vCard (XEP-0054) an account may publish, in bytes of serialized XML, photo included. A larger one is refused with `not-acceptable`. Keep it below `limits.max_stanza_bytes`, or nobody can send a vCard that large.",
+    },
+    KeyDoc {
+        path: "im.max_private_bytes",
+        kind: Kind::Int {
+            min: 1024,
+            max: 4_194_304,
+            get: |c| widen(c.im.max_private_bytes),
+        },
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "Largest document an account may keep under one namespace of private XML storage (XEP-0049, used by clients for bookmarks and settings), in bytes of serialized XML. A larger one is refused with `not-acceptable`.",
+    },
+    KeyDoc {
+        path: "im.max_roster_items",
+        kind: Kind::Int {
+            min: 1,
+            max: 100_000,
+            get: |c| widen(c.im.max_roster_items),
+        },
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "Most contacts one account's roster may hold (RFC 6121 §2); adding more is refused.",
+    },
+    KeyDoc {
+        path: "im.max_directed_presences",
+        kind: Kind::Int {
+            min: 1,
+            max: 10_000,
+            get: |c| widen(c.im.max_directed_presences),
+        },
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "Most entities outside its roster one session may send directed presence to (RFC 6121 §4.6); the server remembers them to tell them when the session goes offline.",
+    },
+    KeyDoc {
+        path: "im.max_blocklist_items",
+        kind: Kind::Int {
+            min: 1,
+            max: 100_000,
+            get: |c| widen(c.im.max_blocklist_items),
+        },
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "Most addresses one account may block (XEP-0191). Blocking more is refused with `policy-violation`. The blocklists of connected accounts are kept in memory.",
+    },
+    KeyDoc {
+        path: "im.csi_max_held_presences",
+        kind: Kind::Int {
+            min: 1,
+            max: 100_000,
+            get: |c| widen(c.im.csi_max_held_presences),
+        },
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "While a client says it is inactive (XEP-0352), the presence updates it would receive are held back, the latest one per contact, and sent when it becomes active. This bounds how many contacts' updates are held for one session; when one more arrives, the held ones are sent at once.",
+    },
+    KeyDoc {
+        path: "im.hide_version",
+        kind: Kind::Bool,
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "Do not answer software version queries (XEP-0092): the server then neither names its software nor its version, and such queries get `service-unavailable`.",
+    },
+    KeyDoc {
+        path: "im.version_show_os",
+        kind: Kind::Bool,
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "Also name the operating system in software version answers (XEP-0092). Ignored when `hide_version` is true.",
+    },
+    KeyDoc {
+        path: "im.server_ping_interval_secs",
+        kind: Kind::Int {
+            min: 0,
+            max: 86_400,
+            get: |c| c.im.server_ping_interval_secs,
+        },
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "Every this many seconds the server pings each client session (XEP-0199); a session that has not answered by the next round is closed with a `connection-timeout` stream error. 0 turns server pings off.",
+    },
     // [log]
     KeyDoc {
         path: "log.level",
@@ -445,8 +553,8 @@ mod tests {
 
     use super::*;
     use crate::{
-        AdminConfig, AuthConfig, C2sConfig, CertificateConfig, DatabaseConfig, LimitsConfig,
-        LogConfig, ServerConfig, TlsConfig,
+        AdminConfig, AuthConfig, C2sConfig, CertificateConfig, DatabaseConfig, ImConfig,
+        LimitsConfig, LogConfig, ServerConfig, TlsConfig,
     };
 
     /// Every field set, optional ones included, and written without `..Default::default()`
@@ -493,6 +601,18 @@ mod tests {
                 max_depth: 16,
                 max_attributes: 32,
                 max_sessions_per_user: 8,
+            },
+            im: ImConfig {
+                offline_quota: 50,
+                max_vcard_bytes: 8192,
+                max_private_bytes: 4096,
+                max_roster_items: 300,
+                max_directed_presences: 20,
+                max_blocklist_items: 50,
+                csi_max_held_presences: 40,
+                hide_version: true,
+                version_show_os: true,
+                server_ping_interval_secs: 60,
             },
             log: LogConfig {
                 level: "debug".to_owned(),

@@ -12,7 +12,8 @@
 //! Spec references for the bounds it enforces: RFC 6120 §13.12 (a server must accept stanzas of
 //! at least 10000 bytes), RFC 4422 §3.1 (SASL mechanism names), RFC 5802 / RFC 7677 (SCRAM
 //! iteration counts), RFC 5890 (A-labels and U-labels of internationalised domain names),
-//! XEP-0368 (direct TLS listeners).
+//! XEP-0368 (direct TLS listeners), XEP-0160 / RFC 6121 §8.5.2.2.1 (offline message quota),
+//! XEP-0054 and XEP-0049 (per-account document sizes), XEP-0199 (server-to-client pings).
 
 mod error;
 mod generate;
@@ -45,6 +46,7 @@ pub struct Config {
     pub c2s: C2sConfig,
     pub auth: AuthConfig,
     pub limits: LimitsConfig,
+    pub im: ImConfig,
     pub log: LogConfig,
     pub admin: AdminConfig,
 }
@@ -195,6 +197,41 @@ impl Default for LimitsConfig {
             max_depth: 32,
             max_attributes: 64,
             max_sessions_per_user: 32,
+        }
+    }
+}
+
+/// `[im]`: instant-messaging features (offline messages, vCards, private storage, rosters,
+/// presence, blocking, client state indication, software version, server pings) and the
+/// per-account and per-session bounds they keep.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImConfig {
+    pub offline_quota: u64,
+    pub max_vcard_bytes: usize,
+    pub max_private_bytes: usize,
+    pub max_roster_items: usize,
+    pub max_directed_presences: usize,
+    pub max_blocklist_items: usize,
+    pub csi_max_held_presences: usize,
+    pub hide_version: bool,
+    pub version_show_os: bool,
+    pub server_ping_interval_secs: u64,
+}
+
+impl Default for ImConfig {
+    fn default() -> Self {
+        ImConfig {
+            offline_quota: 1000,
+            max_vcard_bytes: 65_536,
+            max_private_bytes: 65_536,
+            max_roster_items: 2000,
+            max_directed_presences: 100,
+            max_blocklist_items: 1000,
+            csi_max_held_presences: 500,
+            hide_version: false,
+            version_show_os: false,
+            server_ping_interval_secs: 300,
         }
     }
 }
@@ -514,5 +551,15 @@ mod tests {
             key: PathBuf::from("k.pem"),
         });
         assert_eq!(config.warnings().len(), 1);
+    }
+
+    #[test]
+    fn documents_larger_than_a_stanza_are_warned_about() {
+        let mut config = Config::default();
+        config.limits.max_stanza_bytes = 100_000;
+        config.im.max_private_bytes = 300_000;
+        let warnings = config.warnings();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].starts_with("im.max_private_bytes (300000)"));
     }
 }

@@ -45,6 +45,19 @@ pub(crate) fn warnings(config: &Config) -> Vec<String> {
                 .to_owned(),
         );
     }
+    for (key, value) in [
+        ("im.max_vcard_bytes", config.im.max_vcard_bytes),
+        ("im.max_private_bytes", config.im.max_private_bytes),
+    ] {
+        // The document travels inside one stanza, so the stanza limit is the real bound.
+        if value > config.limits.max_stanza_bytes {
+            out.push(format!(
+                "{key} ({value}) is larger than limits.max_stanza_bytes ({}): \
+                 documents that large cannot be sent in a stanza",
+                config.limits.max_stanza_bytes
+            ));
+        }
+    }
     if config.tls.self_signed_for_missing {
         for domain in &config.server.domains {
             let covered = config

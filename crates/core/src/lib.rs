@@ -13,8 +13,8 @@ pub mod router;
 pub mod session;
 
 pub use module::{
-    Event, EventListener, FeatureProvider, Identity, IqHandler, IqRequest, IqTarget, Module, ModuleRegistry,
-    NonzaHandler, OfflineOutcome, OfflineSink, Stage, StageContext, Verdict,
+    Event, EventListener, FeatureProvider, Identity, IqHandler, IqRequest, IqTarget, Module,
+    ModuleRegistry, NonzaHandler, OfflineOutcome, OfflineSink, Stage, StageContext, Verdict,
 };
 pub use registry::{BindOutcome, Registry};
 pub use router::{Core, CoreBuilder, Origin, RemoteRoute};

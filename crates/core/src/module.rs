@@ -48,13 +48,25 @@ pub trait Stage: Send + Sync {
 
     /// Runs after a message addressed to a local account was queued to `recipients` (one or more of
     /// its sessions), e.g. to send carbon copies to the others.
-    fn delivered(&self, _core: &Arc<Core>, _to: &BareJid, _recipients: &[SessionHandle], _stanza: &Arc<OutStanza>) {}
+    fn delivered(
+        &self,
+        _core: &Arc<Core>,
+        _to: &BareJid,
+        _recipients: &[SessionHandle],
+        _stanza: &Arc<OutStanza>,
+    ) {
+    }
 }
 
 /// A top-level element on a bound client stream that is not a stanza (XEP-0352 `<active/>`, …).
 /// `Ok(Some(el))` is written back to that session; `Err` closes its stream.
 pub trait NonzaHandler: Send + Sync {
-    fn handle(&self, core: &Arc<Core>, session: &SessionHandle, el: &Element) -> Result<Option<Element>, StreamError>;
+    fn handle(
+        &self,
+        core: &Arc<Core>,
+        session: &SessionHandle,
+        el: &Element,
+    ) -> Result<Option<Element>, StreamError>;
 }
 
 /// What became of a message that no session of an existing or non-existing local account could take.
@@ -166,8 +178,18 @@ impl ModuleRegistry {
     }
 
     /// Registers a handler for IQs of `iq_type` whose payload is `<name xmlns=ns>`.
-    pub fn iq(&mut self, iq_type: IqType, ns: &str, name: &str, target: IqTarget, handler: Arc<dyn IqHandler>) {
-        self.iq.entry((iq_type, ns.to_owned(), name.to_owned())).or_default().push((target, handler));
+    pub fn iq(
+        &mut self,
+        iq_type: IqType,
+        ns: &str,
+        name: &str,
+        target: IqTarget,
+        handler: Arc<dyn IqHandler>,
+    ) {
+        self.iq
+            .entry((iq_type, ns.to_owned(), name.to_owned()))
+            .or_default()
+            .push((target, handler));
     }
 
     pub fn feature(&mut self, target: IqTarget, var: &str) {
@@ -177,7 +199,11 @@ impl ModuleRegistry {
     }
 
     pub fn identity(&mut self, category: &str, kind: &str, name: Option<&str>) {
-        self.identities.push(Identity { category: category.into(), kind: kind.into(), name: name.map(Into::into) });
+        self.identities.push(Identity {
+            category: category.into(),
+            kind: kind.into(),
+            name: name.map(Into::into),
+        });
     }
 
     /// Adds a pipeline stage. Lower priorities run first.
@@ -191,7 +217,8 @@ impl ModuleRegistry {
 
     /// Handles `<name xmlns=ns/>` top-level elements on bound client streams.
     pub fn nonza(&mut self, ns: &str, name: &str, handler: Arc<dyn NonzaHandler>) {
-        self.nonzas.insert((ns.to_owned(), name.to_owned()), handler);
+        self.nonzas
+            .insert((ns.to_owned(), name.to_owned()), handler);
     }
 
     /// Adds a stream feature offered after authentication.
@@ -204,10 +231,19 @@ impl ModuleRegistry {
         self.offline = Some(sink);
     }
 
-    pub(crate) fn find_iq(&self, iq_type: IqType, payload: &Element, target: IqTarget) -> Option<Arc<dyn IqHandler>> {
+    pub(crate) fn find_iq(
+        &self,
+        iq_type: IqType,
+        payload: &Element,
+        target: IqTarget,
+    ) -> Option<Arc<dyn IqHandler>> {
         // The key is built from borrowed parts only on this lookup; IQs to the server are rare next to
         // messages, so the allocation does not matter on the hot path.
         let key = (iq_type, payload.ns().to_owned(), payload.name().to_owned());
-        self.iq.get(&key)?.iter().find(|(t, _)| t.covers(target)).map(|(_, h)| h.clone())
+        self.iq
+            .get(&key)?
+            .iter()
+            .find(|(t, _)| t.covers(target))
+            .map(|(_, h)| h.clone())
     }
 }

@@ -38,7 +38,10 @@ impl Default for Registry {
 
 impl Registry {
     pub fn new() -> Self {
-        Registry { shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(), count: AtomicUsize::new(0) }
+        Registry {
+            shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
+            count: AtomicUsize::new(0),
+        }
     }
 
     fn shard(&self, bare: &BareJid) -> &Shard {
@@ -68,8 +71,12 @@ impl Registry {
     pub fn unbind(&self, jid: &FullJid, id: u64) -> bool {
         let bare = jid.to_bare();
         let mut shard = self.shard(&bare).write().unwrap_or_else(|e| e.into_inner());
-        let Some(list) = shard.get_mut(&bare) else { return false };
-        let Some(pos) = list.iter().position(|s| s.id() == id) else { return false };
+        let Some(list) = shard.get_mut(&bare) else {
+            return false;
+        };
+        let Some(pos) = list.iter().position(|s| s.id() == id) else {
+            return false;
+        };
         list.swap_remove(pos);
         if list.is_empty() {
             shard.remove(&bare);
@@ -126,7 +133,10 @@ mod tests {
         let r = Registry::new();
         assert!(matches!(r.bind(handle(1, "a@x/r1"), 2), BindOutcome::Bound));
         assert!(matches!(r.bind(handle(2, "a@x/r2"), 2), BindOutcome::Bound));
-        assert!(matches!(r.bind(handle(3, "a@x/r3"), 2), BindOutcome::TooManySessions));
+        assert!(matches!(
+            r.bind(handle(3, "a@x/r3"), 2),
+            BindOutcome::TooManySessions
+        ));
         match r.bind(handle(4, "a@x/r1"), 2) {
             BindOutcome::Replaced(old) => assert_eq!(old.id(), 1),
             other => panic!("unexpected {other:?}"),

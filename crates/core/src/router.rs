@@ -5,11 +5,14 @@ use std::sync::{Arc, OnceLock, RwLock};
 
 use causerie_jid::{BareJid, FullJid, Jid};
 use causerie_stanza::{
-    IqType, MessageType, PresenceType, StanzaError, StanzaErrorCondition as Cond, StanzaKind, StreamError,
+    IqType, MessageType, PresenceType, StanzaError, StanzaErrorCondition as Cond, StanzaKind,
+    StreamError,
 };
 use causerie_xml::Element;
 
-use crate::module::{Event, Identity, IqRequest, IqTarget, ModuleRegistry, OfflineOutcome, StageContext, Verdict};
+use crate::module::{
+    Event, Identity, IqRequest, IqTarget, ModuleRegistry, OfflineOutcome, StageContext, Verdict,
+};
 use crate::session::{OutStanza, SessionHandle};
 
 /// Where a stanza entered the server.
@@ -41,7 +44,10 @@ struct NoFederation;
 
 impl RemoteRoute for NoFederation {
     fn route(&self, core: &Arc<Core>, stanza: Element) {
-        core.bounce(&stanza, StanzaError::new(Cond::RemoteServerNotFound).with_text("federation is not enabled"));
+        core.bounce(
+            &stanza,
+            StanzaError::new(Cond::RemoteServerNotFound).with_text("federation is not enabled"),
+        );
     }
 }
 
@@ -54,7 +60,11 @@ pub struct CoreBuilder {
 
 impl CoreBuilder {
     pub fn new(hosts: impl IntoIterator<Item = String>) -> Self {
-        CoreBuilder { hosts: hosts.into_iter().collect(), modules: ModuleRegistry::new(), max_sessions_per_user: 32 }
+        CoreBuilder {
+            hosts: hosts.into_iter().collect(),
+            modules: ModuleRegistry::new(),
+            max_sessions_per_user: 32,
+        }
     }
 
     pub fn modules(&mut self) -> &mut ModuleRegistry {
@@ -126,16 +136,36 @@ impl Core {
 
     /// Stream features modules offer after authentication, computed once.
     pub fn stream_features(&self) -> &[Element] {
-        self.stream_features.get_or_init(|| self.modules.stream_features.iter().filter_map(|p| p(self)).collect())
+        self.stream_features.get_or_init(|| {
+            self.modules
+                .stream_features
+                .iter()
+                .filter_map(|p| p(self))
+                .collect()
+        })
     }
 
     /// A non-stanza element from a bound client. `Err` closes the stream; unknown elements get
     /// `<unsupported-stanza-type/>` (RFC 6120 §4.9.3.24).
-    pub fn handle_nonza(self: &Arc<Self>, session: &SessionHandle, el: &Element) -> Result<Option<Element>, StreamError> {
-        match self.modules.nonzas.get(&(el.ns().to_owned(), el.name().to_owned())) {
+    pub fn handle_nonza(
+        self: &Arc<Self>,
+        session: &SessionHandle,
+        el: &Element,
+    ) -> Result<Option<Element>, StreamError> {
+        match self
+            .modules
+            .nonzas
+            .get(&(el.ns().to_owned(), el.name().to_owned()))
+        {
             Some(h) => h.handle(self, session, el),
-            None => Err(StreamError::new(causerie_stanza::StreamErrorCondition::UnsupportedStanzaType)
-                .with_text(format!("<{}/> in {} is not supported here", el.name(), el.ns()))),
+            None => Err(StreamError::new(
+                causerie_stanza::StreamErrorCondition::UnsupportedStanzaType,
+            )
+            .with_text(format!(
+                "<{}/> in {} is not supported here",
+                el.name(),
+                el.ns()
+            ))),
         }
     }
 
@@ -164,7 +194,11 @@ impl Core {
     }
 
     /// Runs the inbound pipeline, then routes. `Err` asks the origin's stream to close with that error.
-    pub async fn process(self: &Arc<Self>, origin: &Origin, mut stanza: Element) -> Result<(), StreamError> {
+    pub async fn process(
+        self: &Arc<Self>,
+        origin: &Origin,
+        mut stanza: Element,
+    ) -> Result<(), StreamError> {
         if !self.modules.stages.is_empty() {
             let ctx = StageContext { core: self, origin };
             for (_, stage) in &self.modules.stages {
@@ -185,7 +219,9 @@ impl Core {
 
     /// Routes a stanza whose `from` is already trustworthy.
     pub async fn route(self: &Arc<Self>, origin: &Origin, stanza: Element) {
-        let Some(kind) = StanzaKind::of(&stanza) else { return };
+        let Some(kind) = StanzaKind::of(&stanza) else {
+            return;
+        };
         let to = match causerie_stanza::to_jid(&stanza) {
             Ok(to) => to,
             Err(err) => return self.bounce(&stanza, err),
@@ -197,14 +233,22 @@ impl Core {
                 // RFC 6120 §10.3: no `to` means the sender's own account.
                 let Some(from) = from else { return };
                 match kind {
-                    StanzaKind::Iq => return self.dispatch_iq(origin, stanza, from.to_bare().into(), IqTarget::Account).await,
+                    StanzaKind::Iq => {
+                        return self
+                            .dispatch_iq(origin, stanza, from.to_bare().into(), IqTarget::Account)
+                            .await;
+                    }
                     StanzaKind::Presence => return self.own_presence(origin, stanza),
                     StanzaKind::Message => Jid::from(from.to_bare()),
                 }
             }
         };
         if !self.is_local_domain(to.domain()) {
-            let remote = self.remote.read().unwrap_or_else(|e| e.into_inner()).clone();
+            let remote = self
+                .remote
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
             return remote.route(self, stanza);
         }
         if to.node().is_none() {
@@ -216,9 +260,17 @@ impl Core {
         }
     }
 
-    async fn to_server(self: &Arc<Self>, origin: &Origin, stanza: Element, kind: StanzaKind, to: Jid) {
+    async fn to_server(
+        self: &Arc<Self>,
+        origin: &Origin,
+        stanza: Element,
+        kind: StanzaKind,
+        to: Jid,
+    ) {
         match kind {
-            StanzaKind::Iq if to.resource().is_none() => self.dispatch_iq(origin, stanza, to, IqTarget::Server).await,
+            StanzaKind::Iq if to.resource().is_none() => {
+                self.dispatch_iq(origin, stanza, to, IqTarget::Server).await
+            }
             StanzaKind::Iq | StanzaKind::Message => {
                 self.bounce(&stanza, StanzaError::new(Cond::ServiceUnavailable));
             }
@@ -227,7 +279,13 @@ impl Core {
         }
     }
 
-    async fn to_full(self: &Arc<Self>, origin: &Origin, stanza: Element, kind: StanzaKind, to: FullJid) {
+    async fn to_full(
+        self: &Arc<Self>,
+        origin: &Origin,
+        stanza: Element,
+        kind: StanzaKind,
+        to: FullJid,
+    ) {
         if let Some(session) = self.registry.get(&to) {
             let out = OutStanza::new(stanza);
             self.deliver(&session, &out);
@@ -240,8 +298,12 @@ impl Core {
             // RFC 6121 §8.5.3.2.1: a message to an unavailable resource is handled as if to the bare JID,
             // except groupchat (error) and headline (dropped).
             StanzaKind::Message => match MessageType::of(&stanza) {
-                MessageType::Normal | MessageType::Chat => self.to_bare(origin, stanza, kind, to.to_bare()).await,
-                MessageType::Groupchat => self.bounce(&stanza, StanzaError::new(Cond::ServiceUnavailable)),
+                MessageType::Normal | MessageType::Chat => {
+                    self.to_bare(origin, stanza, kind, to.to_bare()).await
+                }
+                MessageType::Groupchat => {
+                    self.bounce(&stanza, StanzaError::new(Cond::ServiceUnavailable))
+                }
                 MessageType::Headline | MessageType::Error => {}
             },
             StanzaKind::Iq => self.bounce(&stanza, StanzaError::new(Cond::ServiceUnavailable)),
@@ -251,14 +313,26 @@ impl Core {
         }
     }
 
-    async fn to_bare(self: &Arc<Self>, origin: &Origin, stanza: Element, kind: StanzaKind, to: BareJid) {
+    async fn to_bare(
+        self: &Arc<Self>,
+        origin: &Origin,
+        stanza: Element,
+        kind: StanzaKind,
+        to: BareJid,
+    ) {
         match kind {
-            StanzaKind::Iq => self.dispatch_iq(origin, stanza, to.into(), IqTarget::Account).await,
+            StanzaKind::Iq => {
+                self.dispatch_iq(origin, stanza, to.into(), IqTarget::Account)
+                    .await
+            }
             StanzaKind::Message => self.message_to_bare(stanza, &to).await,
             StanzaKind::Presence => {
                 // Directed presence to a bare JID goes to every available resource (RFC 6121 §4.6).
                 if PresenceType::of(&stanza).is_none() {
-                    return self.bounce(&stanza, StanzaError::new(Cond::BadRequest).with_text("unknown presence type"));
+                    return self.bounce(
+                        &stanza,
+                        StanzaError::new(Cond::BadRequest).with_text("unknown presence type"),
+                    );
                 }
                 let out = OutStanza::new(stanza);
                 self.registry.with_resources(&to, |list| {
@@ -279,12 +353,17 @@ impl Core {
         }
         let out = OutStanza::new(stanza);
         let recipients: Vec<SessionHandle> = self.registry.with_resources(to, |list| {
-            let candidates = list.iter().filter(|s| s.info.is_available() && s.info.priority() >= 0);
+            let candidates = list
+                .iter()
+                .filter(|s| s.info.is_available() && s.info.priority() >= 0);
             let top = match mtype {
                 MessageType::Headline => None,
                 _ => candidates.clone().map(|s| s.info.priority()).max(),
             };
-            candidates.filter(|s| top.is_none_or(|p| s.info.priority() == p)).cloned().collect()
+            candidates
+                .filter(|s| top.is_none_or(|p| s.info.priority() == p))
+                .cloned()
+                .collect()
         });
         if !recipients.is_empty() {
             for s in &recipients {
@@ -299,14 +378,22 @@ impl Core {
         // RFC 6121 §8.5.2.2.1: stored for later (XEP-0160) or the sender learns it was not delivered.
         let outcome = match &self.modules.offline {
             Some(sink) => sink.store(self, to, &out.element).await,
-            None => OfflineOutcome::Bounce(StanzaError::new(Cond::ServiceUnavailable).with_text("the recipient is not available")),
+            None => OfflineOutcome::Bounce(
+                StanzaError::new(Cond::ServiceUnavailable)
+                    .with_text("the recipient is not available"),
+            ),
         };
         if let OfflineOutcome::Bounce(err) = outcome {
             self.bounce(&out.element, err);
         }
     }
 
-    fn after_delivery(self: &Arc<Self>, to: &BareJid, recipients: &[SessionHandle], out: &Arc<OutStanza>) {
+    fn after_delivery(
+        self: &Arc<Self>,
+        to: &BareJid,
+        recipients: &[SessionHandle],
+        out: &Arc<OutStanza>,
+    ) {
         for (_, stage) in &self.modules.stages {
             stage.delivered(self, to, recipients, out);
         }
@@ -315,30 +402,47 @@ impl Core {
     /// Presence without `to` from a client: availability and priority, then to the user's own
     /// available resources (RFC 6121 §4.2.2, §4.4.2, §4.5.2).
     fn own_presence(self: &Arc<Self>, origin: &Origin, stanza: Element) {
-        let Some(session) = origin.session() else { return };
+        let Some(session) = origin.session() else {
+            return;
+        };
         let available = match PresenceType::of(&stanza) {
             Some(PresenceType::Available) => true,
             Some(PresenceType::Unavailable) => false,
             // Subscription management without a `to` is meaningless; probes are the server's business.
             Some(_) => return,
-            None => return self.bounce(&stanza, StanzaError::new(Cond::BadRequest).with_text("unknown presence type")),
+            None => {
+                return self.bounce(
+                    &stanza,
+                    StanzaError::new(Cond::BadRequest).with_text("unknown presence type"),
+                );
+            }
         };
         let priority = stanza
             .get_child("priority", stanza.ns())
             .and_then(|p| p.text().trim().parse::<i8>().ok())
             .unwrap_or(0);
         session.info.set_presence(available, priority);
-        let initial = available && !session.info.set_flag(crate::session::flags::INITIAL_PRESENCE_SENT, true);
+        let initial = available
+            && !session
+                .info
+                .set_flag(crate::session::flags::INITIAL_PRESENCE_SENT, true);
         self.broadcast_to_own_resources(&session.jid().to_bare(), stanza, None);
         if initial {
             self.emit(Event::SessionAvailable(session));
         }
     }
 
-    fn broadcast_to_own_resources(self: &Arc<Self>, bare: &BareJid, stanza: Element, except: Option<u64>) {
+    fn broadcast_to_own_resources(
+        self: &Arc<Self>,
+        bare: &BareJid,
+        stanza: Element,
+        except: Option<u64>,
+    ) {
         let out = OutStanza::new(stanza);
         self.registry.with_resources(bare, |list| {
-            for s in list.iter().filter(|s| s.info.is_available() || s.jid().as_str() == out.element.attr("from").unwrap_or("")) {
+            for s in list.iter().filter(|s| {
+                s.info.is_available() || s.jid().as_str() == out.element.attr("from").unwrap_or("")
+            }) {
                 if Some(s.id()) != except {
                     self.deliver(s, &out);
                 }
@@ -357,16 +461,28 @@ impl Core {
     }
 
     /// Sends an IQ to the handler registered for its payload, and the answer back.
-    async fn dispatch_iq(self: &Arc<Self>, origin: &Origin, stanza: Element, to: Jid, target: IqTarget) {
+    async fn dispatch_iq(
+        self: &Arc<Self>,
+        origin: &Origin,
+        stanza: Element,
+        to: Jid,
+        target: IqTarget,
+    ) {
         let Some(iq_type) = stanza.attr("type").and_then(IqType::parse) else {
-            return self.bounce(&stanza, StanzaError::new(Cond::BadRequest).with_text("missing or unknown IQ type"));
+            return self.bounce(
+                &stanza,
+                StanzaError::new(Cond::BadRequest).with_text("missing or unknown IQ type"),
+            );
         };
         if !iq_type.is_request() {
             // A response addressed to the server or an account with nobody waiting for it: drop it.
             return;
         }
         if stanza.attr("id").is_none() {
-            return self.bounce(&stanza, StanzaError::new(Cond::BadRequest).with_text("an IQ needs an id"));
+            return self.bounce(
+                &stanza,
+                StanzaError::new(Cond::BadRequest).with_text("an IQ needs an id"),
+            );
         }
         let payload = match causerie_stanza::iq_payload(&stanza) {
             Ok(p) => p,
@@ -375,8 +491,18 @@ impl Core {
         let Some(handler) = self.modules.find_iq(iq_type, payload, target) else {
             return self.bounce(&stanza, StanzaError::new(Cond::ServiceUnavailable));
         };
-        let Some(from) = causerie_stanza::from_jid(&stanza).ok().flatten() else { return };
-        let req = IqRequest { core: self, origin, from, to: to.clone(), iq_type, stanza: &stanza, payload };
+        let Some(from) = causerie_stanza::from_jid(&stanza).ok().flatten() else {
+            return;
+        };
+        let req = IqRequest {
+            core: self,
+            origin,
+            from,
+            to: to.clone(),
+            iq_type,
+            stanza: &stanza,
+            payload,
+        };
         match handler.handle(req).await {
             Ok(payload) => {
                 let mut reply = causerie_stanza::iq_result(&stanza);
@@ -396,7 +522,12 @@ impl Core {
         if causerie_stanza::is_error(stanza) || stanza.attr("from").is_none() {
             return;
         }
-        if stanza.name() == "iq" && !stanza.attr("type").and_then(IqType::parse).is_some_and(IqType::is_request) {
+        if stanza.name() == "iq"
+            && !stanza
+                .attr("type")
+                .and_then(IqType::parse)
+                .is_some_and(IqType::is_request)
+        {
             return;
         }
         let mut reply = causerie_stanza::error_reply(stanza, &err);
@@ -411,7 +542,9 @@ impl Core {
 
     /// Delivers a stanza the server generated: to a local full JID directly, elsewhere through routing.
     pub fn send_local_or_remote(self: &Arc<Self>, stanza: Element) {
-        let Ok(Some(to)) = causerie_stanza::to_jid(&stanza) else { return };
+        let Ok(Some(to)) = causerie_stanza::to_jid(&stanza) else {
+            return;
+        };
         if self.is_local_domain(to.domain()) {
             if let Ok(full) = to.clone().try_into_full() {
                 if let Some(s) = self.registry.get(&full) {
@@ -424,7 +557,11 @@ impl Core {
             }
             return;
         }
-        let remote = self.remote.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let remote = self
+            .remote
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         remote.route(self, stanza);
     }
 

@@ -21,7 +21,11 @@ pub struct OutStanza {
 
 impl OutStanza {
     pub fn new(element: Element) -> Arc<OutStanza> {
-        Arc::new(OutStanza { kind: StanzaKind::of(&element), element, bytes: OnceLock::new() })
+        Arc::new(OutStanza {
+            kind: StanzaKind::of(&element),
+            element,
+            bytes: OnceLock::new(),
+        })
     }
 
     /// The serialized stanza. Written relative to its own namespace, so the same bytes are correct on a
@@ -31,7 +35,11 @@ impl OutStanza {
         self.bytes.get_or_init(|| {
             let mut out = Vec::with_capacity(256);
             // Stream-level elements of extensions keep their own namespace declaration.
-            let parent = if self.kind.is_some() { self.element.ns() } else { "" };
+            let parent = if self.kind.is_some() {
+                self.element.ns()
+            } else {
+                ""
+            };
             self.element.write_to(&mut out, parent);
             Bytes::from(out)
         })
@@ -110,7 +118,11 @@ impl SessionInfo {
 
     /// Sets or clears a bit of [`flags`]; returns whether it was set before.
     pub fn set_flag(&self, flag: u32, on: bool) -> bool {
-        let before = if on { self.flags.fetch_or(flag, Ordering::AcqRel) } else { self.flags.fetch_and(!flag, Ordering::AcqRel) };
+        let before = if on {
+            self.flags.fetch_or(flag, Ordering::AcqRel)
+        } else {
+            self.flags.fetch_and(!flag, Ordering::AcqRel)
+        };
         before & flag != 0
     }
 }
@@ -124,7 +136,12 @@ pub struct SessionHandle {
 
 impl SessionHandle {
     /// Creates the handle and the receiving end of its inbox (bounded to `queue_len`).
-    pub fn new(id: u64, jid: FullJid, peer: Option<SocketAddr>, queue_len: usize) -> (SessionHandle, mpsc::Receiver<Outbound>) {
+    pub fn new(
+        id: u64,
+        jid: FullJid,
+        peer: Option<SocketAddr>,
+        queue_len: usize,
+    ) -> (SessionHandle, mpsc::Receiver<Outbound>) {
         let (tx, rx) = mpsc::channel(queue_len.max(1));
         let info = Arc::new(SessionInfo {
             id,

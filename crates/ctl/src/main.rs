@@ -14,7 +14,11 @@ use causerie_storage::{Storage, StorageOptions};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "causeriectl", version, about = "Administer a Causerie XMPP server")]
+#[command(
+    name = "causeriectl",
+    version,
+    about = "Administer a Causerie XMPP server"
+)]
 struct Cli {
     /// Configuration file (default: ./causerie.toml if present, else built-in defaults).
     #[arg(long, short = 'c', value_name = "PATH", global = true)]
@@ -61,7 +65,10 @@ fn main() -> ExitCode {
             return ExitCode::from(3);
         }
     };
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("causeriectl: cannot start the runtime: {e}");
@@ -105,13 +112,20 @@ async fn run(config: Config, command: Command) -> ExitCode {
         }
         _ => None,
     };
-    if let Some(dir) = config.database.url.is_none().then_some(&config.server.data_dir)
+    if let Some(dir) = config
+        .database
+        .url
+        .is_none()
+        .then_some(&config.server.data_dir)
         && let Err(e) = std::fs::create_dir_all(dir)
     {
         eprintln!("causeriectl: data folder {}: {e}", dir.display());
         return ExitCode::from(3);
     }
-    let opts = StorageOptions { max_connections: 2, connect_timeout_secs: config.database.connect_timeout_secs };
+    let opts = StorageOptions {
+        max_connections: 2,
+        connect_timeout_secs: config.database.connect_timeout_secs,
+    };
     let storage = match Storage::open(&config.database_url(), &opts).await {
         Ok(s) => s,
         Err(e) => {
@@ -123,38 +137,61 @@ async fn run(config: Config, command: Command) -> ExitCode {
     let users_store = storage.users.clone();
     let code = match (cmd, jid) {
         (UserCommand::Add { .. }, Some(jid)) => match read_password(true) {
-            Ok(pw) => report(users::add(users_store.as_ref(), &jid, &pw, iterations).await, &format!("created {jid}")),
+            Ok(pw) => report(
+                users::add(users_store.as_ref(), &jid, &pw, iterations).await,
+                &format!("created {jid}"),
+            ),
             Err(e) => fail(&e),
         },
         (UserCommand::Passwd { .. }, Some(jid)) => match read_password(true) {
-            Ok(pw) => report(users::set_password(users_store.as_ref(), &jid, &pw, iterations).await, &format!("password changed for {jid}")),
+            Ok(pw) => report(
+                users::set_password(users_store.as_ref(), &jid, &pw, iterations).await,
+                &format!("password changed for {jid}"),
+            ),
             Err(e) => fail(&e),
         },
-        (UserCommand::Remove { .. }, Some(jid)) => report(users::remove(users_store.as_ref(), &jid).await, &format!("removed {jid}")),
-        (UserCommand::List { domain, json }, _) => match users_store.list_users(domain.as_deref()).await {
-            Ok(list) => {
-                if json {
-                    let items: Vec<String> = list
-                        .iter()
-                        .map(|u| format!("{{\"jid\":{},\"created_at\":{}}}", json_string(&format!("{}@{}", u.username, u.domain)), u.created_at))
-                        .collect();
-                    println!("[{}]", items.join(","));
-                } else {
-                    for u in &list {
-                        println!("{}@{}", u.username, u.domain);
+        (UserCommand::Remove { .. }, Some(jid)) => report(
+            users::remove(users_store.as_ref(), &jid).await,
+            &format!("removed {jid}"),
+        ),
+        (UserCommand::List { domain, json }, _) => {
+            match users_store.list_users(domain.as_deref()).await {
+                Ok(list) => {
+                    if json {
+                        let items: Vec<String> = list
+                            .iter()
+                            .map(|u| {
+                                format!(
+                                    "{{\"jid\":{},\"created_at\":{}}}",
+                                    json_string(&format!("{}@{}", u.username, u.domain)),
+                                    u.created_at
+                                )
+                            })
+                            .collect();
+                        println!("[{}]", items.join(","));
+                    } else {
+                        for u in &list {
+                            println!("{}@{}", u.username, u.domain);
+                        }
                     }
+                    ExitCode::SUCCESS
                 }
-                ExitCode::SUCCESS
+                Err(e) => fail(&UserError::from(e)),
             }
-            Err(e) => fail(&UserError::from(e)),
-        },
+        }
         (UserCommand::Import { .. }, _) => {
             let accounts = import.unwrap_or_default();
             let n = accounts.len();
             let started = std::time::Instant::now();
             eprintln!("deriving credentials for {n} accounts…");
             let result = users::import(users_store.as_ref(), accounts, iterations).await;
-            report(result.map(|_| ()), &format!("imported {n} accounts in {:.1}s", started.elapsed().as_secs_f64()))
+            report(
+                result.map(|_| ()),
+                &format!(
+                    "imported {n} accounts in {:.1}s",
+                    started.elapsed().as_secs_f64()
+                ),
+            )
         }
         _ => ExitCode::from(2),
     };
@@ -167,9 +204,11 @@ async fn run(config: Config, command: Command) -> ExitCode {
 fn read_password(confirm: bool) -> Result<String, UserError> {
     let stdin = std::io::stdin();
     let pw = if stdin.is_terminal() {
-        let a = rpassword::prompt_password("Password: ").map_err(|e| UserError::Password(e.to_string()))?;
+        let a = rpassword::prompt_password("Password: ")
+            .map_err(|e| UserError::Password(e.to_string()))?;
         if confirm {
-            let b = rpassword::prompt_password("Again: ").map_err(|e| UserError::Password(e.to_string()))?;
+            let b = rpassword::prompt_password("Again: ")
+                .map_err(|e| UserError::Password(e.to_string()))?;
             if a != b {
                 return Err(UserError::Password("the two passwords differ".into()));
             }
@@ -177,7 +216,11 @@ fn read_password(confirm: bool) -> Result<String, UserError> {
         a
     } else {
         let mut line = String::new();
-        stdin.lock().take(64 * 1024).read_line(&mut line).map_err(|e| UserError::Password(e.to_string()))?;
+        stdin
+            .lock()
+            .take(64 * 1024)
+            .read_line(&mut line)
+            .map_err(|e| UserError::Password(e.to_string()))?;
         line.trim_end_matches(['\n', '\r']).to_owned()
     };
     if pw.is_empty() {

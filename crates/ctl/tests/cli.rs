@@ -15,7 +15,10 @@ fn env() -> Env {
     let data = dir.path().join("data");
     std::fs::write(
         &config,
-        format!("[server]\ndomains = [\"localhost\", \"corp.example\"]\ndata_dir = {:?}\n", data.display().to_string()),
+        format!(
+            "[server]\ndomains = [\"localhost\", \"corp.example\"]\ndata_dir = {:?}\n",
+            data.display().to_string()
+        ),
     )
     .expect("config");
     Env { dir, config }
@@ -24,7 +27,9 @@ fn env() -> Env {
 fn ctl(env: &Env, args: &[&str], stdin: Option<&str>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_causeriectl"));
     cmd.arg("--config").arg(&env.config).args(args);
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn");
     if let Some(mut sin) = child.stdin.take() {
         let _ = sin.write_all(stdin.unwrap_or("").as_bytes());
@@ -53,8 +58,16 @@ fn add_list_passwd_remove() {
     assert!(o.status.success(), "{}", err(&o));
     let o = ctl(&e, &["user", "list"], None);
     assert_eq!(out(&o), "bob@corp.example\nalice@localhost\n");
-    let o = ctl(&e, &["user", "list", "--domain", "localhost", "--json"], None);
-    assert!(out(&o).starts_with("[{\"jid\":\"alice@localhost\",\"created_at\":"), "{}", out(&o));
+    let o = ctl(
+        &e,
+        &["user", "list", "--domain", "localhost", "--json"],
+        None,
+    );
+    assert!(
+        out(&o).starts_with("[{\"jid\":\"alice@localhost\",\"created_at\":"),
+        "{}",
+        out(&o)
+    );
     let o = ctl(&e, &["user", "passwd", "alice@localhost"], Some("n3w\n"));
     assert!(o.status.success(), "{}", err(&o));
     let o = ctl(&e, &["user", "passwd", "ghost@localhost"], Some("n3w\n"));
@@ -70,8 +83,16 @@ fn add_list_passwd_remove() {
 fn bad_input_gets_clear_errors_and_code_2() {
     let e = env();
     for (args, stdin, needle) in [
-        (&["user", "add", "not a jid@localhost"][..], "pw\n", "invalid JID"),
-        (&["user", "add", "alice@elsewhere.example"], "pw\n", "not a hosted domain"),
+        (
+            &["user", "add", "not a jid@localhost"][..],
+            "pw\n",
+            "invalid JID",
+        ),
+        (
+            &["user", "add", "alice@elsewhere.example"],
+            "pw\n",
+            "not a hosted domain",
+        ),
         (&["user", "add", "localhost"], "pw\n", "local part"),
         (&["user", "add", "carol@localhost"], "\n", "empty"),
     ] {
@@ -92,7 +113,11 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 #[test]
 fn import_is_all_or_nothing() {
     let e = env();
-    let bad = write(e.dir.path(), "bad.csv", "jid,password\na@localhost,x\nb@localhost\nc@localhost,z\n");
+    let bad = write(
+        e.dir.path(),
+        "bad.csv",
+        "jid,password\na@localhost,x\nb@localhost\nc@localhost,z\n",
+    );
     let o = ctl(&e, &["user", "import", bad.to_str().expect("utf8")], None);
     assert_eq!(o.status.code(), Some(2));
     assert!(err(&o).contains("bad.csv:3:"), "{}", err(&o));
@@ -103,7 +128,11 @@ fn import_is_all_or_nothing() {
     let clash = write(e.dir.path(), "clash.csv", "a@localhost,x\nc@localhost,z\n");
     let o = ctl(&e, &["user", "import", clash.to_str().expect("utf8")], None);
     assert_eq!(o.status.code(), Some(1), "{}", err(&o));
-    assert_eq!(out(&ctl(&e, &["user", "list"], None)), "c@localhost\n", "nothing half-imported");
+    assert_eq!(
+        out(&ctl(&e, &["user", "list"], None)),
+        "c@localhost\n",
+        "nothing half-imported"
+    );
 
     let mut csv = String::from("jid,password\n");
     for i in 0..300 {
@@ -118,8 +147,16 @@ fn import_is_all_or_nothing() {
 #[test]
 fn bad_config_is_refused_with_the_line() {
     let e = env();
-    std::fs::write(&e.config, "[server]\ndomains = [\"localhost\"]\n\n[c2s]\nsend_queue_len = 0\n").expect("write");
+    std::fs::write(
+        &e.config,
+        "[server]\ndomains = [\"localhost\"]\n\n[c2s]\nsend_queue_len = 0\n",
+    )
+    .expect("write");
     let o = ctl(&e, &["user", "list"], None);
     assert_eq!(o.status.code(), Some(3));
-    assert!(err(&o).contains(":5:") && err(&o).contains("c2s.send_queue_len"), "{}", err(&o));
+    assert!(
+        err(&o).contains(":5:") && err(&o).contains("c2s.send_queue_len"),
+        "{}",
+        err(&o)
+    );
 }

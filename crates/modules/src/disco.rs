@@ -1,5 +1,6 @@
 //! XEP-0030 Service Discovery: identities and features of the server and of accounts, items of the
-//! server (its components, none yet) and of accounts (none).
+//! server (its components, none yet) and of accounts (none). The server's information is also
+//! answered on its XEP-0115 capabilities node (`node#ver`, XEP-0115 §6.2).
 
 use std::sync::Arc;
 
@@ -8,13 +9,17 @@ use causerie_core::{IqHandler, IqRequest, IqTarget, Module, ModuleRegistry};
 use causerie_stanza::{IqType, StanzaError, StanzaErrorCondition as Cond, ns};
 use causerie_xml::Element;
 
+use crate::common::caps_ver;
+
 pub struct Disco {
     name: String,
 }
 
 impl Disco {
     pub fn new(name: &str) -> Self {
-        Disco { name: name.to_owned() }
+        Disco {
+            name: name.to_owned(),
+        }
     }
 }
 
@@ -24,8 +29,20 @@ impl Module for Disco {
     }
 
     fn register(self: Arc<Self>, reg: &mut ModuleRegistry) {
-        reg.iq(IqType::Get, ns::DISCO_INFO, "query", IqTarget::Both, self.clone());
-        reg.iq(IqType::Get, ns::DISCO_ITEMS, "query", IqTarget::Both, self.clone());
+        reg.iq(
+            IqType::Get,
+            ns::DISCO_INFO,
+            "query",
+            IqTarget::Both,
+            self.clone(),
+        );
+        reg.iq(
+            IqType::Get,
+            ns::DISCO_ITEMS,
+            "query",
+            IqTarget::Both,
+            self.clone(),
+        );
         reg.feature(IqTarget::Both, ns::DISCO_INFO);
         reg.feature(IqTarget::Server, ns::DISCO_ITEMS);
         reg.identity("server", "im", Some(&self.name));
@@ -37,9 +54,16 @@ impl IqHandler for Disco {
     async fn handle(&self, req: IqRequest<'_>) -> Result<Option<Element>, StanzaError> {
         let is_server = req.to.node().is_none();
         let mut q = Element::new("query", req.payload.ns());
-        if req.payload.attr("node").is_some() {
-            // No node-specific information is published yet.
-            return Err(StanzaError::new(Cond::ItemNotFound));
+        if let Some(node) = req.payload.attr("node") {
+            // XEP-0115 §6.2: the capabilities node has the same information as the entity, and
+            // the answer names the node. No other node is published.
+            if !is_server
+                || req.payload.ns() != ns::DISCO_INFO
+                || node != caps_ver::server_node(req.core)
+            {
+                return Err(StanzaError::new(Cond::ItemNotFound));
+            }
+            q.set_attr("node", node);
         }
         if req.payload.ns() == ns::DISCO_ITEMS {
             return Ok(Some(q));
@@ -57,9 +81,17 @@ impl IqHandler for Disco {
         } else {
             // XEP-0030 §3.2 / RFC 6121: an account is an `account/registered` entity; others only learn
             // that much about it.
-            q.push_child(Element::new("identity", ns::DISCO_INFO).with_attr("category", "account").with_attr("type", "registered"));
+            q.push_child(
+                Element::new("identity", ns::DISCO_INFO)
+                    .with_attr("category", "account")
+                    .with_attr("type", "registered"),
+            );
         }
-        let target = if is_server { IqTarget::Server } else { IqTarget::Account };
+        let target = if is_server {
+            IqTarget::Server
+        } else {
+            IqTarget::Account
+        };
         for f in req.core.features(target) {
             q.push_child(Element::new("feature", ns::DISCO_INFO).with_attr("var", f));
         }

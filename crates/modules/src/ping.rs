@@ -26,7 +26,9 @@ impl IqHandler for Ping {
         // XEP-0199 §4.2: a ping to an account is answered by the server only for the account's owner;
         // for others it is the account's business, and without a resource there is none to ask.
         if req.to.node().is_some() && req.from.to_bare() != req.to.to_bare() {
-            return Err(StanzaError::new(causerie_stanza::StanzaErrorCondition::ServiceUnavailable));
+            return Err(StanzaError::new(
+                causerie_stanza::StanzaErrorCondition::ServiceUnavailable,
+            ));
         }
         Ok(None)
     }

@@ -26,15 +26,23 @@ use tokio::task::JoinHandle;
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("data folder {path}: {source}")]
-    DataDir { path: String, source: std::io::Error },
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("database: {0}")]
     Storage(#[from] causerie_storage::StoreError),
     #[error("TLS: {0}")]
     Tls(#[from] causerie_tls::TlsError),
-    #[error("no certificate for hosted domain {0}: configure one under [[tls.certificates]] or set tls.self_signed_for_missing = true")]
+    #[error(
+        "no certificate for hosted domain {0}: configure one under [[tls.certificates]] or set tls.self_signed_for_missing = true"
+    )]
     MissingCertificate(String),
     #[error("cannot listen on {addr}: {source}")]
-    Listen { addr: String, source: std::io::Error },
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("server secret {path}: {reason}")]
     Secret { path: String, reason: String },
 }
@@ -67,7 +75,10 @@ impl Running {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         if self.c2s.connections() > 0 {
-            tracing::warn!(open = self.c2s.connections(), "grace period over, dropping remaining connections");
+            tracing::warn!(
+                open = self.c2s.connections(),
+                "grace period over, dropping remaining connections"
+            );
         }
         self.storage.close().await;
         tracing::info!("stopped");
@@ -84,8 +95,15 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let secret = load_or_create_secret(&data_dir.join("server.secret"))?;
 
     let certs = Arc::new(load_certificates(config)?);
-    let tls_cfg = causerie_tls::server_config(certs.clone(), config.tls.min_version == "1.3", &[ALPN_XMPP_CLIENT])?;
-    let tls = TlsSetup { acceptor: TlsAcceptor::from(tls_cfg), certs };
+    let tls_cfg = causerie_tls::server_config(
+        certs.clone(),
+        config.tls.min_version == "1.3",
+        &[ALPN_XMPP_CLIENT],
+    )?;
+    let tls = TlsSetup {
+        acceptor: TlsAcceptor::from(tls_cfg),
+        certs,
+    };
 
     let url = config.database_url();
     let storage = Storage::open(
@@ -98,8 +116,19 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     .await?;
     tracing::info!(backend = storage.backend(), "storage ready");
 
-    let mut builder = CoreBuilder::new(config.server.domains.iter().cloned()).max_sessions_per_user(config.limits.max_sessions_per_user);
+    let mut builder = CoreBuilder::new(config.server.domains.iter().cloned())
+        .max_sessions_per_user(config.limits.max_sessions_per_user);
     causerie_modules::register_defaults(builder.modules());
+    causerie_modules::register_im(builder.modules(), &storage, &im_options(config));
+    builder
+        .modules()
+        .add_module(causerie_roster::Roster::with_config(
+            storage.clone(),
+            causerie_roster::RosterConfig {
+                max_items: config.im.max_roster_items,
+                max_directed_per_session: config.im.max_directed_presences,
+            },
+        ));
     let core = builder.build();
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -109,7 +138,15 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         config.auth.max_failures_per_ip,
         Duration::from_secs(config.auth.failure_window_secs),
     );
-    let c2s = C2sServer::new(core.clone(), storage.users.clone(), tls, settings, limiter, secret, shutdown_rx);
+    let c2s = C2sServer::new(
+        core.clone(),
+        storage.users.clone(),
+        tls,
+        settings,
+        limiter,
+        secret,
+        shutdown_rx,
+    );
 
     let mut listeners = Vec::new();
     let mut starttls_addrs = Vec::new();
@@ -119,13 +156,24 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         (&config.c2s.direct_tls_listen, true, &mut direct_tls_addrs),
     ] {
         for addr in addrs {
-            let listener = TcpListener::bind(addr.as_str())
-                .await
-                .map_err(|source| StartError::Listen { addr: addr.clone(), source })?;
-            let local = listener.local_addr().map_err(|source| StartError::Listen { addr: addr.clone(), source })?;
+            let listener =
+                TcpListener::bind(addr.as_str())
+                    .await
+                    .map_err(|source| StartError::Listen {
+                        addr: addr.clone(),
+                        source,
+                    })?;
+            let local = listener.local_addr().map_err(|source| StartError::Listen {
+                addr: addr.clone(),
+                source,
+            })?;
             tracing::info!(addr = %local, direct_tls = direct, "client listener ready");
             out.push(local);
-            listeners.push(tokio::spawn(causerie_c2s::serve(c2s.clone(), listener, direct)));
+            listeners.push(tokio::spawn(causerie_c2s::serve(
+                c2s.clone(),
+                listener,
+                direct,
+            )));
         }
     }
     tracing::info!(domains = ?config.server.domains, "causerie started");
@@ -141,8 +189,28 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     })
 }
 
+fn im_options(config: &Config) -> causerie_modules::ImOptions {
+    let im = &config.im;
+    causerie_modules::ImOptions {
+        offline_quota: im.offline_quota,
+        max_vcard_bytes: im.max_vcard_bytes,
+        max_private_bytes: im.max_private_bytes,
+        max_blocklist_items: im.max_blocklist_items,
+        csi_max_held_presences: im.csi_max_held_presences,
+        hide_version: im.hide_version,
+        version_show_os: im.version_show_os,
+        server_ping_interval: (im.server_ping_interval_secs > 0)
+            .then(|| Duration::from_secs(im.server_ping_interval_secs)),
+    }
+}
+
 fn c2s_settings(config: &Config) -> C2sSettings {
-    let mechanisms: Vec<Mechanism> = config.auth.mechanisms.iter().filter_map(|m| Mechanism::parse(m)).collect();
+    let mechanisms: Vec<Mechanism> = config
+        .auth
+        .mechanisms
+        .iter()
+        .filter_map(|m| Mechanism::parse(m))
+        .collect();
     C2sSettings {
         require_encryption: config.c2s.require_encryption,
         mechanisms,
@@ -169,14 +237,17 @@ fn load_certificates(config: &Config) -> Result<CertStore, StartError> {
     }
     for domain in &config.server.domains {
         let covered = store.contains(domain)
-            || domain.split_once('.').is_some_and(|(_, parent)| store.contains(&format!("*.{parent}")));
+            || domain
+                .split_once('.')
+                .is_some_and(|(_, parent)| store.contains(&format!("*.{parent}")));
         if covered {
             continue;
         }
         if !config.tls.self_signed_for_missing {
             return Err(StartError::MissingCertificate(domain.clone()));
         }
-        let (cert, key, created) = causerie_tls::ensure_self_signed(&config.server.data_dir, domain)?;
+        let (cert, key, created) =
+            causerie_tls::ensure_self_signed(&config.server.data_dir, domain)?;
         if created {
             tracing::warn!(domain = %domain, cert = %cert.display(), "generated a self-signed certificate; clients will not trust it unless told to");
         }
@@ -186,7 +257,10 @@ fn load_certificates(config: &Config) -> Result<CertStore, StartError> {
 }
 
 fn create_private_dir(path: &Path) -> Result<(), StartError> {
-    let err = |source| StartError::DataDir { path: path.display().to_string(), source };
+    let err = |source| StartError::DataDir {
+        path: path.display().to_string(),
+        source,
+    };
     if !path.exists() {
         let mut b = std::fs::DirBuilder::new();
         b.recursive(true);
@@ -202,9 +276,15 @@ fn create_private_dir(path: &Path) -> Result<(), StartError> {
 
 /// The 32-byte server secret (fake SASL salts now, dialback keys later), created once with mode 0600.
 pub fn load_or_create_secret(path: &Path) -> Result<[u8; 32], StartError> {
-    let err = |reason: String| StartError::Secret { path: path.display().to_string(), reason };
+    let err = |reason: String| StartError::Secret {
+        path: path.display().to_string(),
+        reason,
+    };
     match std::fs::read(path) {
-        Ok(bytes) => bytes.as_slice().try_into().map_err(|_| err(format!("expected 32 bytes, found {}", bytes.len()))),
+        Ok(bytes) => bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| err(format!("expected 32 bytes, found {}", bytes.len()))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let mut s = [0u8; 32];
             getrandom::fill(&mut s).map_err(|e| err(e.to_string()))?;

@@ -28,7 +28,10 @@ fn main() -> std::process::ExitCode {
         Some(p) => tracing::info!(config = %p.display(), "configuration loaded"),
         None => tracing::info!("no configuration file, using defaults"),
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("causerie: cannot start the runtime: {e}");
@@ -45,7 +48,9 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(config: causerie_config::Config) -> anyhow::Result<()> {
-    let running = causerie_server::start(&config).await.context("start-up failed")?;
+    let running = causerie_server::start(&config)
+        .await
+        .context("start-up failed")?;
     wait_for_signal().await?;
     running.shutdown().await;
     Ok(())

@@ -19,7 +19,11 @@ pub enum UserError {
     #[error("no such user: {0}")]
     NotFound(String),
     #[error("{file}:{line}: {reason}")]
-    Import { file: String, line: usize, reason: String },
+    Import {
+        file: String,
+        line: usize,
+        reason: String,
+    },
     #[error("storage: {0}")]
     Storage(StoreError),
 }
@@ -36,10 +40,15 @@ impl From<StoreError> for UserError {
 
 /// Parses and normalizes an account JID (RFC 7622) and checks that its domain is hosted.
 pub fn account_jid(config: &Config, s: &str) -> Result<BareJid, UserError> {
-    let invalid = |reason: String| UserError::InvalidJid { jid: s.to_owned(), reason };
+    let invalid = |reason: String| UserError::InvalidJid {
+        jid: s.to_owned(),
+        reason,
+    };
     let jid = BareJid::parse(s.trim()).map_err(|e| invalid(e.to_string()))?;
     if jid.node().is_none() {
-        return Err(invalid("an account needs a local part (user@domain)".into()));
+        return Err(invalid(
+            "an account needs a local part (user@domain)".into(),
+        ));
     }
     if !config.server.domains.iter().any(|d| d == jid.domain()) {
         return Err(UserError::NotHosted(jid.domain().to_owned()));
@@ -52,7 +61,8 @@ pub fn credentials(password: &str, iterations: u32) -> Result<Vec<StoredCredenti
     if password.is_empty() {
         return Err(UserError::EmptyPassword);
     }
-    let creds = causerie_sasl::derive_all(password, iterations).map_err(|e| UserError::Password(e.to_string()))?;
+    let creds = causerie_sasl::derive_all(password, iterations)
+        .map_err(|e| UserError::Password(e.to_string()))?;
     Ok(creds
         .into_iter()
         .map(|c| StoredCredential {
@@ -65,33 +75,59 @@ pub fn credentials(password: &str, iterations: u32) -> Result<Vec<StoredCredenti
         .collect())
 }
 
-pub async fn add(users: &dyn UserStore, jid: &BareJid, password: &str, iterations: u32) -> Result<(), UserError> {
+pub async fn add(
+    users: &dyn UserStore,
+    jid: &BareJid,
+    password: &str,
+    iterations: u32,
+) -> Result<(), UserError> {
     let credentials = credentials(password, iterations)?;
-    let user = NewUser { username: jid.node().unwrap_or_default().to_owned(), domain: jid.domain().to_owned(), credentials };
+    let user = NewUser {
+        username: jid.node().unwrap_or_default().to_owned(),
+        domain: jid.domain().to_owned(),
+        credentials,
+    };
     users.create_user(&user).await?;
     Ok(())
 }
 
-pub async fn set_password(users: &dyn UserStore, jid: &BareJid, password: &str, iterations: u32) -> Result<(), UserError> {
+pub async fn set_password(
+    users: &dyn UserStore,
+    jid: &BareJid,
+    password: &str,
+    iterations: u32,
+) -> Result<(), UserError> {
     let credentials = credentials(password, iterations)?;
-    users.set_credentials(jid.node().unwrap_or_default(), jid.domain(), &credentials).await?;
+    users
+        .set_credentials(jid.node().unwrap_or_default(), jid.domain(), &credentials)
+        .await?;
     Ok(())
 }
 
 pub async fn remove(users: &dyn UserStore, jid: &BareJid) -> Result<(), UserError> {
-    users.remove_user(jid.node().unwrap_or_default(), jid.domain()).await?;
+    users
+        .remove_user(jid.node().unwrap_or_default(), jid.domain())
+        .await?;
     Ok(())
 }
 
 /// Parses a `jid,password` CSV (an optional `jid,password` header line; blank lines skipped; a
 /// password may contain commas, since only the first comma separates). Every line is checked before
 /// anything is written: one bad line refuses the whole file.
-pub fn parse_import(config: &Config, file: &str, text: &str) -> Result<Vec<(BareJid, String)>, UserError> {
+pub fn parse_import(
+    config: &Config,
+    file: &str,
+    text: &str,
+) -> Result<Vec<(BareJid, String)>, UserError> {
     let mut out = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
-        let err = |reason: String| UserError::Import { file: file.to_owned(), line, reason };
+        let err = |reason: String| UserError::Import {
+            file: file.to_owned(),
+            line,
+            reason,
+        };
         let l = raw.strip_suffix('\r').unwrap_or(raw);
         if l.trim().is_empty() || (line == 1 && l.trim().eq_ignore_ascii_case("jid,password")) {
             continue;
@@ -109,14 +145,25 @@ pub fn parse_import(config: &Config, file: &str, text: &str) -> Result<Vec<(Bare
         out.push((jid, password.to_owned()));
     }
     if out.is_empty() {
-        return Err(UserError::Import { file: file.to_owned(), line: 0, reason: "no accounts in the file".into() });
+        return Err(UserError::Import {
+            file: file.to_owned(),
+            line: 0,
+            reason: "no accounts in the file".into(),
+        });
     }
     Ok(out)
 }
 
 /// Derives the credentials of many accounts on every core, then creates them in one transaction.
-pub async fn import(users: &dyn UserStore, accounts: Vec<(BareJid, String)>, iterations: u32) -> Result<usize, UserError> {
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).max(1);
+pub async fn import(
+    users: &dyn UserStore,
+    accounts: Vec<(BareJid, String)>,
+    iterations: u32,
+) -> Result<usize, UserError> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .max(1);
     let chunk = accounts.len().div_ceil(threads).max(1);
     let derived: Vec<Result<Vec<NewUser>, UserError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = accounts
@@ -137,7 +184,11 @@ pub async fn import(users: &dyn UserStore, accounts: Vec<(BareJid, String)>, ite
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(UserError::Password("credential derivation failed".into()))))
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(UserError::Password("credential derivation failed".into()))
+                })
+            })
             .collect()
     });
     let mut all = Vec::with_capacity(accounts.len());
@@ -154,10 +205,16 @@ mod tests {
     #[test]
     fn import_refuses_bad_lines_with_their_number() {
         let config = Config::default();
-        let ok = parse_import(&config, "u.csv", "jid,password\nalice@localhost,a,b\n\nbob@localhost,x\n").expect("valid");
+        let ok = parse_import(
+            &config,
+            "u.csv",
+            "jid,password\nalice@localhost,a,b\n\nbob@localhost,x\n",
+        )
+        .expect("valid");
         assert_eq!(ok.len(), 2);
         assert_eq!(ok[0].1, "a,b");
-        let e = parse_import(&config, "u.csv", "alice@localhost,a\nbroken line\n").expect_err("bad");
+        let e =
+            parse_import(&config, "u.csv", "alice@localhost,a\nbroken line\n").expect_err("bad");
         assert_eq!(e.to_string(), "u.csv:2: expected `jid,password`");
         let e = parse_import(&config, "u.csv", "alice@elsewhere.example,a\n").expect_err("bad");
         assert!(e.to_string().starts_with("u.csv:1:"), "{e}");
@@ -171,12 +228,27 @@ mod tests {
         let s = causerie_storage::Storage::memory();
         let jid = account_jid(&config, "Alice@localhost").expect("jid");
         assert_eq!(jid.as_str(), "alice@localhost");
-        add(s.users.as_ref(), &jid, "secret", 4096).await.expect("add");
-        assert!(matches!(add(s.users.as_ref(), &jid, "secret", 4096).await, Err(UserError::Exists(_))));
-        set_password(s.users.as_ref(), &jid, "other", 4096).await.expect("passwd");
-        let c = s.users.credential("alice", "localhost", "SHA-256").await.expect("q").expect("cred");
+        add(s.users.as_ref(), &jid, "secret", 4096)
+            .await
+            .expect("add");
+        assert!(matches!(
+            add(s.users.as_ref(), &jid, "secret", 4096).await,
+            Err(UserError::Exists(_))
+        ));
+        set_password(s.users.as_ref(), &jid, "other", 4096)
+            .await
+            .expect("passwd");
+        let c = s
+            .users
+            .credential("alice", "localhost", "SHA-256")
+            .await
+            .expect("q")
+            .expect("cred");
         assert!(c.iterations >= 4096);
         remove(s.users.as_ref(), &jid).await.expect("remove");
-        assert!(matches!(remove(s.users.as_ref(), &jid).await, Err(UserError::NotFound(_))));
+        assert!(matches!(
+            remove(s.users.as_ref(), &jid).await,
+            Err(UserError::NotFound(_))
+        ));
     }
 }

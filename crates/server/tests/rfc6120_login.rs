@@ -12,8 +12,14 @@ async fn every_scram_variant_logs_in_over_starttls() {
     for mech in ["SCRAM-SHA-1", "SCRAM-SHA-256", "SCRAM-SHA-512"] {
         let mut cfg = s.client("alice", "wonderland");
         cfg.mechanism = Some(mech.into());
-        let c = Client::login(&cfg).await.unwrap_or_else(|e| panic!("{mech}: {e}"));
-        assert!(c.jid().starts_with("alice@localhost/"), "{mech}: bound {}", c.jid());
+        let c = Client::login(&cfg)
+            .await
+            .unwrap_or_else(|e| panic!("{mech}: {e}"));
+        assert!(
+            c.jid().starts_with("alice@localhost/"),
+            "{mech}: bound {}",
+            c.jid()
+        );
         c.close().await.expect("clean close");
     }
     s.stop().await;
@@ -22,12 +28,21 @@ async fn every_scram_variant_logs_in_over_starttls() {
 #[tokio::test]
 async fn every_plus_variant_with_both_channel_bindings() {
     let s = server_with_users(&[("alice", "wonderland")]).await;
-    for mech in ["SCRAM-SHA-1-PLUS", "SCRAM-SHA-256-PLUS", "SCRAM-SHA-512-PLUS"] {
-        for cb in [ChannelBindingType::TlsExporter, ChannelBindingType::TlsServerEndPoint] {
+    for mech in [
+        "SCRAM-SHA-1-PLUS",
+        "SCRAM-SHA-256-PLUS",
+        "SCRAM-SHA-512-PLUS",
+    ] {
+        for cb in [
+            ChannelBindingType::TlsExporter,
+            ChannelBindingType::TlsServerEndPoint,
+        ] {
             let mut cfg = s.client("alice", "wonderland");
             cfg.mechanism = Some(mech.into());
             cfg.cb_type = Some(cb);
-            let c = Client::login(&cfg).await.unwrap_or_else(|e| panic!("{mech} {}: {e}", cb.name()));
+            let c = Client::login(&cfg)
+                .await
+                .unwrap_or_else(|e| panic!("{mech} {}: {e}", cb.name()));
             c.close().await.expect("clean close");
         }
     }
@@ -47,15 +62,27 @@ async fn direct_tls_login() {
 #[tokio::test]
 async fn features_offer_plus_and_channel_binding_types_but_not_plain() {
     let s = server_with_users(&[]).await;
-    let mut n = Negotiation::connect(&s.client("x", "y")).await.expect("connect");
+    let mut n = Negotiation::connect(&s.client("x", "y"))
+        .await
+        .expect("connect");
     n.header().await.expect("header");
     let f = n.features().await.expect("features");
     assert_eq!(f.starttls, Some(true), "STARTTLS must be required");
-    assert!(f.mechanisms.is_empty(), "no mechanisms before TLS: {:?}", f.mechanisms);
+    assert!(
+        f.mechanisms.is_empty(),
+        "no mechanisms before TLS: {:?}",
+        f.mechanisms
+    );
     n.starttls().await.expect("starttls");
     n.header().await.expect("header");
     let f = n.features().await.expect("features");
-    for m in ["SCRAM-SHA-512-PLUS", "SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-256", "SCRAM-SHA-1"] {
+    for m in [
+        "SCRAM-SHA-512-PLUS",
+        "SCRAM-SHA-256-PLUS",
+        "SCRAM-SHA-1-PLUS",
+        "SCRAM-SHA-256",
+        "SCRAM-SHA-1",
+    ] {
         assert!(f.offers(m), "{m} missing from {:?}", f.mechanisms);
     }
     assert!(!f.offers("PLAIN"), "PLAIN is off by default");
@@ -72,7 +99,9 @@ async fn wrong_password_and_unknown_user_get_not_authorized() {
         let mut cfg = s.client(user, pw);
         cfg.mechanism = Some("SCRAM-SHA-256".into());
         match Client::login(&cfg).await {
-            Err(ClientError::SaslFailure { condition, .. }) => assert_eq!(condition, "not-authorized"),
+            Err(ClientError::SaslFailure { condition, .. }) => {
+                assert_eq!(condition, "not-authorized")
+            }
             Err(e) => panic!("{user}: unexpected error {e}"),
             Ok(_) => panic!("{user}: login must fail"),
         }
@@ -82,13 +111,23 @@ async fn wrong_password_and_unknown_user_get_not_authorized() {
 
 #[tokio::test]
 async fn plain_works_over_tls_only_when_enabled() {
-    let s = causerie_testkit::harness::TestServer::start_with(|c| c.auth.allow_plain = true).await.expect("start");
+    let s = causerie_testkit::harness::TestServer::start_with(|c| c.auth.allow_plain = true)
+        .await
+        .expect("start");
     s.add_user("alice", "wonderland").await.expect("user");
     let mut cfg = s.client("alice", "wonderland");
     cfg.mechanism = Some("PLAIN".into());
-    Client::login(&cfg).await.expect("PLAIN login").close().await.expect("close");
+    Client::login(&cfg)
+        .await
+        .expect("PLAIN login")
+        .close()
+        .await
+        .expect("close");
     cfg.password = "bad".into();
-    assert!(matches!(Client::login(&cfg).await, Err(ClientError::SaslFailure { .. })));
+    assert!(matches!(
+        Client::login(&cfg).await,
+        Err(ClientError::SaslFailure { .. })
+    ));
     s.stop().await;
 }
 
@@ -103,14 +142,21 @@ async fn repeated_failures_are_rate_limited_per_account() {
     let mut bad = s.client("alice", "nope");
     bad.mechanism = Some("SCRAM-SHA-256".into());
     for _ in 0..2 {
-        assert!(matches!(Client::login(&bad).await, Err(ClientError::SaslFailure { ref condition, .. }) if condition == "not-authorized"));
+        assert!(
+            matches!(Client::login(&bad).await, Err(ClientError::SaslFailure { ref condition, .. }) if condition == "not-authorized")
+        );
     }
     // Even the right password is refused while the account is over its limit.
     let mut good = s.client("alice", "wonderland");
     good.mechanism = Some("SCRAM-SHA-256".into());
     match Client::login(&good).await {
-        Err(ClientError::SaslFailure { condition, .. }) => assert_eq!(condition, "temporary-auth-failure"),
-        other => panic!("expected temporary-auth-failure, got {:?}", other.map(|c| c.jid().to_owned())),
+        Err(ClientError::SaslFailure { condition, .. }) => {
+            assert_eq!(condition, "temporary-auth-failure")
+        }
+        other => panic!(
+            "expected temporary-auth-failure, got {:?}",
+            other.map(|c| c.jid().to_owned())
+        ),
     }
     s.stop().await;
 }
@@ -118,10 +164,16 @@ async fn repeated_failures_are_rate_limited_per_account() {
 #[tokio::test]
 async fn auth_before_starttls_is_refused() {
     let s = server_with_users(&[("alice", "wonderland")]).await;
-    let mut n = Negotiation::connect(&s.client("alice", "wonderland")).await.expect("connect");
+    let mut n = Negotiation::connect(&s.client("alice", "wonderland"))
+        .await
+        .expect("connect");
     n.header().await.expect("header");
     n.features().await.expect("features");
-    n.send_raw(b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-256'>=</auth>").await.expect("send");
+    n.send_raw(
+        b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-256'>=</auth>",
+    )
+    .await
+    .expect("send");
     let e = n.recv().await.expect_err("must be refused");
     assert_eq!(stream_error(&e), Some("policy-violation"), "{e}");
     s.stop().await;
@@ -159,8 +211,12 @@ async fn bind_conflict_replaces_the_older_session() {
 #[tokio::test]
 async fn server_generates_a_resource_when_none_is_asked() {
     let s = server_with_users(&[("alice", "wonderland")]).await;
-    let a = Client::login(&s.client("alice", "wonderland")).await.expect("a");
-    let b = Client::login(&s.client("alice", "wonderland")).await.expect("b");
+    let a = Client::login(&s.client("alice", "wonderland"))
+        .await
+        .expect("a");
+    let b = Client::login(&s.client("alice", "wonderland"))
+        .await
+        .expect("b");
     assert_ne!(a.jid(), b.jid());
     assert!(a.jid().len() > "alice@localhost/".len());
     s.stop().await;
@@ -169,7 +225,9 @@ async fn server_generates_a_resource_when_none_is_asked() {
 #[tokio::test]
 async fn stanzas_before_bind_close_the_stream() {
     let s = server_with_users(&[("alice", "wonderland")]).await;
-    let mut n = Negotiation::connect(&s.client("alice", "wonderland")).await.expect("connect");
+    let mut n = Negotiation::connect(&s.client("alice", "wonderland"))
+        .await
+        .expect("connect");
     n.header().await.expect("h");
     n.features().await.expect("f");
     n.starttls().await.expect("tls");

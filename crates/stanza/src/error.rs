@@ -108,12 +108,22 @@ impl StanzaErrorCondition {
     pub fn default_type(self) -> ErrorType {
         use StanzaErrorCondition::*;
         match self {
-            BadRequest | JidMalformed | NotAcceptable | Redirect | PolicyViolation => ErrorType::Modify,
-            Forbidden | NotAuthorized | RegistrationRequired | SubscriptionRequired => ErrorType::Auth,
-            InternalServerError | RecipientUnavailable | RemoteServerTimeout | ResourceConstraint
-            | UnexpectedRequest => ErrorType::Wait,
-            Conflict | FeatureNotImplemented | Gone | ItemNotFound | NotAllowed | RemoteServerNotFound
-            | ServiceUnavailable | UndefinedCondition => ErrorType::Cancel,
+            BadRequest | JidMalformed | NotAcceptable | Redirect | PolicyViolation => {
+                ErrorType::Modify
+            }
+            Forbidden | NotAuthorized | RegistrationRequired | SubscriptionRequired => {
+                ErrorType::Auth
+            }
+            InternalServerError | RecipientUnavailable | RemoteServerTimeout
+            | ResourceConstraint | UnexpectedRequest => ErrorType::Wait,
+            Conflict
+            | FeatureNotImplemented
+            | Gone
+            | ItemNotFound
+            | NotAllowed
+            | RemoteServerNotFound
+            | ServiceUnavailable
+            | UndefinedCondition => ErrorType::Cancel,
         }
     }
 }
@@ -126,13 +136,19 @@ pub struct StanzaError {
     pub text: Option<String>,
     /// The entity that generated the error (RFC 6120 §8.3.2 `by`).
     pub by: Option<String>,
-    /// An application-specific condition element.
-    pub app: Option<Element>,
+    /// An application-specific condition element (boxed: rare, and errors travel in `Result`s).
+    pub app: Option<Box<Element>>,
 }
 
 impl StanzaError {
     pub fn new(condition: StanzaErrorCondition) -> Self {
-        StanzaError { condition, kind: condition.default_type(), text: None, by: None, app: None }
+        StanzaError {
+            condition,
+            kind: condition.default_type(),
+            text: None,
+            by: None,
+            app: None,
+        }
     }
 
     pub fn with_type(mut self, kind: ErrorType) -> Self {
@@ -151,7 +167,7 @@ impl StanzaError {
     }
 
     pub fn with_app(mut self, app: Element) -> Self {
-        self.app = Some(app);
+        self.app = Some(Box::new(app));
         self
     }
 
@@ -163,10 +179,14 @@ impl StanzaError {
         }
         e.push_child(Element::new(self.condition.name(), ns::STANZAS));
         if let Some(text) = &self.text {
-            e.push_child(Element::new("text", ns::STANZAS).with_attr("xml:lang", "en").with_text(text.as_str()));
+            e.push_child(
+                Element::new("text", ns::STANZAS)
+                    .with_attr("xml:lang", "en")
+                    .with_text(text.as_str()),
+            );
         }
         if let Some(app) = &self.app {
-            e.push_child(app.clone());
+            e.push_child(app.as_ref().clone());
         }
         e
     }
@@ -186,7 +206,13 @@ impl StanzaError {
             _ => ErrorType::Cancel,
         };
         let text = err.get_child("text", ns::STANZAS).map(|t| t.text());
-        Some(StanzaError { condition, kind, text, by: err.attr("by").map(str::to_owned), app: None })
+        Some(StanzaError {
+            condition,
+            kind,
+            text,
+            by: err.attr("by").map(str::to_owned),
+            app: None,
+        })
     }
 }
 
@@ -210,7 +236,10 @@ pub struct StreamError {
 
 impl StreamError {
     pub fn new(condition: StreamErrorCondition) -> Self {
-        StreamError { condition, text: None }
+        StreamError {
+            condition,
+            text: None,
+        }
     }
 
     pub fn with_text(mut self, text: impl Into<String>) -> Self {
@@ -223,7 +252,9 @@ impl StreamError {
         e.push_child(Element::new(self.condition.name(), ns::STREAM_ERRORS));
         if let Some(text) = &self.text {
             e.push_child(
-                Element::new("text", ns::STREAM_ERRORS).with_attr("xml:lang", "en").with_text(text.as_str()),
+                Element::new("text", ns::STREAM_ERRORS)
+                    .with_attr("xml:lang", "en")
+                    .with_text(text.as_str()),
             );
         }
         e
@@ -261,17 +292,26 @@ mod tests {
 
     #[test]
     fn conditions_round_trip_by_name() {
-        for c in [StreamErrorCondition::NotWellFormed, StreamErrorCondition::PolicyViolation] {
+        for c in [
+            StreamErrorCondition::NotWellFormed,
+            StreamErrorCondition::PolicyViolation,
+        ] {
             assert_eq!(StreamErrorCondition::parse(c.name()), Some(c));
         }
-        assert_eq!(StanzaErrorCondition::parse("item-not-found"), Some(StanzaErrorCondition::ItemNotFound));
+        assert_eq!(
+            StanzaErrorCondition::parse("item-not-found"),
+            Some(StanzaErrorCondition::ItemNotFound)
+        );
         assert_eq!(StanzaErrorCondition::parse("nope"), None);
     }
 
     #[test]
     fn stanza_error_round_trip() {
-        let err = StanzaError::new(StanzaErrorCondition::PolicyViolation).with_text("accept the policy first");
-        let msg = Element::new("message", ns::CLIENT).with_attr("type", "error").with_child(err.to_element());
+        let err = StanzaError::new(StanzaErrorCondition::PolicyViolation)
+            .with_text("accept the policy first");
+        let msg = Element::new("message", ns::CLIENT)
+            .with_attr("type", "error")
+            .with_child(err.to_element());
         let back = StanzaError::from_stanza(&msg).expect("parsed");
         assert_eq!(back.condition, StanzaErrorCondition::PolicyViolation);
         assert_eq!(back.kind, ErrorType::Modify);

@@ -214,7 +214,10 @@ mod tests {
             .with_attr("from", "a@example.com/r")
             .with_attr("to", "example.com")
             .with_child(Element::new("query", "urn:x"));
-        let e = error_reply(&iq, &StanzaError::new(StanzaErrorCondition::ServiceUnavailable));
+        let e = error_reply(
+            &iq,
+            &StanzaError::new(StanzaErrorCondition::ServiceUnavailable),
+        );
         assert_eq!(e.attr("to"), Some("a@example.com/r"));
         assert_eq!(e.attr("from"), Some("example.com"));
         assert_eq!(e.attr("type"), Some("error"));
@@ -228,16 +231,24 @@ mod tests {
     fn iq_payload_requires_exactly_one_child() {
         let iq = Element::new("iq", ns::CLIENT);
         assert!(iq_payload(&iq).is_err());
-        let iq = iq.with_child(Element::new("a", "x")).with_child(Element::new("b", "x"));
+        let iq = iq
+            .with_child(Element::new("a", "x"))
+            .with_child(Element::new("b", "x"));
         assert!(iq_payload(&iq).is_err());
     }
 
     #[test]
     fn kinds_and_types() {
-        assert_eq!(StanzaKind::of(&Element::new("iq", ns::CLIENT)), Some(StanzaKind::Iq));
+        assert_eq!(
+            StanzaKind::of(&Element::new("iq", ns::CLIENT)),
+            Some(StanzaKind::Iq)
+        );
         assert_eq!(StanzaKind::of(&Element::new("iq", "urn:other")), None);
         let m = Element::new("message", ns::CLIENT).with_attr("type", "bogus");
         assert_eq!(MessageType::of(&m), MessageType::Normal);
-        assert_eq!(PresenceType::of(&Element::new("presence", ns::CLIENT).with_attr("type", "x")), None);
+        assert_eq!(
+            PresenceType::of(&Element::new("presence", ns::CLIENT).with_attr("type", "x")),
+            None
+        );
     }
 }

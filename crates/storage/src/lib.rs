@@ -14,13 +14,37 @@
 
 use std::sync::Arc;
 
+/// In the conformance checks: ends the check with a message unless the condition holds.
+/// Defined before the modules so that every feature's `conformance.rs` can use it.
+macro_rules! ensure {
+    ($cond:expr, $($msg:tt)+) => {
+        if !$cond {
+            return Err(format!($($msg)+));
+        }
+    };
+}
+
+pub mod account_data;
+pub mod blocking;
 mod error;
+mod memory;
 mod migrations;
+pub mod offline;
+pub mod roster;
 mod sql;
 pub mod users;
+mod validate;
 
+pub use account_data::AccountDataStore;
+pub use blocking::BlockingStore;
 pub use error::StoreError;
+pub use offline::{OfflineMessage, OfflineStore};
+pub use roster::{PendingSubscription, RosterItem, RosterStore, Subscription};
 pub use users::{NewUser, StoredCredential, UserInfo, UserStore};
+
+/// Upper bound on a JID the stores accept (a roster contact, a blocked JID): RFC 7622 §3.2,
+/// §3.3 and §3.4 allow 1023 bytes for each of the three parts, plus the `@` and the `/`.
+pub const MAX_JID_BYTES: usize = 3 * 1023 + 2;
 
 /// Pool settings for the SQL backends.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +75,10 @@ enum Backend {
 #[derive(Clone)]
 pub struct Storage {
     pub users: Arc<dyn UserStore>,
+    pub roster: Arc<dyn RosterStore>,
+    pub offline: Arc<dyn OfflineStore>,
+    pub account_data: Arc<dyn AccountDataStore>,
+    pub blocking: Arc<dyn BlockingStore>,
     backend: Backend,
 }
 
@@ -80,8 +108,17 @@ impl Storage {
 
     /// A fresh, empty in-memory backend with the same behaviour as the SQL ones.
     pub fn memory() -> Storage {
+        // One shared state, as one database: the stores see the same accounts, and removing an
+        // account removes what every store kept for it.
+        let db = Arc::new(memory::MemoryDb::default());
         Storage {
-            users: Arc::new(users::memory::MemoryUserStore::default()),
+            users: Arc::new(users::memory::MemoryUserStore::new(db.clone())),
+            roster: Arc::new(roster::memory::MemoryRosterStore::new(db.clone())),
+            offline: Arc::new(offline::memory::MemoryOfflineStore::new(db.clone())),
+            account_data: Arc::new(account_data::memory::MemoryAccountDataStore::new(
+                db.clone(),
+            )),
+            blocking: Arc::new(blocking::memory::MemoryBlockingStore::new(db)),
             backend: Backend::Memory,
         }
     }
@@ -89,6 +126,10 @@ impl Storage {
     fn from_sql(db: sql::SqlDb) -> Storage {
         Storage {
             users: Arc::new(users::sql::SqlUserStore::new(db.clone())),
+            roster: Arc::new(roster::sql::SqlRosterStore::new(db.clone())),
+            offline: Arc::new(offline::sql::SqlOfflineStore::new(db.clone())),
+            account_data: Arc::new(account_data::sql::SqlAccountDataStore::new(db.clone())),
+            blocking: Arc::new(blocking::sql::SqlBlockingStore::new(db.clone())),
             backend: Backend::Sql(db),
         }
     }
@@ -129,13 +170,21 @@ pub async fn migrate(url: &str) -> Result<Vec<String>, StoreError> {
 /// Each check creates its own accounts under fresh, unique domain names, so the suite can run
 /// repeatedly, and concurrently, against a shared database.
 pub mod conformance {
+    pub use crate::account_data::conformance as account_data;
+    pub use crate::blocking::conformance as blocking;
+    pub use crate::offline::conformance as offline;
+    pub use crate::roster::conformance as roster;
     pub use crate::users::conformance as users;
 
-    use crate::Storage;
+    use crate::{NewUser, Storage, StoreError};
 
     /// Runs every check; on failure the error lists each failed check with its reason.
     pub async fn run_all(storage: &Storage) -> Result<(), String> {
-        let failures = users::run_all(storage).await;
+        let mut failures = users::run_all(storage).await;
+        failures.extend(roster::run_all(storage).await);
+        failures.extend(offline::run_all(storage).await);
+        failures.extend(account_data::run_all(storage).await);
+        failures.extend(blocking::run_all(storage).await);
         if failures.is_empty() {
             Ok(())
         } else {
@@ -146,6 +195,50 @@ pub mod conformance {
                 failures.join("\n  ")
             ))
         }
+    }
+
+    /// A store call that must succeed.
+    pub(crate) fn ok<T>(what: &str, result: Result<T, StoreError>) -> Result<T, String> {
+        result.map_err(|e| format!("{what} failed: {e}"))
+    }
+
+    pub(crate) fn not_found<T: std::fmt::Debug>(
+        what: &str,
+        result: Result<T, StoreError>,
+    ) -> Result<(), String> {
+        match result {
+            Err(StoreError::NotFound(_)) => Ok(()),
+            other => Err(format!("{what}: expected NotFound, got {other:?}")),
+        }
+    }
+
+    pub(crate) fn invalid_input<T: std::fmt::Debug>(
+        what: &str,
+        result: Result<T, StoreError>,
+    ) -> Result<(), String> {
+        match result {
+            Err(StoreError::InvalidInput(_)) => Ok(()),
+            other => Err(format!("{what}: expected InvalidInput, got {other:?}")),
+        }
+    }
+
+    /// Creates an account without credentials.
+    pub(crate) async fn create_account(
+        storage: &Storage,
+        username: &str,
+        domain: &str,
+    ) -> Result<(), String> {
+        ok(
+            "create_user",
+            storage
+                .users
+                .create_user(&NewUser {
+                    username: username.to_owned(),
+                    domain: domain.to_owned(),
+                    credentials: Vec::new(),
+                })
+                .await,
+        )
     }
 
     /// A domain name no other check, run or process has used.

@@ -1,14 +1,15 @@
 //! The sea-orm backend: opening SQLite and PostgreSQL pools, running migrations, and the
 //! helpers every SQL store shares.
 
+use sea_orm::sea_query::{Expr, LockType, Query, SelectStatement};
 use sea_orm::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sea_orm::sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
 };
 use sea_orm::sqlx::{self, ConnectOptions as _};
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, SqliteTransactionMode,
-    TransactionOptions, TransactionTrait,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, DeriveIden, QueryResult,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait, TryGetable,
 };
 use sea_orm_migration::MigratorTrait;
 use std::path::Path;
@@ -92,6 +93,101 @@ impl SqlDb {
                 Err(err)
             }
         }
+    }
+}
+
+/// The columns of `users` that the per-account stores use to find an account.
+#[derive(DeriveIden, Clone, Copy)]
+pub(crate) enum Users {
+    Table,
+    Id,
+    Username,
+    Domain,
+}
+
+/// `SELECT id FROM users WHERE domain = ? AND username = ?`, one lookup in the unique
+/// `(domain, username)` index; usable as a subquery.
+pub(crate) fn account_id_query(username: &str, domain: &str) -> SelectStatement {
+    // Imported here only: at module level its `max`/`min` would shadow `Ord`'s.
+    use sea_orm::sea_query::ExprTrait;
+    Query::select()
+        .column((Users::Table, Users::Id))
+        .from(Users::Table)
+        .and_where(Expr::col((Users::Table, Users::Domain)).eq(domain))
+        .and_where(Expr::col((Users::Table, Users::Username)).eq(username))
+        .to_owned()
+}
+
+/// One column of a result row, as a [`StoreError::Backend`] naming the column on failure.
+pub(crate) fn get<T: TryGetable>(
+    db: &SqlDb,
+    row: &QueryResult,
+    column: &str,
+) -> Result<T, StoreError> {
+    row.try_get("", column)
+        .map_err(|e| db.error(&format!("read column {column}"), &e))
+}
+
+/// Whether a lookup value can be in the database at all. Every store refuses U+0000 on write
+/// (PostgreSQL `text` cannot hold it), so a lookup by such a value finds nothing without asking;
+/// asking PostgreSQL would fail with an encoding error instead.
+pub(crate) fn storable(value: &str) -> bool {
+    !value.contains('\0')
+}
+
+/// A count or a stored number that the schema keeps signed, as the unsigned value the stores
+/// hand out (negative values cannot be written and read as 0).
+pub(crate) fn unsigned(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// A limit handed to SQL: the drivers bind signed 64-bit integers.
+pub(crate) fn sql_limit(limit: u64) -> u64 {
+    limit.min(i64::MAX.unsigned_abs())
+}
+
+impl SqlDb {
+    /// The id of the account a write goes to, read inside `conn` (usually the write
+    /// transaction); [`StoreError::NotFound`] when there is none.
+    ///
+    /// With `lock`, PostgreSQL locks the account row `FOR NO KEY UPDATE` until the transaction
+    /// ends: writers of one account's data queue behind each other (what a quota check or a
+    /// version bump needs), the account cannot be removed halfway, and inserts elsewhere that
+    /// only check the foreign key (`FOR KEY SHARE`) are not held up. SQLite needs no row lock:
+    /// [`begin_write`](SqlDb::begin_write) already serializes writers.
+    pub(crate) async fn account_id(
+        &self,
+        conn: &impl ConnectionTrait,
+        username: &str,
+        domain: &str,
+        lock: bool,
+    ) -> Result<i64, StoreError> {
+        let mut select = account_id_query(username, domain);
+        if lock {
+            select.lock(LockType::NoKeyUpdate);
+        }
+        match conn
+            .query_one(&select)
+            .await
+            .map_err(|e| self.error("find account", &e))?
+        {
+            Some(row) => get(self, &row, "id"),
+            None => Err(StoreError::NotFound(crate::users::account(
+                username, domain,
+            ))),
+        }
+    }
+
+    /// Whether the account exists: tells a removal that matched nothing on an existing account
+    /// (`Ok(false)`, `Ok(None)`) from one on a missing account (`NotFound`).
+    pub(crate) async fn require_account(
+        &self,
+        username: &str,
+        domain: &str,
+    ) -> Result<(), StoreError> {
+        self.account_id(&self.conn, username, domain, false)
+            .await
+            .map(|_| ())
     }
 }
 

@@ -8,7 +8,9 @@
 use async_trait::async_trait;
 use causerie_storage::conformance::{self, users::sample_credential};
 use causerie_storage::{
-    NewUser, Storage, StorageOptions, StoreError, StoredCredential, UserInfo, UserStore, migrate,
+    AccountDataStore, BlockingStore, NewUser, OfflineMessage, OfflineStore, PendingSubscription,
+    RosterItem, RosterStore, Storage, StorageOptions, StoreError, StoredCredential, Subscription,
+    UserInfo, UserStore, migrate,
 };
 use sea_orm::{ConnectionTrait, Database};
 use std::io::Write;
@@ -181,7 +183,10 @@ async fn two_handles_on_one_sqlite_file_both_write() {
 async fn sqlite_migrations_are_idempotent_and_data_persists() {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = sqlite_url(&dir.path().join("migrate.db"));
-    assert_eq!(migrate(&url).await.unwrap(), vec!["m0001_users".to_owned()]);
+    assert_eq!(
+        migrate(&url).await.unwrap(),
+        vec!["m0001_users".to_owned(), "m0002_im".to_owned()]
+    );
     assert_eq!(migrate(&url).await.unwrap(), Vec::<String>::new());
 
     let first = Storage::open(&url, &StorageOptions::default())
@@ -298,6 +303,7 @@ async fn sqlite_file_is_wal_and_cascades() {
         ))
         .await
         .unwrap();
+    fill_every_table(&storage, "romeo", "montague.example").await;
     storage
         .users
         .remove_user("romeo", "montague.example")
@@ -316,6 +322,9 @@ async fn sqlite_file_is_wal_and_cascades() {
     let mode: String = row.try_get_by_index(0).unwrap();
     assert_eq!(mode.to_ascii_lowercase(), "wal");
     assert_eq!(orphan_credentials(&raw).await, Ok(0));
+    for table in PER_USER_TABLES {
+        assert_eq!(rows(&raw, table).await, Ok(0), "{table}");
+    }
     raw.close().await.unwrap();
     storage.close().await;
 }
@@ -438,6 +447,92 @@ async fn closed_storage_fails_instead_of_panicking() {
     }
 }
 
+/// Tables of `m0002_im`, all holding rows of one account only.
+const PER_USER_TABLES: [&str; 7] = [
+    "roster_items",
+    "roster_groups",
+    "roster_versions",
+    "roster_pending_in",
+    "offline_messages",
+    "account_data",
+    "blocklist",
+];
+
+/// Puts at least one row in every per-user table for the account.
+async fn fill_every_table(storage: &Storage, username: &str, domain: &str) {
+    let item = RosterItem {
+        jid: "juliet@capulet.example".into(),
+        name: None,
+        subscription: Subscription::Both,
+        pending_out: false,
+        pending_in: false,
+        approved: false,
+        groups: vec!["Verona".into(), "Friends".into()],
+    };
+    storage
+        .roster
+        .put_item(username, domain, &item)
+        .await
+        .unwrap();
+    storage
+        .roster
+        .add_pending_in(
+            username,
+            domain,
+            &PendingSubscription {
+                contact: "tybalt@capulet.example".into(),
+                stanza: "<presence type='subscribe'/>".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        storage
+            .offline
+            .push(username, domain, "<message/>", 1, 10)
+            .await
+            .unwrap()
+    );
+    storage
+        .account_data
+        .put(username, domain, "vcard", "<vCard/>")
+        .await
+        .unwrap();
+    storage
+        .blocking
+        .block(username, domain, &["tybalt@capulet.example".into()])
+        .await
+        .unwrap();
+}
+
+async fn count(raw: &sea_orm::DatabaseConnection, sql: &str) -> Result<i64, String> {
+    let row = raw
+        .query_one_raw(sea_orm::Statement::from_string(
+            raw.get_database_backend(),
+            sql.to_owned(),
+        ))
+        .await
+        .map_err(|e| format!("{sql}: {e}"))?
+        .ok_or_else(|| format!("{sql}: no row"))?;
+    row.try_get_by_index(0).map_err(|e| format!("{sql}: {e}"))
+}
+
+async fn rows(raw: &sea_orm::DatabaseConnection, table: &str) -> Result<i64, String> {
+    count(raw, &format!("SELECT COUNT(*) FROM {table}")).await
+}
+
+/// Rows of `table` whose account is gone.
+async fn orphans(raw: &sea_orm::DatabaseConnection, table: &str) -> Result<i64, String> {
+    count(
+        raw,
+        &format!(
+            "SELECT COUNT(*) FROM {table} t LEFT JOIN users u ON u.id = t.user_id \
+             WHERE u.id IS NULL"
+        ),
+    )
+    .await
+}
+
 /// Credential rows whose account is gone.
 async fn orphan_credentials(raw: &sea_orm::DatabaseConnection) -> Result<i64, String> {
     let row = raw
@@ -528,6 +623,160 @@ async fn suite_rejects_a_broken_store() {
     }
 }
 
+/// A roster store that sorts groups, reports a version for removing nothing, and moves a
+/// repeated subscription request to the end.
+struct BrokenRoster(Arc<dyn RosterStore>);
+
+#[async_trait]
+impl RosterStore for BrokenRoster {
+    async fn roster(&self, u: &str, d: &str) -> Result<(Vec<RosterItem>, u64), StoreError> {
+        self.0.roster(u, d).await
+    }
+    async fn item(&self, u: &str, d: &str, c: &str) -> Result<Option<RosterItem>, StoreError> {
+        self.0.item(u, d, c).await
+    }
+    async fn put_item(&self, u: &str, d: &str, item: &RosterItem) -> Result<u64, StoreError> {
+        let mut sorted = item.clone();
+        sorted.groups.sort();
+        sorted.groups.dedup();
+        self.0.put_item(u, d, &sorted).await
+    }
+    async fn remove_item(&self, u: &str, d: &str, c: &str) -> Result<Option<u64>, StoreError> {
+        match self.0.remove_item(u, d, c).await? {
+            Some(v) => Ok(Some(v)),
+            None => Ok(Some(self.0.version(u, d).await?)),
+        }
+    }
+    async fn version(&self, u: &str, d: &str) -> Result<u64, StoreError> {
+        self.0.version(u, d).await
+    }
+    async fn count_items(&self, u: &str, d: &str) -> Result<u64, StoreError> {
+        self.0.count_items(u, d).await
+    }
+    async fn pending_in(&self, u: &str, d: &str) -> Result<Vec<PendingSubscription>, StoreError> {
+        self.0.pending_in(u, d).await
+    }
+    async fn add_pending_in(
+        &self,
+        u: &str,
+        d: &str,
+        p: &PendingSubscription,
+    ) -> Result<(), StoreError> {
+        self.0.remove_pending_in(u, d, &p.contact).await?;
+        self.0.add_pending_in(u, d, p).await
+    }
+    async fn remove_pending_in(&self, u: &str, d: &str, c: &str) -> Result<bool, StoreError> {
+        self.0.remove_pending_in(u, d, c).await
+    }
+}
+
+/// An offline store that checks the quota, then pushes unconditionally a moment later.
+struct BrokenOffline(Arc<dyn OfflineStore>);
+
+#[async_trait]
+impl OfflineStore for BrokenOffline {
+    async fn push(
+        &self,
+        u: &str,
+        d: &str,
+        stanza: &str,
+        stored_at: i64,
+        quota: u64,
+    ) -> Result<bool, StoreError> {
+        if self.0.count(u, d).await? >= quota {
+            return Ok(false);
+        }
+        // Widens the window between check and insert, as a slow database round trip would.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        self.0.push(u, d, stanza, stored_at, u64::MAX).await
+    }
+    async fn list(&self, u: &str, d: &str, limit: u64) -> Result<Vec<OfflineMessage>, StoreError> {
+        self.0.list(u, d, limit).await
+    }
+    async fn remove(&self, u: &str, d: &str, ids: &[i64]) -> Result<(), StoreError> {
+        self.0.remove(u, d, ids).await
+    }
+    async fn count(&self, u: &str, d: &str) -> Result<u64, StoreError> {
+        self.0.count(u, d).await
+    }
+}
+
+/// An account data store whose delete always claims to have found something.
+struct BrokenAccountData(Arc<dyn AccountDataStore>);
+
+#[async_trait]
+impl AccountDataStore for BrokenAccountData {
+    async fn get(&self, u: &str, d: &str, key: &str) -> Result<Option<String>, StoreError> {
+        self.0.get(u, d, key).await
+    }
+    async fn put(&self, u: &str, d: &str, key: &str, value: &str) -> Result<(), StoreError> {
+        self.0.put(u, d, key, value).await
+    }
+    async fn delete(&self, u: &str, d: &str, key: &str) -> Result<bool, StoreError> {
+        self.0.delete(u, d, key).await.map(|_| true)
+    }
+}
+
+/// A blocking store that moves JIDs blocked again to the end of the list.
+struct BrokenBlocking(Arc<dyn BlockingStore>);
+
+#[async_trait]
+impl BlockingStore for BrokenBlocking {
+    async fn blocklist(&self, u: &str, d: &str) -> Result<Vec<String>, StoreError> {
+        self.0.blocklist(u, d).await
+    }
+    async fn block(&self, u: &str, d: &str, jids: &[String]) -> Result<(), StoreError> {
+        if !jids.is_empty() {
+            self.0.unblock(u, d, jids).await?;
+        }
+        self.0.block(u, d, jids).await
+    }
+    async fn unblock(&self, u: &str, d: &str, jids: &[String]) -> Result<(), StoreError> {
+        self.0.unblock(u, d, jids).await
+    }
+}
+
+/// The checks of the instant-messaging stores have teeth too: each broken behaviour above is
+/// reported by the check written for it, and only there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suite_rejects_broken_im_stores() {
+    let mut storage = Storage::memory();
+    storage.roster = Arc::new(BrokenRoster(storage.roster.clone()));
+    storage.offline = Arc::new(BrokenOffline(storage.offline.clone()));
+    storage.account_data = Arc::new(BrokenAccountData(storage.account_data.clone()));
+    storage.blocking = Arc::new(BrokenBlocking(storage.blocking.clone()));
+    let failures = conformance::run_all(&storage)
+        .await
+        .expect_err("broken stores must fail the suite");
+    for check in [
+        "roster::groups_order_and_duplicates",
+        "roster::version_grows",
+        "roster::pending_requests",
+        "offline::concurrent_pushes_respect_quota",
+        "account_data::put_get_replace_delete",
+        "blocking::block_in_order_without_duplicates",
+    ] {
+        assert!(
+            failures.contains(check),
+            "{check} not reported in:\n{failures}"
+        );
+    }
+    for check in [
+        "users::",
+        "roster::items_round_trip",
+        "roster::unknown_account",
+        "offline::push_and_list_in_order",
+        "offline::quota_is_exact",
+        "account_data::unknown_account",
+        "blocking::unblock_some_and_all",
+    ] {
+        assert!(
+            !failures.contains(check),
+            "{check} reported in:\n{failures}"
+        );
+    }
+}
+
 /// Appends `options[search_path]=schema` to a PostgreSQL URL.
 fn with_search_path(base: &str, schema: &str) -> String {
     let sep = if base.contains('?') { '&' } else { '?' };
@@ -571,7 +820,7 @@ async fn postgres_backend_conforms() {
 
 async fn run_postgres(url: &str) -> Result<(), String> {
     let applied = migrate(url).await.map_err(|e| format!("migrate: {e}"))?;
-    if applied != ["m0001_users"] {
+    if applied != ["m0001_users", "m0002_im"] {
         return Err(format!("first migrate applied {applied:?}"));
     }
     let storage = Storage::open(url, &StorageOptions::default())
@@ -605,9 +854,9 @@ async fn run_postgres(url: &str) -> Result<(), String> {
     result.and(schema)
 }
 
-/// The PostgreSQL DDL the migration must produce: byte-wise collation on names (the database's
-/// own locale must not change the listing order or the unique key), cascading removal, and no
-/// credential left behind by the suite's removals.
+/// The PostgreSQL DDL the migrations must produce: byte-wise collation on names, JIDs and keys
+/// (the database's own locale must not change the listing order or the unique keys), cascading
+/// removal, and no row left behind by the suite's removals of accounts and roster items.
 async fn postgres_schema_checks(url: &str) -> Result<(), String> {
     let raw = Database::connect(url).await.map_err(|e| e.to_string())?;
     let text = |sql: &str| {
@@ -647,10 +896,65 @@ async fn postgres_schema_checks(url: &str) -> Result<(), String> {
     if rule.as_deref() != Some("CASCADE") {
         return Err(format!("user_credentials_user delete rule is {rule:?}"));
     }
-    let orphans = orphan_credentials(&raw).await?;
+    for (table, column) in [
+        ("roster_items", "contact"),
+        ("roster_groups", "contact"),
+        ("roster_pending_in", "contact"),
+        ("account_data", "key"),
+        ("blocklist", "jid"),
+    ] {
+        let collation = text(&format!(
+            "SELECT collation_name::text FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name = '{table}' \
+             AND column_name = '{column}'"
+        ))
+        .await?;
+        if collation.as_deref() != Some("C") {
+            return Err(format!(
+                "{table}.{column} collation is {collation:?}, expected C"
+            ));
+        }
+    }
+    for constraint in [
+        "roster_items_user",
+        "roster_groups_user",
+        "roster_groups_item",
+        "roster_versions_user",
+        "roster_pending_in_user",
+        "offline_messages_user",
+        "account_data_user",
+        "blocklist_user",
+    ] {
+        let rule = text(&format!(
+            "SELECT delete_rule::text FROM information_schema.referential_constraints \
+             WHERE constraint_schema = current_schema() AND constraint_name = '{constraint}'"
+        ))
+        .await?;
+        if rule.as_deref() != Some("CASCADE") {
+            return Err(format!("{constraint} delete rule is {rule:?}"));
+        }
+    }
+    let orphan_count = orphan_credentials(&raw).await?;
+    if orphan_count != 0 {
+        return Err(format!(
+            "{orphan_count} credential rows outlived their account"
+        ));
+    }
+    for table in PER_USER_TABLES {
+        let n = orphans(&raw, table).await?;
+        if n != 0 {
+            return Err(format!("{n} rows of {table} outlived their account"));
+        }
+    }
+    let lost_groups = count(
+        &raw,
+        "SELECT COUNT(*) FROM roster_groups g LEFT JOIN roster_items i \
+         ON i.user_id = g.user_id AND i.contact = g.contact WHERE i.user_id IS NULL",
+    )
+    .await?;
     raw.close().await.map_err(|e| e.to_string())?;
-    if orphans != 0 {
-        return Err(format!("{orphans} credential rows outlived their account"));
+    if lost_groups != 0 {
+        return Err(format!("{lost_groups} roster groups outlived their item"));
     }
     Ok(())
 }

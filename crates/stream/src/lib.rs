@@ -34,7 +34,11 @@ pub enum Io {
 }
 
 impl AsyncRead for Io {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Io::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
@@ -43,7 +47,11 @@ impl AsyncRead for Io {
 }
 
 impl AsyncWrite for Io {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Io::Plain(s) => Pin::new(s).poll_write(cx, data),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, data),
@@ -80,7 +88,8 @@ pub enum ReadError {
 
 /// Maps a framer error to its stream error (RFC 6120 §4.9.3).
 pub fn stream_error_for(e: &XmlError) -> StreamError {
-    let cond = StreamErrorCondition::parse(e.stream_condition()).unwrap_or(StreamErrorCondition::NotWellFormed);
+    let cond = StreamErrorCondition::parse(e.stream_condition())
+        .unwrap_or(StreamErrorCondition::NotWellFormed);
     StreamError::new(cond).with_text(e.to_string())
 }
 
@@ -112,9 +121,20 @@ impl XmlStream {
     }
 
     /// Accepts a direct TLS connection (XEP-0368).
-    pub async fn accept_tls(tcp: TcpStream, acceptor: &TlsAcceptor, peer: SocketAddr, limits: Limits, content_ns: &'static str) -> io::Result<Self> {
+    pub async fn accept_tls(
+        tcp: TcpStream,
+        acceptor: &TlsAcceptor,
+        peer: SocketAddr,
+        limits: Limits,
+        content_ns: &'static str,
+    ) -> io::Result<Self> {
         let tls = acceptor.accept(tcp).await?;
-        Ok(XmlStream::new(Io::Tls(Box::new(tls)), peer, limits, content_ns))
+        Ok(XmlStream::new(
+            Io::Tls(Box::new(tls)),
+            peer,
+            limits,
+            content_ns,
+        ))
     }
 
     pub fn peer(&self) -> SocketAddr {
@@ -139,9 +159,13 @@ impl XmlStream {
 
     /// `(tls-exporter, tls-server-end-point)` channel-binding data of this connection.
     pub fn channel_bindings(&self, certs: &CertStore) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
-        let Some(conn) = self.tls_connection() else { return (None, None) };
+        let Some(conn) = self.tls_connection() else {
+            return (None, None);
+        };
         let exporter = causerie_tls::tls_exporter(conn);
-        let end_point = certs.lookup(conn.server_name()).map(|c| c.server_end_point.clone());
+        let end_point = certs
+            .lookup(conn.server_name())
+            .map(|c| c.server_end_point.clone());
         (exporter, end_point)
     }
 
@@ -188,7 +212,9 @@ impl XmlStream {
         let out = &mut self.out;
         out.extend_from_slice(b"<?xml version='1.0'?><stream:stream xmlns='");
         out.extend_from_slice(self.content_ns.as_bytes());
-        out.extend_from_slice(b"' xmlns:stream='http://etherx.jabber.org/streams' version='1.0' xml:lang='en' id='");
+        out.extend_from_slice(
+            b"' xmlns:stream='http://etherx.jabber.org/streams' version='1.0' xml:lang='en' id='",
+        );
         causerie_xml::escape_attr(id, out);
         out.extend_from_slice(b"' from='");
         causerie_xml::escape_attr(from, out);
@@ -234,7 +260,10 @@ impl XmlStream {
     pub async fn flush_within(&mut self, limit: Duration) -> io::Result<()> {
         match tokio::time::timeout(limit, self.flush()).await {
             Ok(r) => r,
-            Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "peer is not reading")),
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "peer is not reading",
+            )),
         }
     }
 
@@ -259,12 +288,26 @@ impl XmlStream {
     /// Upgrades a plain stream to TLS after `<proceed/>` (RFC 6120 §5.4.3.3). Bytes pipelined after
     /// `<starttls/>` are refused before this is called, so nothing read in plaintext reaches TLS.
     pub async fn starttls(self, acceptor: &TlsAcceptor) -> Result<XmlStream, io::Error> {
-        let XmlStream { io, limits, peer, content_ns, .. } = self;
+        let XmlStream {
+            io,
+            limits,
+            peer,
+            content_ns,
+            ..
+        } = self;
         let Io::Plain(tcp) = io else {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "stream is already encrypted"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "stream is already encrypted",
+            ));
         };
         let tls = acceptor.accept(tcp).await?;
-        Ok(XmlStream::new(Io::Tls(Box::new(tls)), peer, limits, content_ns))
+        Ok(XmlStream::new(
+            Io::Tls(Box::new(tls)),
+            peer,
+            limits,
+            content_ns,
+        ))
     }
 }
 
@@ -272,7 +315,8 @@ impl XmlStream {
 /// default namespace this listener serves, and a version 1.x.
 pub fn check_header(h: &StreamHeader, content_ns: &str) -> Result<(), StreamError> {
     if h.ns != ns::STREAMS || h.name != "stream" {
-        return Err(StreamError::new(StreamErrorCondition::InvalidNamespace).with_text("expected a stream:stream element"));
+        return Err(StreamError::new(StreamErrorCondition::InvalidNamespace)
+            .with_text("expected a stream:stream element"));
     }
     if h.prefix.is_some() && h.default_ns.as_deref() != Some(content_ns) {
         return Err(StreamError::new(StreamErrorCondition::InvalidNamespace)
@@ -280,10 +324,17 @@ pub fn check_header(h: &StreamHeader, content_ns: &str) -> Result<(), StreamErro
     }
     match h.attr("version") {
         Some(v) if v.split('.').next().and_then(|m| m.parse::<u32>().ok()) == Some(1) => Ok(()),
-        Some(v) if v.split('.').next().and_then(|m| m.parse::<u32>().ok()).is_some_and(|m| m > 1) => {
-            Err(StreamError::new(StreamErrorCondition::UnsupportedVersion).with_text("only version 1.0 is supported"))
+        Some(v)
+            if v.split('.')
+                .next()
+                .and_then(|m| m.parse::<u32>().ok())
+                .is_some_and(|m| m > 1) =>
+        {
+            Err(StreamError::new(StreamErrorCondition::UnsupportedVersion)
+                .with_text("only version 1.0 is supported"))
         }
-        _ => Err(StreamError::new(StreamErrorCondition::UnsupportedVersion).with_text("version='1.0' is required")),
+        _ => Err(StreamError::new(StreamErrorCondition::UnsupportedVersion)
+            .with_text("version='1.0' is required")),
     }
 }
 

@@ -118,8 +118,8 @@ pub fn self_signed_with(names: &[&str], kind: KeyKind) -> (String, String) {
 
 fn leaf_params(names: &[&str]) -> CertificateParams {
     let sans: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-    let mut params = CertificateParams::new(sans)
-        .unwrap_or_else(|e| panic!("certificate names {names:?}: {e}"));
+    let mut params =
+        CertificateParams::new(sans).unwrap_or_else(|e| panic!("certificate names {names:?}: {e}"));
     if let Some(first) = names.first() {
         params.distinguished_name.push(DnType::CommonName, *first);
     }
@@ -148,20 +148,19 @@ mod tests {
             store.add(r.clone())?;
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
-            Arc::new(store),
-            provider,
-        )
-        .build()
-        .map_err(|e| rustls::Error::General(e.to_string()))?;
-        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(chain_pem.as_bytes())
-            .collect::<Result<_, _>>()
-            .map_err(|e| rustls::Error::General(e.to_string()))?;
+        let verifier =
+            rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider)
+                .build()
+                .map_err(|e| rustls::Error::General(e.to_string()))?;
+        let chain: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(chain_pem.as_bytes())
+                .collect::<Result<_, _>>()
+                .map_err(|e| rustls::Error::General(e.to_string()))?;
         let (leaf, rest) = chain
             .split_first()
             .ok_or_else(|| rustls::Error::General("empty chain".into()))?;
-        let server_name =
-            ServerName::try_from(name.to_string()).map_err(|e| rustls::Error::General(e.to_string()))?;
+        let server_name = ServerName::try_from(name.to_string())
+            .map_err(|e| rustls::Error::General(e.to_string()))?;
         rustls::client::danger::ServerCertVerifier::verify_server_cert(
             verifier.as_ref(),
             leaf,

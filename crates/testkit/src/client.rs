@@ -224,12 +224,14 @@ impl Features {
                     .collect()
             })
             .unwrap_or_default();
-        let channel_bindings = element.get_child("sasl-channel-binding", NS_SASL_CB).map(|cb| {
-            cb.children()
-                .filter(|c| c.is("channel-binding", NS_SASL_CB))
-                .filter_map(|c| c.attr("type").map(str::to_string))
-                .collect()
-        });
+        let channel_bindings = element
+            .get_child("sasl-channel-binding", NS_SASL_CB)
+            .map(|cb| {
+                cb.children()
+                    .filter(|c| c.is("channel-binding", NS_SASL_CB))
+                    .filter_map(|c| c.attr("type").map(str::to_string))
+                    .collect()
+            });
         let bind = element.get_child("bind", NS_BIND).is_some();
         let session = element
             .get_child("session", NS_SESSION)
@@ -687,6 +689,7 @@ pub struct Negotiation {
     authenticated: bool,
     timeout: Duration,
     next_id: u64,
+    downgrade_protection: bool,
 }
 
 impl Negotiation {
@@ -719,12 +722,21 @@ impl Negotiation {
             authenticated: false,
             timeout: NEGOTIATION_TIMEOUT,
             next_id: 1,
+            downgrade_protection: false,
         })
     }
 
     /// How long each receiving step waits (default [`NEGOTIATION_TIMEOUT`]).
     pub fn set_timeout(&mut self, timeout: Duration) {
         self.timeout = timeout;
+    }
+
+    /// XEP-0474: make SCRAM check the server's downgrade-protection hash against the
+    /// mechanisms and channel-binding types announced on this stream; a missing or different
+    /// hash then fails the exchange. Off by default, since many servers do not send it.
+    /// Mechanism names this client does not know are not part of the expected list.
+    pub fn set_downgrade_protection(&mut self, on: bool) {
+        self.downgrade_protection = on;
     }
 
     pub fn config(&self) -> &ClientConfig {
@@ -942,6 +954,23 @@ impl Negotiation {
         binding: ClientChannelBinding,
     ) -> Result<(), ClientError> {
         let mut scram = ScramClient::new(hash, &self.cfg.username, &self.cfg.password, binding);
+        if self.downgrade_protection {
+            let features = self.features.as_ref().ok_or_else(|| {
+                ClientError::Protocol("downgrade protection needs the stream features".into())
+            })?;
+            let offered = features
+                .mechanisms
+                .iter()
+                .filter_map(|m| Mechanism::parse(m))
+                .collect();
+            let cb_types = features
+                .channel_bindings
+                .iter()
+                .flatten()
+                .filter_map(|t| ChannelBindingType::parse(t))
+                .collect();
+            scram = scram.with_downgrade_protection(offered, cb_types);
+        }
         let first = scram.client_first();
         self.send_auth(mechanism, &first).await?;
         let server_first = match self.recv_sasl().await? {
@@ -973,9 +1002,7 @@ impl Negotiation {
             }
             SaslAnswer::Challenge(data) => {
                 let Some(scram) = scram else {
-                    return Err(ClientError::Protocol(
-                        "unexpected SASL challenge".into(),
-                    ));
+                    return Err(ClientError::Protocol("unexpected SASL challenge".into()));
                 };
                 scram.handle_server_final(&data)?;
                 self.send_sasl("response", b"").await?;
@@ -1098,7 +1125,9 @@ impl Negotiation {
         let deadline = self.deadline();
         let answer = self
             .incoming
-            .next_matching(deadline, |el| el.is("iq", NS_CLIENT) && el.attr("id") == Some(id))
+            .next_matching(deadline, |el| {
+                el.is("iq", NS_CLIENT) && el.attr("id") == Some(id)
+            })
             .await?;
         check_iq_result(answer)
     }
@@ -1233,6 +1262,25 @@ impl Client {
         self.reader.recv_matching(timeout, pred).await
     }
 
+    /// Sends initial presence and waits until the server reflects it back (RFC 6121 §4.2.2: the
+    /// server broadcasts it to all the user's available resources, the sender included). Once
+    /// it returns, the server treats the session as available, so messages to the bare JID
+    /// reach it. Anything else received meanwhile is skipped.
+    pub async fn send_initial_presence(&mut self, timeout: Duration) -> Result<(), ClientError> {
+        self.writer
+            .send(&Element::new("presence", NS_CLIENT))
+            .await?;
+        let jid = self.jid.clone();
+        self.reader
+            .recv_matching(timeout, |el| {
+                el.is("presence", NS_CLIENT)
+                    && el.attr("from") == Some(jid.as_str())
+                    && el.attr("type").is_none()
+            })
+            .await
+            .map(|_| ())
+    }
+
     /// Sends `</stream:stream>` and waits for the server's (RFC 6120 §4.4), skipping stanzas
     /// still in flight, then closes TLS and TCP.
     pub async fn close(mut self) -> Result<(), ClientError> {
@@ -1357,13 +1405,16 @@ mod tests {
         }
         assert_eq!(der_tlv(&[0x30, 0x85, 1, 1, 1, 1, 1]), None);
         assert_eq!(der_tlv(&[0x30, 0x80]), None);
-        assert_eq!(der_tlv(&[0x04, 0x81, 0x01, 0xaa]), Some((0x04, &[0xaa][..], &[][..])));
+        assert_eq!(
+            der_tlv(&[0x04, 0x81, 0x01, 0xaa]),
+            Some((0x04, &[0xaa][..], &[][..]))
+        );
     }
 
     fn features(mechs: &[&str], cb: Option<&[&str]>) -> Features {
         let mut mechanisms = Element::new("mechanisms", NS_SASL);
         for m in mechs {
-            mechanisms = mechanisms.with_child(Element::new("mechanism", NS_SASL).with_text(m));
+            mechanisms = mechanisms.with_child(Element::new("mechanism", NS_SASL).with_text(*m));
         }
         let mut el = Element::new("features", NS_STREAMS)
             .with_child(mechanisms)
@@ -1375,9 +1426,8 @@ mod tests {
         if let Some(types) = cb {
             let mut list = Element::new("sasl-channel-binding", NS_SASL_CB);
             for t in types {
-                list = list.with_child(
-                    Element::new("channel-binding", NS_SASL_CB).with_attr("type", t),
-                );
+                list = list
+                    .with_child(Element::new("channel-binding", NS_SASL_CB).with_attr("type", *t));
             }
             el = el.with_child(list);
         }
@@ -1404,15 +1454,16 @@ mod tests {
     fn features_are_read() {
         let f = features(&["SCRAM-SHA-1", "PLAIN"], Some(&["tls-exporter"]));
         assert_eq!(f.mechanisms, ["SCRAM-SHA-1", "PLAIN"]);
-        assert_eq!(f.channel_bindings.as_deref(), Some(&["tls-exporter".to_string()][..]));
+        assert_eq!(
+            f.channel_bindings.as_deref(),
+            Some(&["tls-exporter".to_string()][..])
+        );
         assert!(f.bind);
         assert_eq!(f.session, Some(true));
         assert_eq!(f.starttls, None);
-        let tls = Features::parse(
-            Element::new("features", NS_STREAMS).with_child(
-                Element::new("starttls", NS_TLS).with_child(Element::new("required", NS_TLS)),
-            ),
-        );
+        let tls = Features::parse(Element::new("features", NS_STREAMS).with_child(
+            Element::new("starttls", NS_TLS).with_child(Element::new("required", NS_TLS)),
+        ));
         assert_eq!(tls.starttls, Some(true));
         assert!(tls.mechanisms.is_empty());
         assert!(!tls.bind);
@@ -1459,7 +1510,10 @@ mod tests {
             choose_binding(&endpoint_only, &tls13(), None),
             Some(ChannelBindingType::TlsServerEndPoint)
         );
-        let unique_only = features(&["SCRAM-SHA-256-PLUS", "SCRAM-SHA-256"], Some(&["tls-unique"]));
+        let unique_only = features(
+            &["SCRAM-SHA-256-PLUS", "SCRAM-SHA-256"],
+            Some(&["tls-unique"]),
+        );
         assert_eq!(choose_binding(&unique_only, &tls13(), None), None);
         assert_eq!(
             choose_mechanism(&unique_only, Some(&tls13()), None),
@@ -1509,7 +1563,10 @@ mod tests {
         let header = stream_header("exa'mple.test", Some("a&b@exa'mple.test"));
         let header = String::from_utf8(header).expect("UTF-8");
         assert!(header.contains("to='exa&apos;mple.test'"), "{header}");
-        assert!(header.contains("from='a&amp;b@exa&apos;mple.test'"), "{header}");
+        assert!(
+            header.contains("from='a&amp;b@exa&apos;mple.test'"),
+            "{header}"
+        );
         let mut framer = Framer::new(Limits::default());
         framer.feed(header.as_bytes());
         match framer.next_event() {

@@ -66,12 +66,22 @@ impl CertStore {
     }
 
     /// Adds a certificate chain and key for `domain`. The first domain added becomes the default.
-    pub fn insert(&mut self, domain: &str, chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> Result<(), TlsError> {
-        let leaf = chain.first().ok_or_else(|| TlsError::Config(format!("{domain}: empty certificate chain")))?;
+    pub fn insert(
+        &mut self,
+        domain: &str,
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+    ) -> Result<(), TlsError> {
+        let leaf = chain
+            .first()
+            .ok_or_else(|| TlsError::Config(format!("{domain}: empty certificate chain")))?;
         let server_end_point = server_end_point_hash(leaf.as_ref());
         let signing = provider::sign::any_supported_type(&key)
             .map_err(|e| TlsError::Config(format!("{domain}: unsupported private key: {e}")))?;
-        let entry = Arc::new(DomainCert { key: Arc::new(CertifiedKey::new(chain, signing)), server_end_point });
+        let entry = Arc::new(DomainCert {
+            key: Arc::new(CertifiedKey::new(chain, signing)),
+            server_end_point,
+        });
         if self.default.is_none() {
             self.default = Some(entry.clone());
         }
@@ -116,7 +126,11 @@ impl ResolvesServerCert for SniResolver {
 }
 
 /// Builds a server configuration over the store. `tls13_only` raises the minimum version.
-pub fn server_config(store: Arc<CertStore>, tls13_only: bool, alpn: &[&[u8]]) -> Result<Arc<ServerConfig>, TlsError> {
+pub fn server_config(
+    store: Arc<CertStore>,
+    tls13_only: bool,
+    alpn: &[&[u8]],
+) -> Result<Arc<ServerConfig>, TlsError> {
     let versions: &[&'static rustls::SupportedProtocolVersion] = if tls13_only {
         &[&rustls::version::TLS13]
     } else {
@@ -134,34 +148,58 @@ pub fn server_config(store: Arc<CertStore>, tls13_only: bool, alpn: &[&[u8]]) ->
 }
 
 /// Reads a PEM certificate chain and private key.
-pub fn read_pem_pair(cert: &Path, key: &Path) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
-    let cert_pem = fs::read(cert).map_err(|source| TlsError::Read { path: cert.to_owned(), source })?;
+pub fn read_pem_pair(
+    cert: &Path,
+    key: &Path,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+    let cert_pem = fs::read(cert).map_err(|source| TlsError::Read {
+        path: cert.to_owned(),
+        source,
+    })?;
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
         .collect::<Result<_, _>>()
-        .map_err(|_| TlsError::NoCertificate { path: cert.to_owned() })?;
+        .map_err(|_| TlsError::NoCertificate {
+            path: cert.to_owned(),
+        })?;
     if chain.is_empty() {
-        return Err(TlsError::NoCertificate { path: cert.to_owned() });
+        return Err(TlsError::NoCertificate {
+            path: cert.to_owned(),
+        });
     }
-    let key_pem = fs::read(key).map_err(|source| TlsError::Read { path: key.to_owned(), source })?;
-    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| TlsError::NoKey { path: key.to_owned() })?;
+    let key_pem = fs::read(key).map_err(|source| TlsError::Read {
+        path: key.to_owned(),
+        source,
+    })?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| TlsError::NoKey {
+        path: key.to_owned(),
+    })?;
     Ok((chain, key))
 }
 
 /// Where the generated certificate of a domain is kept.
 pub fn self_signed_paths(data_dir: &Path, domain: &str) -> (PathBuf, PathBuf) {
     let dir = data_dir.join("tls");
-    (dir.join(format!("{domain}.crt")), dir.join(format!("{domain}.key")))
+    (
+        dir.join(format!("{domain}.crt")),
+        dir.join(format!("{domain}.key")),
+    )
 }
 
 /// Returns the self-signed certificate of `domain` under `data_dir/tls/`, creating it on first use.
 /// The key file is written with mode 0600. Returns the paths and whether it was created now.
-pub fn ensure_self_signed(data_dir: &Path, domain: &str) -> Result<(PathBuf, PathBuf, bool), TlsError> {
+pub fn ensure_self_signed(
+    data_dir: &Path,
+    domain: &str,
+) -> Result<(PathBuf, PathBuf, bool), TlsError> {
     let (cert_path, key_path) = self_signed_paths(data_dir, domain);
     if cert_path.exists() && key_path.exists() {
         return Ok((cert_path, key_path, false));
     }
     let dir = cert_path.parent().unwrap_or(data_dir);
-    fs::create_dir_all(dir).map_err(|source| TlsError::Write { path: dir.to_owned(), source })?;
+    fs::create_dir_all(dir).map_err(|source| TlsError::Write {
+        path: dir.to_owned(),
+        source,
+    })?;
     let mut names = vec![domain.to_owned()];
     // XMPP clients address the server by its domain; sub-domains host components later.
     if domain != "localhost" {
@@ -169,29 +207,41 @@ pub fn ensure_self_signed(data_dir: &Path, domain: &str) -> Result<(PathBuf, Pat
     }
     let (cert_pem, key_pem) = generate_self_signed(&names)?;
     write_private(&key_path, key_pem.as_bytes())?;
-    fs::write(&cert_path, cert_pem.as_bytes()).map_err(|source| TlsError::Write { path: cert_path.clone(), source })?;
+    fs::write(&cert_path, cert_pem.as_bytes()).map_err(|source| TlsError::Write {
+        path: cert_path.clone(),
+        source,
+    })?;
     Ok((cert_path, key_path, true))
 }
 
 /// Generates a self-signed ECDSA P-256 certificate for `names` (PEM certificate, PEM PKCS#8 key).
 pub fn generate_self_signed(names: &[String]) -> Result<(String, String), TlsError> {
     let key = rcgen::KeyPair::generate().map_err(|e| TlsError::Generate(e.to_string()))?;
-    let mut params = rcgen::CertificateParams::new(names.to_vec()).map_err(|e| TlsError::Generate(e.to_string()))?;
+    let mut params = rcgen::CertificateParams::new(names.to_vec())
+        .map_err(|e| TlsError::Generate(e.to_string()))?;
     let mut dn = rcgen::DistinguishedName::new();
-    dn.push(rcgen::DnType::CommonName, names.first().cloned().unwrap_or_default());
+    dn.push(
+        rcgen::DnType::CommonName,
+        names.first().cloned().unwrap_or_default(),
+    );
     dn.push(rcgen::DnType::OrganizationName, "Causerie self-signed");
     params.distinguished_name = dn;
     let now = std::time::SystemTime::now();
     params.not_before = (now - std::time::Duration::from_secs(3600)).into();
     params.not_after = (now + std::time::Duration::from_secs(3 * 365 * 24 * 3600)).into();
-    let cert = params.self_signed(&key).map_err(|e| TlsError::Generate(e.to_string()))?;
+    let cert = params
+        .self_signed(&key)
+        .map_err(|e| TlsError::Generate(e.to_string()))?;
     Ok((cert.pem(), key.serialize_pem()))
 }
 
 /// Writes a secret file readable by its owner only.
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
     use std::io::Write;
-    let err = |source| TlsError::Write { path: path.to_owned(), source };
+    let err = |source| TlsError::Write {
+        path: path.to_owned(),
+        source,
+    };
     let mut opts = fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -211,7 +261,8 @@ pub fn tls_exporter(conn: &rustls::ServerConnection) -> Option<Vec<u8>> {
         return None;
     }
     let mut out = vec![0u8; 32];
-    conn.export_keying_material(&mut out, b"EXPORTER-Channel-Binding", None).ok()?;
+    conn.export_keying_material(&mut out, b"EXPORTER-Channel-Binding", None)
+        .ok()?;
     Some(out)
 }
 
@@ -243,11 +294,11 @@ fn signature_hash(der: &[u8]) -> SigHash {
         (tag == 0x06).then_some(oid)
     })();
     const SHA384_OIDS: [&[u8]; 2] = [
-        &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03],       // ecdsa-with-SHA384
+        &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03], // ecdsa-with-SHA384
         &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0c], // sha384WithRSAEncryption
     ];
     const SHA512_OIDS: [&[u8]; 2] = [
-        &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x04],       // ecdsa-with-SHA512
+        &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x04], // ecdsa-with-SHA512
         &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0d], // sha512WithRSAEncryption
     ];
     match oid {
@@ -268,7 +319,9 @@ fn der_tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
         if n == 0 || n > 4 || rest.len() < n {
             return None;
         }
-        let len = rest[..n].iter().fold(0usize, |acc, b| (acc << 8) | *b as usize);
+        let len = rest[..n]
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | *b as usize);
         (len, &rest[n..])
     };
     if rest.len() < len {
@@ -329,7 +382,10 @@ mod tests {
         assert!(err.to_string().contains("nope.pem"));
         let junk = dir.path().join("junk.pem");
         fs::write(&junk, "not pem").expect("write");
-        assert!(matches!(read_pem_pair(&junk, &junk), Err(TlsError::NoCertificate { .. })));
+        assert!(matches!(
+            read_pem_pair(&junk, &junk),
+            Err(TlsError::NoCertificate { .. })
+        ));
     }
 
     #[test]

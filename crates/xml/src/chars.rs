@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 
 use crate::XmlError;
+use crate::error::clip;
 
 /// XML 1.0 §2.2 `Char`.
 pub(crate) fn is_xml_char(c: u32) -> bool {
@@ -16,12 +17,15 @@ pub(crate) fn is_xml_char(c: u32) -> bool {
 /// which is checked separately. One pass over the whole frame covers names, attribute values,
 /// text and CDATA alike (RFC 6120 §11.5 / XML 1.0 §2.2).
 pub(crate) fn check_raw_chars(bytes: &[u8]) -> Result<(), XmlError> {
-    if let Some(&b) = bytes
-        .iter()
-        .find(|&&b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r'))
-    {
-        return Err(XmlError::InvalidChar(u32::from(b)));
+    // Eight bytes at a time: words without any byte below 0x20 (nearly all of them) are
+    // cleared by a few word operations; only the others are looked at byte by byte.
+    let mut words = bytes.chunks_exact(8);
+    for word in &mut words {
+        if has_byte_below(load_word(word), 0x20) {
+            check_controls(word)?;
+        }
     }
+    check_controls(words.remainder())?;
     for i in memchr::memchr_iter(0xEF, bytes) {
         // U+FFFE is EF BF BE, U+FFFF is EF BF BF.
         if bytes.get(i + 1) == Some(&0xBF) {
@@ -33,6 +37,40 @@ pub(crate) fn check_raw_chars(bytes: &[u8]) -> Result<(), XmlError> {
         }
     }
     Ok(())
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// Eight bytes as one word (the byte order does not matter to the tests below).
+#[inline]
+pub(crate) fn load_word(bytes: &[u8]) -> u64 {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&bytes[..8]);
+    u64::from_le_bytes(word)
+}
+
+/// Whether any byte of `word` is below `n` (`n` at most 0x80). Exact as a yes/no answer.
+#[inline]
+pub(crate) fn has_byte_below(word: u64, n: u8) -> bool {
+    word.wrapping_sub(ONES * u64::from(n)) & !word & HIGHS != 0
+}
+
+/// Whether any byte of `word` equals `b`. Exact as a yes/no answer.
+#[inline]
+pub(crate) fn has_byte(word: u64, b: u8) -> bool {
+    let x = word ^ (ONES * u64::from(b));
+    x.wrapping_sub(ONES) & !x & HIGHS != 0
+}
+
+fn check_controls(bytes: &[u8]) -> Result<(), XmlError> {
+    match bytes
+        .iter()
+        .find(|&&b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r'))
+    {
+        Some(&b) => Err(XmlError::InvalidChar(u32::from(b))),
+        None => Ok(()),
+    }
 }
 
 /// XML whitespace (`S`, XML 1.0 §2.3).
@@ -55,20 +93,38 @@ fn is_name_char(c: char) -> bool {
         || matches!(c, '-' | '.' | '0'..='9' | '\u{B7}' | '\u{300}'..='\u{36F}' | '\u{203F}'..='\u{2040}')
 }
 
+/// ASCII byte classes for names: 1 = may start an NCName, 2 = may continue one.
+static NAME_CLASS: [u8; 128] = {
+    let mut t = [0u8; 128];
+    let mut b = 0;
+    while b < 128 {
+        let c = b as u8;
+        if c.is_ascii_alphabetic() || c == b'_' {
+            t[b] = 1 | 2;
+        } else if c.is_ascii_digit() || c == b'-' || c == b'.' {
+            t[b] = 2;
+        }
+        b += 1;
+    }
+    t
+};
+
 /// Namespaces in XML §3 `NCName`: an XML `Name` without colons.
 pub(crate) fn is_ncname(s: &str) -> bool {
     let bytes = s.as_bytes();
     // Fast path for the ASCII names that make up nearly all XMPP traffic.
-    if bytes.is_ascii() {
-        return match bytes.split_first() {
-            Some((&first, rest)) => {
-                (first.is_ascii_alphabetic() || first == b'_')
-                    && rest
-                        .iter()
-                        .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
-            }
-            None => false,
-        };
+    let mut ascii = true;
+    let mut ok = !bytes.is_empty();
+    for (i, &b) in bytes.iter().enumerate() {
+        if b >= 0x80 {
+            ascii = false;
+            break;
+        }
+        let need = if i == 0 { 1 } else { 2 };
+        ok &= NAME_CLASS[b as usize] & need != 0;
+    }
+    if ascii {
+        return ok;
     }
     let mut chars = s.chars();
     match chars.next() {
@@ -79,10 +135,13 @@ pub(crate) fn is_ncname(s: &str) -> bool {
 
 /// Splits a Namespaces in XML `QName` into (prefix, local part), refusing anything else.
 pub(crate) fn split_qname(qname: &str) -> Result<(Option<&str>, &str), XmlError> {
-    match qname.split_once(':') {
+    let colon = qname.bytes().position(|b| b == b':');
+    match colon {
         None if is_ncname(qname) => Ok((None, qname)),
-        Some((prefix, local)) if is_ncname(prefix) && is_ncname(local) => Ok((Some(prefix), local)),
-        _ => Err(XmlError::InvalidName(qname.to_owned())),
+        Some(colon) if is_ncname(&qname[..colon]) && is_ncname(&qname[colon + 1..]) => {
+            Ok((Some(&qname[..colon]), &qname[colon + 1..]))
+        }
+        _ => Err(XmlError::InvalidName(clip(qname))),
     }
 }
 
@@ -99,7 +158,7 @@ pub(crate) fn push_reference(body: &str, out: &mut String) -> Result<(), XmlErro
                 char_ref(num)?
             } else if is_ncname(body) || body.split_once(':').is_some() {
                 // A syntactically plausible name: the peer tried a DTD-defined entity.
-                return Err(XmlError::UndefinedEntity(truncate(body)));
+                return Err(XmlError::UndefinedEntity(clip(body)));
             } else {
                 return Err(XmlError::NotWellFormed("malformed entity reference"));
             }
@@ -107,11 +166,6 @@ pub(crate) fn push_reference(body: &str, out: &mut String) -> Result<(), XmlErro
     };
     out.push(c);
     Ok(())
-}
-
-fn truncate(s: &str) -> String {
-    // The name goes into an error message and maybe a log line: keep it short.
-    s.chars().take(32).collect()
 }
 
 /// XML 1.0 §4.1 `CharRef` body after `&#`: decimal digits or `x` and hex digits.
@@ -290,6 +344,25 @@ mod tests {
         let mut s = String::new();
         push_normalized("a\r\nb\rc\n", &mut s);
         assert_eq!(s, "a\nb\nc\n");
+    }
+
+    #[test]
+    fn word_tests_match_byte_tests() {
+        for b in 0..=255u8 {
+            for pos in 0..8 {
+                let mut bytes = [b'a'; 8];
+                bytes[pos] = b;
+                let word = load_word(&bytes);
+                assert_eq!(has_byte_below(word, 0x20), b < 0x20, "{b} at {pos}");
+                assert_eq!(has_byte(word, b'&'), b == b'&', "{b} at {pos}");
+                assert_eq!(has_byte(word, 0xEF), b == 0xEF, "{b} at {pos}");
+            }
+        }
+        // Neighbouring bytes do not disturb each other.
+        let word = load_word(&[0x00, 0xFF, 0x20, 0x1F, 0x80, 0x7F, 0x21, 0xEE]);
+        assert!(has_byte_below(word, 0x20));
+        assert!(!has_byte(word, 0xEF));
+        assert!(has_byte(word, 0xEE));
     }
 
     #[test]

@@ -134,3 +134,12 @@ impl XmlError {
         )
     }
 }
+
+/// Names and values quoted in errors come from the peer: keep them short enough for a log line.
+pub(crate) fn clip(s: &str) -> String {
+    const MAX_CHARS: usize = 64;
+    match s.char_indices().nth(MAX_CHARS) {
+        Some((end, _)) => format!("{}…", &s[..end]),
+        None => s.to_owned(),
+    }
+}

@@ -3,6 +3,7 @@
 use std::collections::VecDeque;
 
 use crate::element::Element;
+use crate::error::clip;
 use crate::lexer::{Frame, FrameKind, Lexer};
 use crate::parse::{self, NsCache, ParseScratch, StreamScope};
 use crate::{NS_STREAMS, XmlError};
@@ -90,7 +91,6 @@ const SHRINK_ABOVE: usize = 32 * 1024;
 /// namespace declarations of the stream header in scope.
 ///
 /// An error is final: the framer keeps returning it until [`reset`](Self::reset).
-#[derive(Debug)]
 pub struct Framer {
     limits: Limits,
     buf: Vec<u8>,
@@ -105,6 +105,20 @@ pub struct Framer {
     header_qname: String,
     cache: NsCache,
     scratch: ParseScratch,
+}
+
+/// Shows sizes and state only: buffered bytes may hold credentials (SASL PLAIN) and message
+/// bodies, which must not reach logs.
+impl std::fmt::Debug for Framer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Framer")
+            .field("limits", &self.limits)
+            .field("buffered", &self.buffered())
+            .field("capacity", &self.buf.capacity())
+            .field("frames", &self.frames.len())
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Framer {
@@ -193,8 +207,8 @@ impl Framer {
                 // RFC 6120 §4.8.1: the stream element's namespace is the streams namespace.
                 if parsed.header.name != "stream" || parsed.header.ns != NS_STREAMS {
                     return Err(XmlError::InvalidStreamHeader {
-                        name: parsed.header.name,
-                        ns: parsed.header.ns,
+                        name: clip(&parsed.header.name),
+                        ns: clip(&parsed.header.ns),
                     });
                 }
                 self.scope = parsed.scope;

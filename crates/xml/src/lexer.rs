@@ -238,7 +238,9 @@ impl Lexer {
                             return Err(Self::bang_error(buf[self.pos + 2]));
                         }
                         b'/' => {
-                            return Err(XmlError::NotWellFormed("end tag before the stream header"));
+                            return Err(XmlError::NotWellFormed(
+                                "end tag before the stream header",
+                            ));
                         }
                         b if can_start_name(b) => {
                             self.frame_start = self.pos;

@@ -11,6 +11,7 @@ use crate::chars::{
     check_raw_chars, decode_attr, is_ncname, is_ws, push_normalized, push_reference, split_qname,
 };
 use crate::element::{Element, Node};
+use crate::error::clip;
 use crate::{Limits, NS_XML, NS_XMLNS, StreamHeader, XmlError};
 
 /// Namespace bindings declared on the stream header, in scope for every top-level element.
@@ -198,14 +199,14 @@ fn open_element(
         let name = &raw[span.name.0..span.name.1];
         for earlier in &spans[..idx] {
             if &raw[earlier.name.0..earlier.name.1] == name {
-                return Err(XmlError::DuplicateAttribute(name.to_owned()));
+                return Err(XmlError::DuplicateAttribute(clip(name)));
             }
         }
         let prefix = if name == "xmlns" {
             ""
         } else if let Some(p) = name.strip_prefix("xmlns:") {
             if !is_ncname(p) {
-                return Err(XmlError::InvalidName(name.to_owned()));
+                return Err(XmlError::InvalidName(clip(name)));
             }
             p
         } else {
@@ -232,7 +233,7 @@ fn open_element(
         Some(p) => ns
             .prefix(p)
             .cloned()
-            .ok_or_else(|| XmlError::UndeclaredPrefix(p.to_owned()))?,
+            .ok_or_else(|| XmlError::UndeclaredPrefix(clip(p)))?,
     };
     let mut element = Element::with_shared_ns(local.to_owned(), elem_ns);
     if plain == 0 {
@@ -253,7 +254,7 @@ fn open_element(
                 let uri = ns
                     .prefix(p)
                     .cloned()
-                    .ok_or_else(|| XmlError::UndeclaredPrefix(p.to_owned()))?;
+                    .ok_or_else(|| XmlError::UndeclaredPrefix(clip(p)))?;
                 if !element.prefixes.iter().any(|(known, _)| known == p) {
                     element.prefixes.push((p.to_owned(), uri.to_string()));
                 }
@@ -263,7 +264,7 @@ fn open_element(
             let local_range = (span.name.1 - local.len(), span.name.1);
             for (other_uri, other) in &scratch.expanded {
                 if *other_uri == uri && &raw[other.0..other.1] == local {
-                    return Err(XmlError::DuplicateAttribute(name.to_owned()));
+                    return Err(XmlError::DuplicateAttribute(clip(name)));
                 }
             }
             scratch.expanded.push((uri, local_range));
@@ -278,11 +279,11 @@ fn open_element(
 fn check_declaration(prefix: &str, uri: &str) -> Result<(), XmlError> {
     match prefix {
         "xmlns" => Err(XmlError::BadPrefixDeclaration("xmlns".into())),
-        "xml" if uri != NS_XML => Err(XmlError::ReservedNamespace(uri.to_owned())),
+        "xml" if uri != NS_XML => Err(XmlError::ReservedNamespace(clip(uri))),
         "xml" => Ok(()),
-        _ if uri == NS_XML || uri == NS_XMLNS => Err(XmlError::ReservedNamespace(uri.to_owned())),
+        _ if uri == NS_XML || uri == NS_XMLNS => Err(XmlError::ReservedNamespace(clip(uri))),
         // Namespaces in XML 1.0 has no undeclaring of prefixes (that is 1.1).
-        p if uri.is_empty() && !p.is_empty() => Err(XmlError::BadPrefixDeclaration(p.to_owned())),
+        p if uri.is_empty() && !p.is_empty() => Err(XmlError::BadPrefixDeclaration(clip(p))),
         _ => Ok(()),
     }
 }
@@ -292,7 +293,10 @@ fn map_quick_xml(err: quick_xml::Error) -> XmlError {
     match err {
         quick_xml::Error::Encoding(_) => XmlError::InvalidUtf8,
         quick_xml::Error::IllFormed(IllFormedError::MismatchedEndTag { expected, found }) => {
-            XmlError::MismatchedEndTag { expected, found }
+            XmlError::MismatchedEndTag {
+                expected: clip(&expected),
+                found: clip(&found),
+            }
         }
         quick_xml::Error::IllFormed(IllFormedError::UnclosedReference) => {
             XmlError::NotWellFormed("unterminated reference")
@@ -307,6 +311,14 @@ fn frame_str(frame: &[u8]) -> Result<&str, XmlError> {
     let text = std::str::from_utf8(frame).map_err(|_| XmlError::InvalidUtf8)?;
     check_raw_chars(frame)?;
     Ok(text)
+}
+
+/// A reader over a frame whose characters have been checked. UTF-8 is left to quick-xml,
+/// which validates every byte it hands out (each event is converted with `str::from_utf8`),
+/// so checking the frame first would do that work twice.
+fn frame_reader(frame: &[u8]) -> Result<Reader<&[u8]>, XmlError> {
+    check_raw_chars(frame)?;
+    Ok(Reader::from_reader(frame))
 }
 
 /// Runs `f` on the element's trailing text node, creating one only if `f` leaves text in it.
@@ -338,7 +350,14 @@ pub(crate) fn parse_element(
         marks: std::mem::take(&mut scratch.marks),
     };
     let mut stack = std::mem::take(&mut scratch.stack);
-    let result = parse_tree(frame, &mut ns, &mut stack, limits, cache, &mut scratch.attrs);
+    let result = parse_tree(
+        frame,
+        &mut ns,
+        &mut stack,
+        limits,
+        cache,
+        &mut scratch.attrs,
+    );
     ns.decls.clear();
     ns.marks.clear();
     stack.clear();
@@ -365,8 +384,7 @@ fn parse_tree(
     cache: &mut NsCache,
     scratch: &mut AttrScratch,
 ) -> Result<Element, XmlError> {
-    let text = frame_str(frame)?;
-    let mut reader = Reader::from_str(text);
+    let mut reader = frame_reader(frame)?;
     let mut root: Option<Element> = None;
     loop {
         let event = reader.read_event().map_err(map_quick_xml)?;
@@ -588,8 +606,8 @@ pub(crate) fn check_close(frame: &[u8], header_qname: &str) -> Result<(), XmlErr
     let name = &inner[..name_len];
     if name != header_qname.as_bytes() {
         return Err(XmlError::MismatchedEndTag {
-            expected: header_qname.to_owned(),
-            found: String::from_utf8_lossy(name).chars().take(64).collect(),
+            expected: clip(header_qname),
+            found: clip(&String::from_utf8_lossy(name)),
         });
     }
     Ok(())

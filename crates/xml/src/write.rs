@@ -4,6 +4,7 @@
 //! that XML cannot carry (C0 controls other than tab/LF/CR, U+FFFE, U+FFFF) are written as
 //! U+FFFD instead of producing a document the peer must reject (RFC 6120 §11.5).
 
+use crate::chars::{has_byte, has_byte_below, load_word};
 use crate::element::{Element, Node};
 use crate::{NS_STREAMS, NS_XML};
 
@@ -45,12 +46,28 @@ pub fn escape_attr(s: &str, out: &mut Vec<u8>) {
     escape(s, out, ATTR);
 }
 
+/// Whether eight bytes may need escaping, tested as one word: clean runs of text are copied
+/// without looking at each byte.
+#[inline]
+fn word_is_plain(word: u64, mode: u8) -> bool {
+    let plain = !has_byte_below(word, 0x20)
+        && !has_byte(word, b'&')
+        && !has_byte(word, b'<')
+        && !has_byte(word, b'>')
+        && !has_byte(word, 0xEF);
+    plain && (mode == TEXT || !has_byte(word, b'"') && !has_byte(word, b'\''))
+}
+
 fn escape(s: &str, out: &mut Vec<u8>, mode: u8) {
     let bytes = s.as_bytes();
     let mask = mode | BAD;
     let mut done = 0;
     let mut i = 0;
     while i < bytes.len() {
+        if i + 8 <= bytes.len() && word_is_plain(load_word(&bytes[i..]), mode) {
+            i += 8;
+            continue;
+        }
         let b = bytes[i];
         let class = CLASS[b as usize];
         if class & mask == 0 {

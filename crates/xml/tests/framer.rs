@@ -837,7 +837,10 @@ fn restart_keeps_a_pipelined_header() {
         )
         .as_bytes(),
     );
-    assert!(matches!(framer.next_event(), Ok(Some(FramerEvent::StreamOpen(_)))));
+    assert!(matches!(
+        framer.next_event(),
+        Ok(Some(FramerEvent::StreamOpen(_)))
+    ));
     let Ok(Some(FramerEvent::Element(auth))) = framer.next_event() else {
         panic!()
     };
@@ -883,4 +886,25 @@ fn namespace_declarations_in_scope_are_bounded() {
     let err = error_in_stream(&format!("{many}{}", closes(30)));
     assert_eq!(err, XmlError::TooManyNamespaceDeclarations { limit: 128 });
     assert_eq!(err.stream_condition(), "policy-violation");
+}
+
+#[test]
+fn debug_output_shows_no_buffered_content() {
+    let mut framer = Framer::new(Limits::default());
+    framer.feed(format!("{HEADER}<auth mechanism='PLAIN'>c2VjcmV0").as_bytes());
+    let _ = drain(&mut framer);
+    let shown = format!("{framer:?}");
+    assert!(!shown.contains("c2VjcmV0"), "{shown}");
+    assert!(shown.contains("buffered"));
+}
+
+#[test]
+fn peer_strings_in_errors_are_clipped() {
+    let long = "p".repeat(10_000);
+    let err = error_in_stream(&format!("<{long}:a/>"));
+    let XmlError::UndeclaredPrefix(prefix) = &err else {
+        panic!("{err:?}")
+    };
+    assert!(prefix.chars().count() <= 65);
+    assert!(err.to_string().len() < 200);
 }

@@ -50,12 +50,7 @@ enum Child {
     Text(String),
 }
 
-fn build(
-    name: String,
-    ns: &str,
-    attrs: Vec<(AttrName, String)>,
-    children: Vec<Child>,
-) -> Element {
+fn build(name: String, ns: &str, attrs: Vec<(AttrName, String)>, children: Vec<Child>) -> Element {
     let mut e = Element::new(name, ns);
     let mut seen_local: Vec<(Option<&str>, String)> = Vec::new();
     for ((qname, binding), value) in attrs {

@@ -16,6 +16,7 @@ import asyncio
 import logging
 import ssl
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,11 @@ STREAM_NS = "http://etherx.jabber.org/streams"
 # Upper bound for each single wait on the server (connect, login, a reply,
 # a message). Generous on purpose: the machine may be busy compiling, and a
 # wait only ends early when the awaited thing happens.
-STEP_TIMEOUT = 30.0
+STEP_TIMEOUT = 20.0
+
+# Upper bound for a whole scenario, below the runner's own timeout so that a
+# stuck scenario still reports which check it was at.
+SCENARIO_TIMEOUT = 100.0
 
 # slixmpp reports a disconnection caused by the peer's </stream:stream>
 # with this reason; any other reason means the stream was not closed by the
@@ -265,6 +270,23 @@ class Client(slixmpp.ClientXMPP):
 
     def cert_names(self) -> list[str]:
         return [value for kind, value in self.peer_cert.get("subjectAltName", ()) if kind == "DNS"]
+
+
+def main(
+    run: Callable[[argparse.Namespace, Report], Awaitable[None]], args, default_label: str
+) -> int:
+    """Runs one scenario under SCENARIO_TIMEOUT and returns the exit code."""
+    report = Report(args.label or default_label)
+    setup_logging(args.log_file)
+
+    async def guarded() -> None:
+        try:
+            await asyncio.wait_for(run(args, report), SCENARIO_TIMEOUT)
+        except asyncio.TimeoutError:
+            report.check(False, f"scenario finished within {SCENARIO_TIMEOUT:.0f}s", "timed out")
+
+    asyncio.run(guarded())
+    return report.exit_code()
 
 
 def mode_name(mode: str) -> str:

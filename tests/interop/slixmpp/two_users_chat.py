@@ -153,12 +153,7 @@ async def receive_chat(client: scenario.Client, body: str):
             return msg
 
 
-async def run(args) -> int:
-    mode = scenario.mode_name(args.mode)
-    mechs = "+".join(args.mech) if args.mech else "any mechanism"
-    report = scenario.Report(args.label or f"{mode}/{mechs}")
-    scenario.setup_logging(args.log_file)
-
+async def run(args, report: scenario.Report) -> None:
     (jid_a, pw_a), (jid_b, pw_b) = args.account
     first = scenario.Client(jid_a, pw_a, args)
     second = scenario.Client(jid_b, pw_b, args)
@@ -169,7 +164,7 @@ async def run(args) -> int:
             log_in(report, name_b, second, args),
         )
         if not all(logged):
-            return 1
+            return
 
         # Bodies with markup characters and non-ASCII text: the server must
         # carry them through its parser and serializer unchanged.
@@ -208,13 +203,15 @@ async def run(args) -> int:
             )
     finally:
         for client in (first, second):
+            client.cancel_connection_attempt()
             if client.is_connected():
                 client.abort()
-    return report.exit_code()
 
 
 def main() -> int:
-    return asyncio.run(run(parse_args()))
+    args = parse_args()
+    mechs = "+".join(args.mech) if args.mech else "any mechanism"
+    return scenario.main(run, args, f"{scenario.mode_name(args.mode)}/{mechs}")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ Example:
 
 from __future__ import annotations
 
-import asyncio
 import sys
 
 import scenario
@@ -28,33 +27,29 @@ def parse_args():
     return args
 
 
-async def run(args) -> int:
-    mode = scenario.mode_name(args.mode)
-    report = scenario.Report(args.label or f"{mode} without the CA file")
-    scenario.setup_logging(args.log_file)
+async def run(args, report: scenario.Report) -> None:
     client = scenario.Client(args.jid, args.password, args)
     try:
         outcome = await client.login()
         errors = [err.verify_message for err in client.cert_errors]
         report.check(
-            outcome is not True and bool(errors),
-            f"TLS handshake refused by certificate verification ({', '.join(errors)})",
-            f"login ended with: {outcome}",
-        )
-        report.check(
-            client.used_mechanism is None and not client.auth_failures,
-            "no SASL exchange took place",
-            f"mechanism {client.used_mechanism}, failures {client.auth_failures}",
+            outcome is not True
+            and bool(errors)
+            and client.used_mechanism is None
+            and not client.auth_failures,
+            f"TLS handshake refused by certificate verification ({', '.join(errors)}), "
+            "before any SASL exchange",
+            f"login ended with: {outcome}; SASL mechanism used: {client.used_mechanism}",
         )
     finally:
         client.cancel_connection_attempt()
         if client.is_connected():
             client.abort()
-    return report.exit_code()
 
 
 def main() -> int:
-    return asyncio.run(run(parse_args()))
+    args = parse_args()
+    return scenario.main(run, args, f"{scenario.mode_name(args.mode)} without the CA file")
 
 
 if __name__ == "__main__":

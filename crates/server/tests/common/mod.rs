@@ -23,9 +23,14 @@ pub async fn online(s: &TestServer, user: &str, password: &str, resource: &str) 
     let mut cfg = s.client(user, password);
     cfg.resource = Some(resource.into());
     let mut c = Client::login(&cfg).await.expect("login");
-    c.send(&Element::new("presence", NS_CLIENT)).await.expect("presence");
+    c.send(&Element::new("presence", NS_CLIENT))
+        .await
+        .expect("presence");
     // Our own presence comes back (RFC 6121 §4.2.2).
-    let own = c.recv_matching(T, |e| e.name() == "presence").await.expect("own presence");
+    let own = c
+        .recv_matching(T, |e| e.name() == "presence")
+        .await
+        .expect("own presence");
     assert_eq!(own.attr("from"), Some(c.jid()));
     c
 }

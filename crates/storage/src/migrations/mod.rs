@@ -13,12 +13,16 @@
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
 mod m0001_users;
+mod m0002_im;
 
 pub(crate) struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m0001_users::Migration)]
+        vec![
+            Box::new(m0001_users::Migration),
+            Box::new(m0002_im::Migration),
+        ]
     }
 }
 

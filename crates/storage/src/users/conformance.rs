@@ -4,21 +4,8 @@
 use std::time::{Duration, Instant};
 
 use super::{NewUser, StoredCredential, UserInfo, now_unix};
-use crate::conformance::unique_domain;
+use crate::conformance::{invalid_input, not_found, ok, unique_domain};
 use crate::{Storage, StoreError};
-
-macro_rules! ensure {
-    ($cond:expr, $($msg:tt)+) => {
-        if !$cond {
-            return Err(format!($($msg)+));
-        }
-    };
-}
-
-/// A store call that must succeed.
-fn ok<T>(what: &str, result: Result<T, StoreError>) -> Result<T, String> {
-    result.map_err(|e| format!("{what} failed: {e}"))
-}
 
 /// A store call that must fail with `AlreadyExists` naming `who`.
 fn already_exists<T: std::fmt::Debug>(
@@ -34,23 +21,6 @@ fn already_exists<T: std::fmt::Debug>(
         other => Err(format!(
             "{what}: expected AlreadyExists({who}), got {other:?}"
         )),
-    }
-}
-
-fn not_found<T: std::fmt::Debug>(what: &str, result: Result<T, StoreError>) -> Result<(), String> {
-    match result {
-        Err(StoreError::NotFound(_)) => Ok(()),
-        other => Err(format!("{what}: expected NotFound, got {other:?}")),
-    }
-}
-
-fn invalid_input<T: std::fmt::Debug>(
-    what: &str,
-    result: Result<T, StoreError>,
-) -> Result<(), String> {
-    match result {
-        Err(StoreError::InvalidInput(_)) => Ok(()),
-        other => Err(format!("{what}: expected InvalidInput, got {other:?}")),
     }
 }
 

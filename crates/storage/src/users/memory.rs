@@ -1,59 +1,41 @@
 //! [`UserStore`] in process memory, for unit tests of the layers above.
 
 use async_trait::async_trait;
-use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Arc;
 
 use super::{
     NewUser, StoredCredential, UserInfo, UserStore, account, now_unix, validate_batch,
     validate_credentials, validate_name, validate_new_user,
 };
 use crate::StoreError;
+use crate::memory::{Account, MemoryDb, key};
 
-struct Account {
-    created_at: i64,
-    /// Keyed by hash name, mirroring the `(user, hash)` key of the SQL schema.
-    credentials: BTreeMap<String, StoredCredential>,
-}
-
-/// Keyed by `(domain, username)`: the `BTreeMap` order is the byte order `list_users` promises.
-type Accounts = BTreeMap<(String, String), Account>;
-
-#[derive(Default)]
 pub(crate) struct MemoryUserStore {
-    accounts: Mutex<Accounts>,
+    db: Arc<MemoryDb>,
 }
 
 impl MemoryUserStore {
-    /// No code path panics while holding the lock, but if one ever did the map is still
-    /// consistent (every mutation is a single insert or remove), so a poisoned lock is taken over.
-    fn lock(&self) -> MutexGuard<'_, Accounts> {
-        self.accounts
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    pub(crate) fn new(db: Arc<MemoryDb>) -> MemoryUserStore {
+        MemoryUserStore { db }
     }
-}
-
-fn key(username: &str, domain: &str) -> (String, String) {
-    (domain.to_owned(), username.to_owned())
 }
 
 fn new_account(user: &NewUser, created_at: i64) -> Account {
-    Account {
+    Account::new(
         created_at,
-        credentials: user
-            .credentials
+        user.credentials
             .iter()
             .map(|c| (c.hash.clone(), c.clone()))
             .collect(),
-    }
+    )
 }
 
 #[async_trait]
 impl UserStore for MemoryUserStore {
     async fn create_user(&self, user: &NewUser) -> Result<(), StoreError> {
         validate_new_user(user)?;
-        let mut accounts = self.lock();
+        let mut state = self.db.lock();
+        let accounts = &mut state.accounts;
         let k = key(&user.username, &user.domain);
         if accounts.contains_key(&k) {
             return Err(StoreError::AlreadyExists(account(
@@ -67,7 +49,8 @@ impl UserStore for MemoryUserStore {
 
     async fn import_users(&self, users: &[NewUser]) -> Result<usize, StoreError> {
         validate_batch(users)?;
-        let mut accounts = self.lock();
+        let mut state = self.db.lock();
+        let accounts = &mut state.accounts;
         // Check everything before the first insert: all or nothing.
         if let Some(taken) = users
             .iter()
@@ -95,8 +78,9 @@ impl UserStore for MemoryUserStore {
         hash: &str,
     ) -> Result<Option<StoredCredential>, StoreError> {
         Ok(self
+            .db
             .lock()
-            .get(&key(username, domain))
+            .account(username, domain)
             .and_then(|a| a.credentials.get(hash).cloned()))
     }
 
@@ -108,7 +92,8 @@ impl UserStore for MemoryUserStore {
     ) -> Result<(), StoreError> {
         validate_name(username, domain)?;
         validate_credentials(username, domain, creds)?;
-        let mut accounts = self.lock();
+        let mut state = self.db.lock();
+        let accounts = &mut state.accounts;
         let Some(existing) = accounts.get_mut(&key(username, domain)) else {
             return Err(StoreError::NotFound(account(username, domain)));
         };
@@ -117,7 +102,8 @@ impl UserStore for MemoryUserStore {
     }
 
     async fn remove_user(&self, username: &str, domain: &str) -> Result<(), StoreError> {
-        match self.lock().remove(&key(username, domain)) {
+        // Everything stored for the account lives inside it and goes with it.
+        match self.db.lock().accounts.remove(&key(username, domain)) {
             Some(_) => Ok(()),
             None => Err(StoreError::NotFound(account(username, domain))),
         }
@@ -125,7 +111,9 @@ impl UserStore for MemoryUserStore {
 
     async fn list_users(&self, domain: Option<&str>) -> Result<Vec<UserInfo>, StoreError> {
         Ok(self
+            .db
             .lock()
+            .accounts
             .iter()
             .filter(|((d, _), _)| domain.is_none_or(|want| want == d))
             .map(|((d, u), a)| UserInfo {
@@ -137,11 +125,12 @@ impl UserStore for MemoryUserStore {
     }
 
     async fn user_exists(&self, username: &str, domain: &str) -> Result<bool, StoreError> {
-        Ok(self.lock().contains_key(&key(username, domain)))
+        Ok(self.db.lock().account(username, domain).is_some())
     }
 
     async fn count_users(&self, domain: Option<&str>) -> Result<u64, StoreError> {
-        let accounts = self.lock();
+        let state = self.db.lock();
+        let accounts = &state.accounts;
         let n = match domain {
             None => accounts.len(),
             Some(want) => accounts.keys().filter(|(d, _)| d == want).count(),

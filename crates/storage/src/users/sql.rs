@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use sea_orm::sea_query::{
     Expr, ExprTrait, Func, LockType, OnConflict, Order, Query, SelectStatement,
 };
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DeriveIden, QueryResult, Value};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DeriveIden, Value};
 use std::collections::HashMap;
 
 use super::{
@@ -17,7 +17,7 @@ use super::{
     validate_credentials, validate_name, validate_new_user,
 };
 use crate::StoreError;
-use crate::sql::SqlDb;
+use crate::sql::{SqlDb, get};
 
 #[derive(DeriveIden, Clone, Copy)]
 enum Users {
@@ -167,15 +167,6 @@ impl SqlUserStore {
         }
         Ok(())
     }
-}
-
-fn get<T: sea_orm::TryGetable>(
-    db: &SqlDb,
-    row: &QueryResult,
-    column: &str,
-) -> Result<T, StoreError> {
-    row.try_get("", column)
-        .map_err(|e| db.error(&format!("read column {column}"), &e))
 }
 
 #[async_trait]
