@@ -177,7 +177,7 @@ pub static KEYS: &[KeyDoc] = &[
         },
         default: DefaultValue::Builtin,
         example: None,
-        description: "Most connections the database pool keeps open.",
+        description: "Most connections the database pool keeps open. SQLite uses at most 4 whatever this says: it runs one writer at a time, and each connection keeps its own page cache.",
     },
     KeyDoc {
         path: "database.connect_timeout_secs",

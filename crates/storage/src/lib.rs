@@ -1,16 +1,32 @@
-//! causerie-storage owns everything the server keeps on disk: one store trait per feature
-//! ([`UserStore`] now; rosters, offline messages, the archive, policy, evidence and audit records
-//! next), a sea-orm backend for SQLite and PostgreSQL with explicit, ordered migrations, an
-//! in-memory backend with the same behaviour for unit tests, and one conformance suite
-//! ([`conformance`]) that every backend must pass.
+//! causerie-storage owns everything the server keeps on disk: one store trait per feature, a
+//! sea-orm backend for SQLite and PostgreSQL with explicit, ordered migrations, an in-memory
+//! backend with the same behaviour for unit tests, and one conformance suite ([`conformance`])
+//! that every backend must pass. The stores:
 //!
-//! It knows nothing of the protocol: names arrive already prepared (RFC 7622 §3.2.1, §3.3.1)
-//! and credentials arrive already derived (the SCRAM verifier of RFC 5802 §3); it never sees a
-//! password, and its error messages never carry one, nor the password of a connection string.
+//! - [`UserStore`]: accounts and their SCRAM credentials (RFC 5802 §3);
+//! - [`RosterStore`]: rosters (RFC 6121 §2) with their versions (§2.6) and the inbound
+//!   subscription requests still waiting for an answer (§3.1.3);
+//! - [`OfflineStore`]: messages kept for accounts without an available resource (XEP-0160),
+//!   in arrival order, under a per-account quota;
+//! - [`AccountDataStore`]: small per-account documents by key: the vCard (XEP-0054), private
+//!   XML (XEP-0049), the last logout (XEP-0012);
+//! - [`BlockingStore`]: blocklists (XEP-0191).
 //!
-//! Layout: a feature is one folder (`users/`: the trait and its types in `mod.rs`, then
-//! `memory.rs`, `sql.rs` and `conformance.rs`), one migration (`migrations/m0001_users.rs`) and
-//! one field of [`Storage`].
+//! The archive, policy, evidence and audit records come next.
+//!
+//! It knows nothing of the protocol: names and JIDs arrive already prepared (RFC 7622 §3.2.1,
+//! §3.3.1), stanzas arrive serialized and leave as they came, and credentials arrive already
+//! derived; it never sees a password, and its error messages never carry one, nor the password
+//! of a connection string.
+//!
+//! Every per-account record belongs to an account: writes for an account that does not exist
+//! fail with [`StoreError::NotFound`], and removing an account removes everything stored for
+//! it (`ON DELETE CASCADE` on the SQL backends, one shared state on the in-memory one).
+//!
+//! Layout: a feature is one folder (`roster/`: the trait and its types in `mod.rs`, then
+//! `memory.rs`, `sql.rs` and `conformance.rs`), its tables in a migration
+//! (`migrations/m0001_users.rs`, `migrations/m0002_im.rs` for the four instant-messaging
+//! stores) and one field of [`Storage`].
 
 use std::sync::Arc;
 

@@ -276,7 +276,7 @@ async fn open_sqlite(
         .busy_timeout(timeout)
         .disable_statement_logging();
     let pool = SqlitePoolOptions::new()
-        .max_connections(options.max_connections.max(1))
+        .max_connections(options.max_connections.clamp(1, SQLITE_MAX_CONNECTIONS))
         .acquire_timeout(timeout)
         // A local file: checking a connection before each use costs more than it saves.
         .test_before_acquire(false)
@@ -285,6 +285,11 @@ async fn open_sqlite(
         .map_err(|e| StoreError::Backend(sqlite_open_error(&path, &e)))?;
     Ok(DatabaseConnection::from(pool))
 }
+
+/// SQLite runs one writer at a time and readers need no more connections than there are cores to
+/// run them; each connection keeps its own page cache (up to 2 MiB), so a larger pool only
+/// multiplies memory.
+pub const SQLITE_MAX_CONNECTIONS: u32 = 4;
 
 fn sqlite_open_error(path: &Path, err: &sqlx::Error) -> String {
     let mut message = format!("cannot open SQLite database '{}': {err}", path.display());

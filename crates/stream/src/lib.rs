@@ -16,13 +16,12 @@ use std::time::Duration;
 use causerie_stanza::{StreamError, StreamErrorCondition, ns};
 use causerie_tls::{CertStore, TlsAcceptor};
 use causerie_xml::{Element, Framer, FramerEvent, Limits, StreamHeader, XmlError};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
-/// Bytes read per call. The buffer lives in the connection task's state for as long as the task waits
-/// for input, that is, for the whole life of an idle session, so it is kept small: TLS records (up to
-/// 16 KiB of plaintext) stay in rustls until read, so a small buffer costs copies, not system calls.
-const READ_CHUNK: usize = 1024;
+/// Bytes read per poll. The buffer is on the stack of one poll only, never in the task's state, so an
+/// idle session does not carry it.
+const READ_CHUNK: usize = 8192;
 /// An outgoing buffer above this is released after a flush, so a burst does not pin memory in a
 /// session that then goes idle.
 const KEEP_OUT_CAPACITY: usize = 512;
@@ -183,21 +182,37 @@ impl XmlStream {
                 Ok(None) => {}
                 Err(e) => return Err(ReadError::Stream(stream_error_for(&e))),
             }
-            let mut buf = [0u8; READ_CHUNK];
-            let n = self.io.read(&mut buf).await?;
+            let n = self.read_some().await?;
             if n == 0 {
                 return Err(ReadError::Eof);
             }
-            self.framer.feed(&buf[..n]);
         }
     }
 
     /// Releases buffer capacity kept from earlier traffic (a session going idle after negotiation).
     pub fn shrink_buffers(&mut self) {
-        self.framer.shrink();
+        self.framer.release();
         if self.out.is_empty() {
             self.out = Vec::new();
         }
+    }
+
+    /// Reads what is available into the framer; the number of bytes, 0 at end of stream.
+    async fn read_some(&mut self) -> io::Result<usize> {
+        std::future::poll_fn(|cx| {
+            let mut buf = [0u8; READ_CHUNK];
+            let mut rb = ReadBuf::new(&mut buf);
+            match Pin::new(&mut self.io).poll_read(cx, &mut rb) {
+                Poll::Ready(Ok(())) => {
+                    let n = rb.filled().len();
+                    self.framer.feed(rb.filled());
+                    Poll::Ready(Ok(n))
+                }
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await
     }
 
     /// Forgets the stream state before a restart (after STARTTLS or SASL success, RFC 6120 §4.3.3).

@@ -123,6 +123,22 @@ impl TestServer {
             r.shutdown().await;
         }
     }
+
+    /// Shuts the server down the way SIGTERM does, then starts it again with the same
+    /// configuration on the same data folder, so that tests see what survives a restart. The
+    /// listeners are bound anew: with the default `127.0.0.1:0` addresses the ports change, so
+    /// take client configurations from the returned server.
+    pub async fn restart(mut self) -> anyhow::Result<TestServer> {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await;
+        }
+        let running = causerie_server::start(&self.config).await?;
+        Ok(TestServer {
+            running: Some(running),
+            config: self.config,
+            dir: self.dir,
+        })
+    }
 }
 
 fn causerie_tls_paths(config: &Config, domain: &str) -> PathBuf {

@@ -301,6 +301,19 @@ impl Framer {
         self.scratch = ParseScratch::default();
     }
 
+    /// Gives all memory back when nothing is buffered (a connection going idle); otherwise like
+    /// [`Framer::shrink`].
+    pub fn release(&mut self) {
+        self.compact();
+        if self.buf.is_empty() {
+            self.buf = Vec::new();
+            self.frames = Default::default();
+            self.scratch = ParseScratch::default();
+        } else {
+            self.shrink();
+        }
+    }
+
     fn fail(&mut self, e: XmlError) {
         self.error = Some(e);
         self.frames.clear();

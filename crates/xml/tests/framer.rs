@@ -553,10 +553,8 @@ fn invalid_utf8_is_unsupported_encoding() {
 
 #[test]
 fn stanza_size_is_limited_before_the_element_completes() {
-    let limits = Limits {
-        max_stanza_bytes: 64 * 1024,
-        ..Limits::default()
-    };
+    const TOTAL: usize = 10 * 1024 * 1024;
+    let limits = Limits::default();
     let slack = 2 * FEED_PIECE;
     for chunk_len in [1000, 4096, 100_000] {
         let mut framer = Framer::new(limits);
@@ -565,11 +563,14 @@ fn stanza_size_is_limited_before_the_element_completes() {
             framer.next_event(),
             Ok(Some(FramerEvent::StreamOpen(_)))
         ));
-        framer.feed(b"<message><body>");
+        let opening = b"<message><body>";
+        framer.feed(opening);
         let chunk = vec![b'a'; chunk_len];
-        let mut fed = 15;
-        let mut refused = false;
-        while fed < 10 * 1024 * 1024 {
+        let mut fed = opening.len();
+        let mut refused_at = None;
+        // Feed all 10 MiB of an element that never ends, draining after every read as a
+        // connection's reader would.
+        while fed < TOTAL {
             framer.feed(&chunk);
             fed += chunk_len;
             assert!(
@@ -579,21 +580,30 @@ fn stanza_size_is_limited_before_the_element_completes() {
             );
             assert!(framer.capacity() <= limits.max_stanza_bytes + slack);
             match framer.next_event() {
-                Ok(None) => assert!(fed <= limits.max_stanza_bytes, "not refused after {fed}"),
+                Ok(None) => assert!(refused_at.is_none(), "error forgotten after {fed}"),
                 Err(e) => {
-                    assert_eq!(e, XmlError::StanzaTooLarge { limit: 64 * 1024 });
+                    assert_eq!(
+                        e,
+                        XmlError::StanzaTooLarge {
+                            limit: limits.max_stanza_bytes
+                        }
+                    );
                     assert_eq!(e.stream_condition(), "policy-violation");
-                    refused = true;
-                    break;
+                    refused_at.get_or_insert(fed);
                 }
                 Ok(Some(event)) => panic!("unexpected {event:?}"),
             }
         }
-        assert!(refused);
-        assert!(fed <= limits.max_stanza_bytes + chunk_len);
-        // The error is final, and later bytes are dropped.
-        framer.feed(b"</body></message>");
-        assert!(framer.next_event().is_err());
+        // Refused with the read that took the element past the limit.
+        let refused_at = refused_at.expect("never refused");
+        assert!(
+            refused_at > limits.max_stanza_bytes,
+            "refused at {refused_at}"
+        );
+        assert!(
+            refused_at <= limits.max_stanza_bytes + chunk_len,
+            "refused at {refused_at}"
+        );
         assert_eq!(framer.buffered(), 0);
     }
 }

@@ -154,6 +154,7 @@ class Client(slixmpp.ClientXMPP):
         self.outcome: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.auth_failures: list[str] = []
         self.features_seen: list[list[str]] = []
+        self.features_xml: list[Any] = []
         self.advertised_mechanisms: set[str] = set()
         self.used_mechanism: str | None = None
         self.tls_version: str | None = None
@@ -190,6 +191,7 @@ class Client(slixmpp.ClientXMPP):
 
     def _record_features(self, features: Any) -> None:
         self.features_seen.append([child.tag for child in features.xml])
+        self.features_xml.append(features.xml)
 
     def _record_tls(self) -> None:
         sock = self.socket
