@@ -5,6 +5,8 @@
 # For each suite: a new server with its own config, data folder and free
 # ports; users added with causeriectl; scenario scripts that print one line
 # per check ("ok - ..." / "not ok - ..."); the server stopped by its PID.
+# Suites: slixmpp (login, TLS, SASL), im (RFC 6121 and the XEPs, slixmpp),
+# xmppjs (a second client library, xmpp.js on Node, against slixmpp).
 # The run ends with the line "interop: N passed, M failed" and exits non-zero
 # when a check failed or when none ran.
 #
@@ -24,11 +26,17 @@ CACHE_DIR="${CAUSERIE_INTEROP_CACHE:-/var/tmp/causerie-interop}"
 VENV="$CACHE_DIR/venv"
 # Checked with CPython 3.11: binary wheel, STARTTLS, direct TLS and SCRAM.
 SLIXMPP_VERSION="1.17.0"
+# xmpp.js, pinned with its dependencies by xmppjs/package-lock.json and
+# installed with 'npm ci' into NODE_DIR (never into the checkout). Checked
+# with Node.js 20.20; it needs at least NODE_MIN.
+XMPPJS_VERSION="0.14.0"
+NODE_MIN="20.10"
+NODE_DIR="$CACHE_DIR/node"
 LOG_LEVEL="${CAUSERIE_INTEROP_LOG_LEVEL:-info}"
 DOMAIN="localhost"
 
 # Every wait is bounded (seconds).
-SCENARIO_TIMEOUT=120 # one scenario script, overall
+SCENARIO_TIMEOUT=120 # one scenario script, overall, unless its line says otherwise
 START_TIMEOUT=60     # server start until its ports answer
 STOP_TIMEOUT=20      # SIGTERM until the process has exited
 CTL_TIMEOUT=60       # one causeriectl command
@@ -47,6 +55,7 @@ FAILED=0
 SERVER_PID=""
 SERVER_LOG=""
 APT_UPDATED=0
+XMPPJS_READY=0
 
 WORK_DIR="$(mktemp -d "${TMPDIR:-/tmp}/causerie-interop.XXXXXX")"
 
@@ -188,6 +197,51 @@ ensure_slixmpp() {
     fi
 }
 
+# True when NODE_DIR holds exactly what xmppjs/package-lock.json pins.
+xmppjs_installed() {
+    [ -f "$NODE_DIR/package-lock.json" ] &&
+        cmp -s "$NODE_DIR/package-lock.json" "$HERE/xmppjs/package-lock.json" &&
+        cmp -s "$NODE_DIR/package.json" "$HERE/xmppjs/package.json" &&
+        [ "$(node -p 'require(process.argv[1]).version' \
+            "$NODE_DIR/node_modules/@xmpp/client/package.json" 2>/dev/null)" = "$XMPPJS_VERSION" ]
+}
+
+# Node.js and npm come with the machine (Debian's nodejs is too old for
+# xmpp.js 0.14): a missing or older one is a failure with a hint.
+ensure_xmppjs() {
+    local hint="install Node.js >= $NODE_MIN with npm, e.g. from the nodesource Debian packages"
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        fail "node and npm not found, needed for the xmpp.js suite (hint: $hint)"
+        return 1
+    fi
+    local version
+    version="$(node --version 2>/dev/null | sed 's/^v//')"
+    if [ "$(printf '%s\n%s\n' "$NODE_MIN" "$version" | sort -V | head -n 1)" != "$NODE_MIN" ]; then
+        fail "Node.js $version is older than $NODE_MIN, which xmpp.js $XMPPJS_VERSION needs (hint: $hint)"
+        return 1
+    fi
+    if ! xmppjs_installed; then
+        say "installing xmpp.js $XMPPJS_VERSION into $NODE_DIR with npm $(npm --version 2>/dev/null)"
+        rm -rf "$NODE_DIR"
+        mkdir -p "$NODE_DIR"
+        cp "$HERE/xmppjs/package.json" "$HERE/xmppjs/package-lock.json" "$NODE_DIR/"
+        # 'npm ci' installs exactly the lock file's versions and checks their
+        # integrity hashes.
+        if ! timeout "$INSTALL_TIMEOUT" npm ci --prefix "$NODE_DIR" --cache "$CACHE_DIR/npm-cache" \
+            --no-audit --no-fund --loglevel=error </dev/null; then
+            rm -rf "$NODE_DIR"
+            fail "install xmpp.js $XMPPJS_VERSION (hint: cp tests/interop/xmppjs/package*.json $NODE_DIR/ && npm ci --prefix $NODE_DIR)"
+            return 1
+        fi
+        if ! xmppjs_installed; then
+            fail "xmpp.js $XMPPJS_VERSION not found in $NODE_DIR after npm ci"
+            return 1
+        fi
+    fi
+    XMPPJS_READY=1
+    say "xmpp.js $XMPPJS_VERSION in $NODE_DIR (Node.js $version)"
+}
+
 ensure_tools() {
     header "interop: tools"
     ensure_apt "${APT_PACKAGES[@]}" || return 1
@@ -200,6 +254,8 @@ ensure_tools() {
     fi
     local rc=0
     ensure_slixmpp || rc=1
+    # Without xmpp.js only its suite fails (ensure_xmppjs counted that).
+    ensure_xmppjs || true
     flock -u 9
     exec 9>&-
     [ "$rc" -eq 0 ] || return 1
@@ -380,19 +436,26 @@ expect_users_listed() {
 
 SCENARIO_SEQ=0
 
-# run_slixmpp LABEL SCRIPT ARGS...: runs one script with the overall timeout,
+# run_slixmpp [-t SECONDS] LABEL SCRIPT ARGS...: runs one script under a
+# timeout (SCENARIO_TIMEOUT unless -t says otherwise; the script's own limit
+# is set 15 seconds below it, so that it can still say where it stopped),
 # relays its check lines and counts them. A script that dies, times out or
 # checks nothing counts as a failure.
 run_slixmpp() {
+    local limit="$SCENARIO_TIMEOUT"
+    if [ "$1" = "-t" ]; then
+        limit="$2"
+        shift 2
+    fi
     local label="$1" script="$2"
     shift 2
     SCENARIO_SEQ=$((SCENARIO_SEQ + 1))
     local base rc=0 ok bad
     base="$SUITE_DIR/$(printf '%02d' "$SCENARIO_SEQ")-${script%.py}"
     # PYTHONDONTWRITEBYTECODE: leave no __pycache__ in the checkout.
-    (cd "$HERE/slixmpp" && PYTHONDONTWRITEBYTECODE=1 timeout -k 10 "$SCENARIO_TIMEOUT" \
+    (cd "$HERE/slixmpp" && PYTHONDONTWRITEBYTECODE=1 timeout -k 10 "$limit" \
         "$VENV/bin/python" "$script" \
-        --label "$label" --log-file "$base.xmpp.log" "$@") \
+        --label "$label" --log-file "$base.xmpp.log" --time-limit "$((limit - 15))" "$@") \
         </dev/null >"$base.out" 2>"$base.err" || rc=$?
     grep -E '^(not )?ok - ' "$base.out" || true
     ok="$(grep -c '^ok - ' "$base.out" || true)"
@@ -400,7 +463,7 @@ run_slixmpp() {
     PASSED=$((PASSED + ok))
     FAILED=$((FAILED + bad))
     if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
-        fail "$label: $script did not finish within ${SCENARIO_TIMEOUT}s"
+        fail "$label: $script did not finish within ${limit}s"
     elif [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then
         fail "$label: $script exited with status $rc"
     elif [ "$rc" -eq 0 ] && [ "$ok" -eq 0 ]; then
@@ -474,12 +537,119 @@ suite_slixmpp() {
     fi
 }
 
+# Users of the im and xmppjs suites: SCENARIO-ROLE@DOMAIN, one set per
+# scenario so that no scenario sees another's roster, blocklist or stored
+# messages. Passwords are derived from the names.
+user_password() {
+    printf '%s-%s-Secret-7' "$2" "$1"
+}
+
+# add_scenario_users NAME SCENARIO:ROLE,ROLE... ...: creates all those users
+# with one 'causeriectl user import'.
+add_scenario_users() {
+    local name="$1" entry scenario role roles csv="$SUITE_DIR/users.csv"
+    shift
+    : >"$csv"
+    for entry in "$@"; do
+        scenario="${entry%%:*}"
+        IFS=, read -r -a roles <<<"${entry#*:}"
+        for role in "${roles[@]}"; do
+            printf '%s-%s@%s,%s\n' "$scenario" "$role" "$DOMAIN" "$(user_password "$scenario" "$role")" >>"$csv"
+        done
+    done
+    import_users "$name" "$csv"
+}
+
+# accounts SCENARIO ROLE...: sets ACCOUNTS to the --account options for
+# those users.
+accounts() {
+    local scenario="$1" role
+    shift
+    ACCOUNTS=()
+    for role in "$@"; do
+        ACCOUNTS+=(--account "$scenario-$role@$DOMAIN" "$(user_password "$scenario" "$role")")
+    done
+}
+
+suite_im() {
+    local name="im"
+    header "interop suite: $name (RFC 6121 and the XEPs, slixmpp $SLIXMPP_VERSION)"
+    local failed_before="$FAILED"
+    if ! start_server "$name"; then
+        stop_server "$name"
+        return 0
+    fi
+    add_scenario_users "$name" roster:alice,bob subscription:alice,bob,carol \
+        presence:alice,bob,carol offline:alice,bob carbons:alice,bob \
+        blocking:alice,bob,carol vcard:alice,bob,carol disco:alice services:alice,bob
+
+    local tls=(--host 127.0.0.1 --domain "$DOMAIN" --ca-file "$CA_FILE")
+    local starttls=("${tls[@]}" --port "$STARTTLS_PORT" --mode starttls)
+    local direct=("${tls[@]}" --port "$DIRECT_TLS_PORT" --mode direct)
+
+    accounts roster alice bob
+    run_slixmpp -t 60 "roster" roster.py "${starttls[@]}" "${ACCOUNTS[@]}"
+    accounts subscription alice bob carol
+    run_slixmpp -t 90 "subscription" subscription.py "${starttls[@]}" "${ACCOUNTS[@]}"
+    accounts presence alice bob carol
+    run_slixmpp -t 90 "presence" presence.py "${starttls[@]}" "${ACCOUNTS[@]}"
+    # Two on the direct TLS listener: the IM layer must not care which.
+    accounts offline alice bob
+    run_slixmpp -t 60 "offline" offline.py "${direct[@]}" "${ACCOUNTS[@]}"
+    accounts carbons alice bob
+    run_slixmpp -t 60 "carbons" carbons.py "${direct[@]}" "${ACCOUNTS[@]}"
+    accounts blocking alice bob carol
+    run_slixmpp -t 90 "blocking" blocking.py "${starttls[@]}" "${ACCOUNTS[@]}"
+    accounts vcard alice bob carol
+    run_slixmpp -t 60 "vcard" vcard.py "${starttls[@]}" "${ACCOUNTS[@]}"
+    accounts disco alice
+    run_slixmpp -t 60 "disco" disco.py "${starttls[@]}" "${ACCOUNTS[@]}"
+    accounts services alice bob
+    run_slixmpp -t 90 "services" services.py "${starttls[@]}" "${ACCOUNTS[@]}"
+
+    stop_server "$name"
+    if [ "$FAILED" -gt "$failed_before" ]; then
+        print_file "server log" "$SERVER_LOG"
+    fi
+}
+
+suite_xmppjs() {
+    local name="xmppjs"
+    header "interop suite: $name (xmpp.js $XMPPJS_VERSION on Node.js with slixmpp $SLIXMPP_VERSION)"
+    if [ "$XMPPJS_READY" -ne 1 ]; then
+        # ensure_xmppjs counted the failure and printed the hint.
+        say "$name: xmpp.js is not installed; see the failure under 'interop: tools'"
+        return 0
+    fi
+    local failed_before="$FAILED"
+    if ! start_server "$name"; then
+        stop_server "$name"
+        return 0
+    fi
+    add_scenario_users "$name" chat:slixmpp,xmppjs
+
+    accounts chat slixmpp xmppjs
+    # xmpp.js uses STARTTLS and SCRAM-SHA-1; the slixmpp user uses its best
+    # SCRAM mechanism.
+    run_slixmpp -t 120 "xmpp.js" with_xmppjs.py \
+        --host 127.0.0.1 --domain "$DOMAIN" --ca-file "$CA_FILE" --port "$STARTTLS_PORT" \
+        --mode starttls --node "$(command -v node)" --node-modules "$NODE_DIR/node_modules" \
+        "${ACCOUNTS[@]}"
+
+    stop_server "$name"
+    if [ "$FAILED" -gt "$failed_before" ]; then
+        print_file "server log" "$SERVER_LOG"
+    fi
+}
+
 # ---------------------------------------------------------------------------
 
 main() {
     header "interop"
     if ensure_tools && ensure_binaries; then
         suite_slixmpp
+        suite_im
+        suite_xmppjs
     fi
     printf '\n'
     if [ "$FAILED" -gt 0 ] || [ "${CAUSERIE_INTEROP_KEEP:-0}" = 1 ]; then

@@ -4,8 +4,10 @@
 //! negotiation through `causerie-testkit`'s client), holds the sessions idle to measure the
 //! server's memory per session, then lets pairs of users exchange chat messages (RFC 6121 §5)
 //! to measure throughput, delivery latency and the server's CPU time per message. `compare`
-//! runs the same scenario against two servers and prints target/reference ratios; `check` is an
-//! interoperability check of the client; `users-csv` writes the bench accounts for import.
+//! runs the same scenario against two servers and prints target/reference ratios;
+//! `roster-login` measures a user with a large roster (RFC 6121 §2–4: login to roster and
+//! contacts' presence, CPU per presence broadcast); `check` is an interoperability check of the
+//! client; `users-csv` writes the bench accounts for import.
 //!
 //! It knows nothing of the server's internals: everything it measures goes through the XMPP
 //! port and Linux's /proc for the PID it is given.
@@ -13,6 +15,7 @@
 mod check;
 mod procfs;
 mod report;
+mod roster;
 mod scenario;
 
 use std::fs;
@@ -27,6 +30,7 @@ use clap::{Args, Parser, Subcommand};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
+use roster::RosterScenario;
 use scenario::{Scenario, Target, require_loopback};
 
 #[derive(Parser)]
@@ -79,6 +83,30 @@ enum Command {
         reference_label: String,
         #[command(flatten)]
         scenario: ScenarioArgs,
+    },
+    /// One user with a large roster of mutual subscriptions: prepare it through the protocol,
+    /// then measure the login (to the roster and every online contact's presence) and the
+    /// server's CPU per presence broadcast. With --reference, the same against a second server
+    /// (run first), with target/reference ratios.
+    RosterLogin {
+        #[arg(long)]
+        target: SocketAddr,
+        #[arg(long, default_value = "localhost")]
+        target_domain: String,
+        #[arg(long)]
+        target_pid: Option<u32>,
+        #[arg(long, default_value = "causerie")]
+        target_label: String,
+        #[arg(long)]
+        reference: Option<SocketAddr>,
+        #[arg(long, default_value = "localhost")]
+        reference_domain: String,
+        #[arg(long)]
+        reference_pid: Option<u32>,
+        #[arg(long, default_value = "prosody")]
+        reference_label: String,
+        #[command(flatten)]
+        scenario: RosterArgs,
     },
     /// Check the client against a server: each mechanism, login, messages, close.
     Check {
@@ -161,6 +189,77 @@ struct ScenarioArgs {
     ca_file: Option<PathBuf>,
     #[command(flatten)]
     accounts: AccountArgs,
+}
+
+#[derive(Args, Clone)]
+struct RosterArgs {
+    /// Contacts in the user's roster (accounts first_index+1 ..= first_index+N).
+    #[arg(long, default_value_t = 500)]
+    contacts: usize,
+    /// Contacts online while the user logs in.
+    #[arg(long, default_value_t = 50)]
+    online: usize,
+    /// Measured logins.
+    #[arg(long, default_value_t = 20)]
+    repeat: usize,
+    /// Numbers of online contacts at which presence broadcasts are measured, ascending.
+    #[arg(long, value_delimiter = ',', default_value = "50,500")]
+    broadcast_online: Vec<usize>,
+    /// Broadcasts measured at each point.
+    #[arg(long, default_value_t = 200)]
+    broadcasts: usize,
+    /// Logins in progress at once while preparing and bringing contacts online.
+    #[arg(long, default_value_t = 20)]
+    concurrency: usize,
+    /// TLS from the first byte (XEP-0368) instead of STARTTLS.
+    #[arg(long)]
+    direct_tls: bool,
+    /// Force this SASL mechanism (default: the best offered).
+    #[arg(long)]
+    mechanism: Option<String>,
+    /// Upper bound of the whole run against one server, in seconds.
+    #[arg(long, default_value_t = 600.0)]
+    max_duration_secs: f64,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Trust only this PEM CA file instead of accepting any certificate.
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+    #[command(flatten)]
+    accounts: AccountArgs,
+}
+
+impl RosterArgs {
+    fn scenario(&self) -> Result<RosterScenario> {
+        if self.broadcast_online.len() > report::MAX_BROADCAST_POINTS {
+            bail!(
+                "--broadcast-online takes at most {} values",
+                report::MAX_BROADCAST_POINTS
+            );
+        }
+        let s = RosterScenario {
+            contacts: self.contacts,
+            online: self.online,
+            repeat: self.repeat,
+            broadcast_online: self.broadcast_online.clone(),
+            broadcasts: self.broadcasts,
+            concurrency: self.concurrency,
+            tls: if self.direct_tls {
+                TlsMode::DirectTls
+            } else {
+                TlsMode::StartTls
+            },
+            trust: trust(self.ca_file.as_ref())?,
+            mechanism: self.mechanism.clone(),
+            user_pattern: self.accounts.user_pattern.clone(),
+            password_pattern: self.accounts.password_pattern.clone(),
+            first_index: self.accounts.first_index,
+            max_duration: seconds(self.max_duration_secs, "--max-duration-secs")?,
+        };
+        s.validate()?;
+        Ok(s)
+    }
 }
 
 fn trust(ca_file: Option<&PathBuf>) -> Result<Trust> {
@@ -290,6 +389,53 @@ async fn main_async(cli: Cli) -> Result<()> {
                 print!("{}", report::comparison(&s, &t, &r));
             }
         }
+        Command::RosterLogin {
+            target,
+            target_domain,
+            target_pid,
+            target_label,
+            reference,
+            reference_domain,
+            reference_pid,
+            reference_label,
+            scenario,
+        } => {
+            require_loopback(&target)?;
+            if let Some(r) = &reference {
+                require_loopback(r)?;
+            }
+            let s = scenario.scenario()?;
+            let reference_report = match reference {
+                Some(addr) => {
+                    let t = Target {
+                        label: reference_label,
+                        addr,
+                        domain: reference_domain,
+                        pid: reference_pid,
+                    };
+                    Some(roster::run(&t, &s).await?)
+                }
+                None => None,
+            };
+            let t = Target {
+                label: target_label,
+                addr: target,
+                domain: target_domain,
+                pid: target_pid,
+            };
+            let target_report = roster::run(&t, &s).await?;
+            if scenario.json {
+                println!(
+                    "{}",
+                    report::roster_json(&s, &target_report, reference_report.as_ref())
+                );
+            } else {
+                match &reference_report {
+                    Some(r) => print!("{}", report::roster_comparison(&s, &target_report, r)),
+                    None => print!("{}", report::roster_table(&s, &target_report)),
+                }
+            }
+        }
         Command::Check {
             addr,
             domain,
@@ -370,6 +516,53 @@ mod tests {
         );
         assert!(users_csv(1, "d", &accounts("bench", "pw{i}")).is_err());
         assert!(users_csv(1, "d", &accounts("b{i}", "a,{i}")).is_err());
+    }
+
+    #[test]
+    fn roster_login_command_line_parses() {
+        let cli = Cli::try_parse_from([
+            "causerie-bench",
+            "roster-login",
+            "--target",
+            "127.0.0.1:15222",
+            "--reference",
+            "127.0.0.1:15322",
+            "--contacts",
+            "20",
+            "--online",
+            "5",
+            "--broadcast-online",
+            "5,20",
+        ])
+        .expect("parses");
+        match cli.command {
+            Command::RosterLogin {
+                scenario,
+                reference,
+                ..
+            } => {
+                let s = scenario.scenario().expect("valid scenario");
+                assert_eq!((s.contacts, s.online), (20, 5));
+                assert_eq!(s.broadcast_online, vec![5, 20]);
+                assert!(reference.is_some());
+            }
+            _ => panic!("expected roster-login"),
+        }
+        let bad = Cli::try_parse_from([
+            "causerie-bench",
+            "roster-login",
+            "--target",
+            "127.0.0.1:15222",
+            "--contacts",
+            "20",
+            "--broadcast-online",
+            "20,5",
+        ])
+        .expect("parses");
+        match bad.command {
+            Command::RosterLogin { scenario, .. } => assert!(scenario.scenario().is_err()),
+            _ => panic!("expected roster-login"),
+        }
     }
 
     #[test]

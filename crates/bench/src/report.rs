@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use crate::roster::{RosterReport, RosterScenario};
 use crate::scenario::{Report, Scenario};
 
 /// One figure of a report: JSON key, table label, value, unit.
@@ -319,9 +320,273 @@ pub fn json_comparison(s: &Scenario, target: &Report, reference: &Report) -> Str
     out
 }
 
+fn roster_rows(r: &RosterReport) -> Vec<Row> {
+    let row = |key, label, value, unit| Row {
+        key,
+        label,
+        value,
+        unit,
+    };
+    let mut v = vec![
+        row(
+            "contacts",
+            "contacts in the roster",
+            Some(r.contacts as f64),
+            "",
+        ),
+        row(
+            "online",
+            "contacts online at login",
+            Some(r.online as f64),
+            "",
+        ),
+        row(
+            "roster_both",
+            "contacts with subscription both",
+            Some(r.roster_both as f64),
+            "",
+        ),
+        row(
+            "subscriptions_created",
+            "subscriptions created now",
+            Some(r.subscriptions_created as f64),
+            "",
+        ),
+        row(
+            "prepare_secs",
+            "preparation time",
+            Some(r.prepare_secs),
+            "s",
+        ),
+        row("logins", "measured logins", Some(r.logins as f64), ""),
+        row(
+            "roster_items_at_login",
+            "roster items received",
+            Some(r.roster_items_at_login as f64),
+            "",
+        ),
+        row(
+            "login_p50_ms",
+            "login to roster+presence p50",
+            Some(r.login_p50_ms),
+            "ms",
+        ),
+        row(
+            "login_p90_ms",
+            "login to roster+presence p90",
+            Some(r.login_p90_ms),
+            "ms",
+        ),
+        row(
+            "login_max_ms",
+            "login to roster+presence max",
+            Some(r.login_max_ms),
+            "ms",
+        ),
+        row(
+            "server_cpu_per_login_ms",
+            "server CPU per login+logout",
+            r.server_cpu_per_login_ms,
+            "ms",
+        ),
+    ];
+    // Keys and labels are static; the broadcast points are few and fixed per scenario.
+    for (i, p) in r.broadcast.iter().enumerate().take(BROADCAST_KEYS.len()) {
+        let (cpu_key, cpu_label, wall_key, wall_label, n_key, n_label) = BROADCAST_KEYS[i];
+        v.push(row(n_key, n_label, Some(p.recipients as f64), ""));
+        v.push(row(cpu_key, cpu_label, p.cpu_per_broadcast_ms(), "ms"));
+        v.push(row(wall_key, wall_label, Some(p.delivery_p50_ms), "ms"));
+    }
+    v.push(row(
+        "cpu_per_recipient_us",
+        "server CPU per extra recipient",
+        r.cpu_per_recipient_us(),
+        "us",
+    ));
+    v
+}
+
+type BroadcastKeys = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+);
+
+const BROADCAST_KEYS: [BroadcastKeys; 3] = [
+    (
+        "bcast1_cpu_ms",
+        "  server CPU per broadcast",
+        "bcast1_delivery_p50_ms",
+        "  broadcast delivered to all, p50",
+        "bcast1_recipients",
+        "broadcast point 1: online contacts",
+    ),
+    (
+        "bcast2_cpu_ms",
+        "  server CPU per broadcast",
+        "bcast2_delivery_p50_ms",
+        "  broadcast delivered to all, p50",
+        "bcast2_recipients",
+        "broadcast point 2: online contacts",
+    ),
+    (
+        "bcast3_cpu_ms",
+        "  server CPU per broadcast",
+        "bcast3_delivery_p50_ms",
+        "  broadcast delivered to all, p50",
+        "bcast3_recipients",
+        "broadcast point 3: online contacts",
+    ),
+];
+
+/// Most broadcast points a report shows.
+pub const MAX_BROADCAST_POINTS: usize = BROADCAST_KEYS.len();
+
+pub fn describe_roster(s: &RosterScenario) -> String {
+    format!(
+        "roster-login: {} contacts (mutual subscriptions), {} online at login, {} logins,          broadcasts x{} at {:?} online contacts, {:?}, mechanism {}",
+        s.contacts,
+        s.online,
+        s.repeat,
+        s.broadcasts,
+        s.broadcast_online,
+        s.tls,
+        s.mechanism.as_deref().unwrap_or("best offered"),
+    )
+}
+
+fn roster_problems(r: &RosterReport, out: &mut String) {
+    for e in &r.errors {
+        let _ = writeln!(out, "  error ({}): {e}", r.label);
+    }
+}
+
+/// The table of one roster-login run.
+pub fn roster_table(s: &RosterScenario, r: &RosterReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "scenario: {}", describe_roster(s));
+    let _ = writeln!(out, "server:   {} at {}", r.label, r.addr);
+    for row in roster_rows(r) {
+        let _ = writeln!(out, "  {:<36} {:>16}", row.label, cell(row.value, row.unit));
+    }
+    roster_problems(r, &mut out);
+    out
+}
+
+/// Two roster-login runs side by side, with target/reference ratios.
+pub fn roster_comparison(
+    s: &RosterScenario,
+    target: &RosterReport,
+    reference: &RosterReport,
+) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "scenario: {}", describe_roster(s));
+    let _ = writeln!(
+        out,
+        "  {:<36} {:>16} {:>16} {:>10}",
+        "", target.label, reference.label, "ratio"
+    );
+    for (t, r) in roster_rows(target).into_iter().zip(roster_rows(reference)) {
+        let ratio = match (t.value, r.value) {
+            (Some(t), Some(r)) if r != 0.0 => format!("{:.2}", t / r),
+            _ => "-".to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "  {:<36} {:>16} {:>16} {:>10}",
+            t.label,
+            cell(t.value, t.unit),
+            cell(r.value, r.unit),
+            ratio
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  ratio = {} / {}; below 1 is better for times and CPU",
+        target.label, reference.label
+    );
+    roster_problems(target, &mut out);
+    roster_problems(reference, &mut out);
+    out
+}
+
+/// One or two roster-login runs as a JSON object.
+pub fn roster_json(
+    s: &RosterScenario,
+    target: &RosterReport,
+    reference: Option<&RosterReport>,
+) -> String {
+    let one = |r: &RosterReport, out: &mut String| {
+        out.push_str("{\"label\":");
+        json_string(&r.label, out);
+        for row in roster_rows(r) {
+            out.push(',');
+            json_string(row.key, out);
+            out.push(':');
+            match row.value {
+                Some(v) if v.is_finite() => {
+                    let _ = write!(out, "{v}");
+                }
+                _ => out.push_str("null"),
+            }
+        }
+        out.push('}');
+    };
+    let mut out = String::from("{\"scenario\":");
+    json_string(&describe_roster(s), &mut out);
+    out.push_str(",\"target\":");
+    one(target, &mut out);
+    if let Some(r) = reference {
+        out.push_str(",\"reference\":");
+        one(r, &mut out);
+    }
+    out.push('}');
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn roster_marginal_cost_comes_from_the_first_and_last_points() {
+        use crate::roster::BroadcastPoint;
+        let r = RosterReport {
+            label: "t".into(),
+            broadcast: vec![
+                BroadcastPoint {
+                    recipients: 50,
+                    broadcasts: 100,
+                    server_cpu_secs: Some(0.2),
+                    delivery_p50_ms: 1.0,
+                },
+                BroadcastPoint {
+                    recipients: 500,
+                    broadcasts: 100,
+                    server_cpu_secs: Some(1.1),
+                    delivery_p50_ms: 5.0,
+                },
+            ],
+            ..RosterReport::default()
+        };
+        // 2 ms then 11 ms per broadcast: 9 ms for 450 more recipients, 20 µs each.
+        let per = r.cpu_per_recipient_us().expect("two points");
+        assert!((per - 20.0).abs() < 1e-9, "{per}");
+        let no_pid = RosterReport {
+            broadcast: vec![BroadcastPoint::default(), BroadcastPoint::default()],
+            ..RosterReport::default()
+        };
+        assert_eq!(no_pid.cpu_per_recipient_us(), None);
+        let s = crate::roster::tests_support::scenario();
+        let j = roster_json(&s, &r, Some(&no_pid));
+        assert!(j.contains("\"bcast2_recipients\":500"), "{j}");
+        assert!(j.contains("\"cpu_per_recipient_us\":null"), "{j}");
+        let table = roster_comparison(&s, &r, &r);
+        assert!(table.contains("server CPU per extra recipient"), "{table}");
+    }
 
     #[test]
     fn json_strings_are_escaped() {

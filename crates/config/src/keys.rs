@@ -472,6 +472,28 @@ pub static KEYS: &[KeyDoc] = &[
         description: "While a client says it is inactive (XEP-0352), the presence updates it would receive are held back, the latest one per contact, and sent when it becomes active. This bounds how many contacts' updates are held for one session; when one more arrives, the held ones are sent at once.",
     },
     KeyDoc {
+        path: "im.presence_burst",
+        kind: Kind::Int {
+            min: 1,
+            max: 100_000,
+            get: |c| u64::from(c.im.presence_burst),
+        },
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "Presence stanzas one session may send in a burst (joining many group chats at login sends one each). Past it, and until the rate below refills the allowance, presence gets a `policy-violation` error; a session that keeps flooding at twice the burst is disconnected with the `<policy-violation/>` stream error.",
+    },
+    KeyDoc {
+        path: "im.presence_per_minute",
+        kind: Kind::Int {
+            min: 1,
+            max: 100_000,
+            get: |c| u64::from(c.im.presence_per_minute),
+        },
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "Rate at which a session's presence allowance refills, in stanzas per minute.",
+    },
+    KeyDoc {
         path: "im.hide_version",
         kind: Kind::Bool,
         default: DefaultValue::Builtin,
@@ -610,6 +632,8 @@ mod tests {
                 max_directed_presences: 20,
                 max_blocklist_items: 50,
                 csi_max_held_presences: 40,
+                presence_burst: 30,
+                presence_per_minute: 20,
                 hide_version: true,
                 version_show_os: true,
                 server_ping_interval_secs: 60,

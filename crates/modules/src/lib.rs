@@ -17,6 +17,7 @@ pub mod caps;
 pub mod carbons;
 pub mod csi;
 pub mod disco;
+pub mod flood;
 pub mod last;
 pub mod offline;
 pub mod ping;
@@ -52,6 +53,9 @@ pub struct ImOptions {
     pub max_blocklist_items: usize,
     /// Most presence stanzas held back for one inactive session (XEP-0352), one per sender.
     pub csi_max_held_presences: usize,
+    /// Presence stanzas one session may send in a burst, and how fast that allowance refills.
+    pub presence_burst: u32,
+    pub presence_per_minute: u32,
     /// Do not answer software version queries at all (XEP-0092).
     pub hide_version: bool,
     /// Include the operating system in software version answers (XEP-0092 §3 `<os/>`).
@@ -69,6 +73,8 @@ impl Default for ImOptions {
             max_private_bytes: 65_536,
             max_blocklist_items: 1000,
             csi_max_held_presences: 500,
+            presence_burst: 200,
+            presence_per_minute: 120,
             hide_version: false,
             version_show_os: false,
             server_ping_interval: Some(Duration::from_secs(300)),
@@ -80,6 +86,10 @@ impl Default for ImOptions {
 /// activity, vCards, private storage, blocking, carbons, client state indication, offline
 /// messages, server pings and entity capabilities.
 pub fn register_im(reg: &mut ModuleRegistry, storage: &Storage, opts: &ImOptions) {
+    reg.add_module(Arc::new(flood::PresenceFlood::new(
+        opts.presence_burst,
+        opts.presence_per_minute,
+    )));
     if !opts.hide_version {
         reg.add_module(Arc::new(version::Version::new(opts.version_show_os)));
     }

@@ -197,6 +197,8 @@ fn im_options(config: &Config) -> causerie_modules::ImOptions {
         max_private_bytes: im.max_private_bytes,
         max_blocklist_items: im.max_blocklist_items,
         csi_max_held_presences: im.csi_max_held_presences,
+        presence_burst: im.presence_burst,
+        presence_per_minute: im.presence_per_minute,
         hide_version: im.hide_version,
         version_show_os: im.version_show_os,
         server_ping_interval: (im.server_ping_interval_secs > 0)

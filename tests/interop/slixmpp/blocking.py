@@ -75,8 +75,12 @@ async def run(args, report: scenario.Report) -> None:
     alice = bob = carol = None
     token = secrets.token_hex(3)
     try:
-        alice = await im.open_session(report, args, "alice", *args.accounts["alice"], plugins=["xep_0191"])
-        bob = await im.open_session(report, args, "bob", *args.accounts["bob"], plugins=["xep_0092"])
+        alice = await im.open_session(
+            report, args, "alice", *args.accounts["alice"], plugins=["xep_0191"]
+        )
+        bob = await im.open_session(
+            report, args, "bob", *args.accounts["bob"], plugins=["xep_0092"]
+        )
         carol = await im.open_session(report, args, "carol", *args.accounts["carol"])
         if alice is None or bob is None or carol is None:
             return
@@ -84,16 +88,26 @@ async def run(args, report: scenario.Report) -> None:
             return
 
         ok, jids, detail = await blocklist(alice)
-        report.check(ok and not jids, "alice's blocklist is empty at first (3.2)", detail or str(jids))
+        report.check(
+            ok and not jids, "alice's blocklist is empty at first (3.2)", detail or str(jids)
+        )
 
         # Block (3.3).
         ma, mb = alice.mark(), bob.mark()
         blocking = alice.plugin["xep_0191"]
-        await call(report, "alice blocked bob (3.3)", blocking.block(bob.bare, timeout=scenario.STEP_TIMEOUT))
+        await call(
+            report,
+            "alice blocked bob (3.3)",
+            blocking.block(bob.bare, timeout=scenario.STEP_TIMEOUT),
+        )
         push = await alice.expect(block_push("block", bob.bare), since=ma)
         report.check(push is not None, "alice got the block push", "none arrived")
         got = await bob.expect(im.is_presence("unavailable", alice.full), since=mb)
-        report.check(got is not None, "bob got alice's unavailable presence when she blocked him", "none arrived")
+        report.check(
+            got is not None,
+            "bob got alice's unavailable presence when she blocked him",
+            "none arrived",
+        )
         ok, jids, detail = await blocklist(alice)
         report.check(ok and jids == {bob.bare}, "alice's blocklist lists bob", detail or str(jids))
 
@@ -108,7 +122,9 @@ async def run(args, report: scenario.Report) -> None:
             im.short(bounce),
         )
         try:
-            reply = await bob.plugin["xep_0092"].get_version(alice.full, timeout=scenario.STEP_TIMEOUT)
+            reply = await bob.plugin["xep_0092"].get_version(
+                alice.full, timeout=scenario.STEP_TIMEOUT
+            )
             kind = "result"
         except IqError as err:
             reply, kind = err.iq, "error"
@@ -119,7 +135,9 @@ async def run(args, report: scenario.Report) -> None:
             "bob's IQ to alice's full JID answered with service-unavailable",
             f"{kind}: {im.short(reply)}",
         )
-        presence_errors = bob.received(lambda st: im.tag(st) == "presence" and st.xml.get("type") == "error", mb)
+        presence_errors = bob.received(
+            lambda st: im.tag(st) == "presence" and st.xml.get("type") == "error", mb
+        )
         report.check(
             not presence_errors,
             "bob's presence got no error back",
@@ -141,9 +159,11 @@ async def run(args, report: scenario.Report) -> None:
         alice.send_presence(pstatus=f"alice while blocking {token}")
         alice.send_message(mto=bob.bare, mbody=f"to the blocked {token}", mtype="chat")
         bounce = await alice.expect(im.is_message(mtype="error", frm=bob.bare), since=ma)
-        blocked = bounce is not None and bounce.xml.find(
-            f"{{{im.CLIENT_NS}}}error/{{{BLOCKING_ERRORS_NS}}}blocked"
-        ) is not None
+        blocked = (
+            bounce is not None
+            and bounce.xml.find(f"{{{im.CLIENT_NS}}}error/{{{BLOCKING_ERRORS_NS}}}blocked")
+            is not None
+        )
         report.check(
             bounce is not None and im.error_condition(bounce) == "not-acceptable" and blocked,
             "alice's message to bob bounced with not-acceptable and <blocked/> (3.3)",
@@ -161,7 +181,9 @@ async def run(args, report: scenario.Report) -> None:
             )
 
         # A block without items (3.3).
-        kind, reply = await alice.query(alice.raw_iq("set", ET.Element(f"{{{im.BLOCKING_NS}}}block")))
+        kind, reply = await alice.query(
+            alice.raw_iq("set", ET.Element(f"{{{im.BLOCKING_NS}}}block"))
+        )
         report.check(
             kind == "error" and im.error_condition(reply) == "bad-request",
             "a block without items is refused with bad-request (3.3)",
@@ -170,7 +192,11 @@ async def run(args, report: scenario.Report) -> None:
 
         # Unblock (3.4).
         ma, mb = alice.mark(), bob.mark()
-        await call(report, "alice unblocked bob (3.4)", blocking.unblock(bob.bare, timeout=scenario.STEP_TIMEOUT))
+        await call(
+            report,
+            "alice unblocked bob (3.4)",
+            blocking.unblock(bob.bare, timeout=scenario.STEP_TIMEOUT),
+        )
         push = await alice.expect(block_push("unblock", bob.bare), since=ma)
         report.check(push is not None, "alice got the unblock push", "none arrived")
         got = await bob.expect(im.is_presence("available", alice.full), since=mb)
@@ -185,7 +211,8 @@ async def run(args, report: scenario.Report) -> None:
         got = await alice.expect(im.is_message(body=f"unblocked message {token}"), since=ma)
         report.check(got is not None, "alice gets bob's messages again", "none arrived")
         got = await alice.expect(
-            lambda st: im.is_presence("available", bob.full)(st) and st["status"] == f"bob unblocked {token}",
+            lambda st: im.is_presence("available", bob.full)(st)
+            and st["status"] == f"bob unblocked {token}",
             since=ma,
         )
         report.check(got is not None, "alice sees bob's presence again", "none arrived")
@@ -198,10 +225,18 @@ async def run(args, report: scenario.Report) -> None:
             blocking.block([bob.bare, carol.bare], timeout=scenario.STEP_TIMEOUT),
         )
         ok, jids, detail = await blocklist(alice)
-        report.check(ok and jids == {bob.bare, carol.bare}, "alice's blocklist lists both", detail or str(jids))
+        report.check(
+            ok and jids == {bob.bare, carol.bare},
+            "alice's blocklist lists both",
+            detail or str(jids),
+        )
         # slixmpp's unblock() wants at least one JID: a raw IQ for this one.
-        kind, reply = await alice.query(alice.raw_iq("set", ET.Element(f"{{{im.BLOCKING_NS}}}unblock")))
-        report.check(kind == "result", "alice unblocked everyone (3.5)", f"{kind}: {im.short(reply)}")
+        kind, reply = await alice.query(
+            alice.raw_iq("set", ET.Element(f"{{{im.BLOCKING_NS}}}unblock"))
+        )
+        report.check(
+            kind == "result", "alice unblocked everyone (3.5)", f"{kind}: {im.short(reply)}"
+        )
         push = await alice.expect(block_push("unblock", None), since=ma)
         report.check(push is not None, "alice got an empty unblock push", "none arrived")
         ok, jids, detail = await blocklist(alice)

@@ -63,7 +63,9 @@ async def enable(report: scenario.Report, client: im.ImClient, on: bool) -> bool
     verb = "enable" if on else "disable"
     iq = client.raw_iq("set", ET.Element(f"{{{im.CARBONS_NS}}}{verb}"))
     kind, reply = await client.query(iq)
-    return report.check(kind == "result", f"{client.name}: carbons {verb}d", f"{kind}: {im.short(reply)}")
+    return report.check(
+        kind == "result", f"{client.name}: carbons {verb}d", f"{kind}: {im.short(reply)}"
+    )
 
 
 async def run(args, report: scenario.Report) -> None:
@@ -72,8 +74,12 @@ async def run(args, report: scenario.Report) -> None:
     a1 = a2 = bob = None
     token = secrets.token_hex(3)
     try:
-        a1 = await im.open_session(report, args, "alice/1", alice_jid, alice_pw, plugins=["xep_0280"])
-        a2 = await im.open_session(report, args, "alice/2", alice_jid, alice_pw, plugins=["xep_0280"])
+        a1 = await im.open_session(
+            report, args, "alice/1", alice_jid, alice_pw, plugins=["xep_0280"]
+        )
+        a2 = await im.open_session(
+            report, args, "alice/2", alice_jid, alice_pw, plugins=["xep_0280"]
+        )
         bob = await im.open_session(report, args, "bob", bob_jid, bob_pw)
         if a1 is None or a2 is None or bob is None:
             return
@@ -104,7 +110,9 @@ async def run(args, report: scenario.Report) -> None:
                 f"from={copy.xml.get('from')!r} to={copy.xml.get('to')!r}",
             )
             report.check(
-                inner.get("from") == bob.full and inner.get("to") == a1.full and inner.get("type") == "chat",
+                inner.get("from") == bob.full
+                and inner.get("to") == a1.full
+                and inner.get("type") == "chat",
                 "the forwarded message keeps from=bob's full JID, to=alice/1 and type chat",
                 im.short(copy),
             )
@@ -144,7 +152,9 @@ async def run(args, report: scenario.Report) -> None:
         msg.send()
         a1.send_message(mto=bob.bare, mbody=after, mtype="chat")
         index = await a2.expect_index(carbon("sent", after), since=m2)
-        if report.check(index is not None, "alice/2 got a sent carbon of the next message", "none arrived"):
+        if report.check(
+            index is not None, "alice/2 got a sent carbon of the next message", "none arrived"
+        ):
             leaked = a2.received(carbon("sent", private), m2)
             report.check(
                 not leaked,
@@ -166,7 +176,9 @@ async def run(args, report: scenario.Report) -> None:
             bob.send_message(mto=a1.full, mbody=body, mtype="chat")
             bob.send_message(mto=a2.full, mbody=barrier, mtype="chat")
             index = await a2.expect_index(im.is_message(body=barrier), since=m2)
-            if report.check(index is not None, "alice/2 got bob's message to its full JID", "none arrived"):
+            if report.check(
+                index is not None, "alice/2 got bob's message to its full JID", "none arrived"
+            ):
                 leaked = a2.received(carbon("received"), m2, index)
                 report.check(
                     not leaked,

@@ -9,7 +9,8 @@
 - XEP-0115 section 6.3: the stream features carry <c/> with hash, node and
   ver; ver is the SHA-1 verification string (section 5.1) of what
   disco#info returns, and disco#info at node#ver gives the same answer.
-- disco#info to an account that does not exist: an error.
+- disco#info to an account that does not exist: service-unavailable
+  (RFC 6121 section 8.5.1).
 
 Example:
   disco.py --port 5222 --ca-file localhost.crt --account alice@localhost pw1
@@ -88,13 +89,17 @@ def verification_string(reply) -> str:
 async def run(args, report: scenario.Report) -> None:
     alice = None
     try:
-        alice = await im.open_session(report, args, "alice", *args.accounts["alice"], plugins=["xep_0030"])
+        alice = await im.open_session(
+            report, args, "alice", *args.accounts["alice"], plugins=["xep_0030"]
+        )
         if alice is None:
             return
         domain = alice.boundjid.domain
 
         kind, reply = await info(alice, domain)
-        if not report.check(kind == "result", "disco#info to the server answered", f"{kind}: {im.short(reply)}"):
+        if not report.check(
+            kind == "result", "disco#info to the server answered", f"{kind}: {im.short(reply)}"
+        ):
             return
         ids = identities(reply)
         report.check(
@@ -104,7 +109,11 @@ async def run(args, report: scenario.Report) -> None:
         )
         offered = features(reply)
         for feature, what in FEATURES:
-            report.check(feature in offered, f"the server announces {feature} ({what})", f"features: {offered}")
+            report.check(
+                feature in offered,
+                f"the server announces {feature} ({what})",
+                f"features: {offered}",
+            )
         report.check(
             len(offered) == len(set(offered)),
             "no feature is announced twice (XEP-0030 section 3.1)",
@@ -112,8 +121,13 @@ async def run(args, report: scenario.Report) -> None:
         )
 
         try:
-            items = await alice.plugin["xep_0030"].get_items(jid=domain, timeout=scenario.STEP_TIMEOUT)
-            report.check(True, f"disco#items to the server answered ({len(items['disco_items']['items'])} items)")
+            items = await alice.plugin["xep_0030"].get_items(
+                jid=domain, timeout=scenario.STEP_TIMEOUT
+            )
+            report.check(
+                True,
+                f"disco#items to the server answered ({len(items['disco_items']['items'])} items)",
+            )
         except (IqError, IqTimeout) as err:
             report.check(False, "disco#items to the server answered", repr(err))
 
@@ -125,9 +139,11 @@ async def run(args, report: scenario.Report) -> None:
         )
 
         kind, missing = await info(alice, f"nobody-here@{domain}")
+        # RFC 6121 section 8.5.1: an IQ to an account that does not exist
+        # gets service-unavailable.
         report.check(
-            kind == "error",
-            f"disco#info to an account that does not exist is an error ({im.error_condition(missing)})",
+            kind == "error" and im.error_condition(missing) == "service-unavailable",
+            "disco#info to an account that does not exist gets service-unavailable (RFC 6121 8.5.1)",
             f"{kind}: {im.short(missing)}",
         )
 

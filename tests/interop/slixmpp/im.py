@@ -183,7 +183,9 @@ class ImClient(scenario.Client):
 
     async def sync(self) -> bool:
         """A ping to the server, answered once it has handled everything sent before."""
-        kind, _ = await self.query(self.raw_iq("get", ET.Element(f"{{{PING_NS}}}ping"), to=self.boundjid.domain))
+        kind, _ = await self.query(
+            self.raw_iq("get", ET.Element(f"{{{PING_NS}}}ping"), to=self.boundjid.domain)
+        )
         return kind == "result"
 
     async def roster_get(self, ver: str | None = None) -> tuple[str, Any]:
@@ -267,7 +269,9 @@ def is_presence(ptype: str = "available", frm: str | None = None) -> Predicate:
     return match
 
 
-def is_message(body: str | None = None, frm: str | None = None, mtype: str | None = None) -> Predicate:
+def is_message(
+    body: str | None = None, frm: str | None = None, mtype: str | None = None
+) -> Predicate:
     def match(st: Any) -> bool:
         if tag(st) != "message":
             return False
@@ -300,7 +304,9 @@ def is_roster_push(jid: str | None = None) -> Predicate:
         query = st.xml.find(f"{{{ROSTER_NS}}}query")
         if query is None:
             return False
-        return jid is None or any(i.get("jid") == jid for i in query.findall(f"{{{ROSTER_NS}}}item"))
+        return jid is None or any(
+            i.get("jid") == jid for i in query.findall(f"{{{ROSTER_NS}}}item")
+        )
 
     return match
 
@@ -378,7 +384,9 @@ async def open_session(
             return client
     if presence:
         client.send_presence(pshow=show, pstatus=status, ppriority=priority)
-        report.check(await client.sync(), f"{name}: initial presence sent", "no answer to a ping after it")
+        report.check(
+            await client.sync(), f"{name}: initial presence sent", "no answer to a ping after it"
+        )
     return client
 
 

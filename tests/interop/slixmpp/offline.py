@@ -72,7 +72,9 @@ async def run(args, report: scenario.Report) -> None:
         alice.send_message(mto=bob_jid, mbody=f"headline {token}", mtype="headline")
         ma = alice.mark()
         alice.send_message(mto=bob_jid, mbody=f"groupchat {token}", mtype="groupchat")
-        report.check(await alice.sync(), "alice sent three messages to offline bob", "no answer to a ping")
+        report.check(
+            await alice.sync(), "alice sent three messages to offline bob", "no answer to a ping"
+        )
         bounce = await alice.expect(im.is_message(mtype="error", frm=bob_jid), since=ma)
         report.check(
             bounce is not None and im.error_condition(bounce) == "service-unavailable",
@@ -123,7 +125,9 @@ async def run(args, report: scenario.Report) -> None:
                 f"type={msg.xml.get('type')!r}",
             )
             delay = delay_of(msg)
-            if not report.check(delay is not None, f"message {i}: has a XEP-0203 delay", im.short(msg)):
+            if not report.check(
+                delay is not None, f"message {i}: has a XEP-0203 delay", im.short(msg)
+            ):
                 continue
             report.check(
                 delay.get("from") == bob.boundjid.domain,
@@ -141,7 +145,9 @@ async def run(args, report: scenario.Report) -> None:
         live = f"live after login {token}"
         alice.send_message(mto=bob_jid, mbody=live, mtype="chat")
         index = await bob.expect_index(im.is_message(body=live))
-        if report.check(index is not None, "bob got alice's live message after the stored ones", "none arrived"):
+        if report.check(
+            index is not None, "bob got alice's live message after the stored ones", "none arrived"
+        ):
             report.check(
                 delay_of(bob.inbox[index]) is None,
                 "the live message has no delay",
@@ -165,7 +171,9 @@ async def run(args, report: scenario.Report) -> None:
             )
 
         reason = await bob.close()
-        report.check(reason == scenario.END_OF_STREAM, "bob logged out", f"disconnect reason: {reason}")
+        report.check(
+            reason == scenario.END_OF_STREAM, "bob logged out", f"disconnect reason: {reason}"
+        )
 
         bob_again = await im.open_session(report, args, "bob (again)", bob_jid, bob_pw)
         if bob_again is None:

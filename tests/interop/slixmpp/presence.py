@@ -57,7 +57,14 @@ async def run(args, report: scenario.Report) -> None:
     alice = bob1 = bob2 = bob3 = alice2 = carol = None
     try:
         alice = await im.open_session(
-            report, args, "alice", alice_jid, alice_pw, plugins=["xep_0352"], show="away", status="here"
+            report,
+            args,
+            "alice",
+            alice_jid,
+            alice_pw,
+            plugins=["xep_0352"],
+            show="away",
+            status="here",
         )
         bob1 = await im.open_session(report, args, "bob/1", bob_jid, bob_pw)
         carol = await im.open_session(report, args, "carol", carol_jid, carol_pw)
@@ -143,7 +150,11 @@ async def run(args, report: scenario.Report) -> None:
             bob2.send_presence(pshow="away", pstatus="csi two", ppriority=5)
             bob2.send_message(mto=alice.bare, mbody="while you were inactive", mtype="chat")
             got = await alice.expect(im.is_message("while you were inactive"), since=ma)
-            if report.check(got is not None, "inactive alice still got bob's chat message at once", "none arrived"):
+            if report.check(
+                got is not None,
+                "inactive alice still got bob's chat message at once",
+                "none arrived",
+            ):
                 held = alice.received(im.is_presence("available", bob2.full), ma)
                 report.check(
                     not held,

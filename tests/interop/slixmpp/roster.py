@@ -76,7 +76,9 @@ async def run(args, report: scenario.Report) -> None:
         kind, reply = await a1.roster_get(ver="")
         items = im.roster_items(reply)
         report.check(
-            kind == "result" and reply.xml.find(f"{{{im.ROSTER_NS}}}query") is not None and not items,
+            kind == "result"
+            and reply.xml.find(f"{{{im.ROSTER_NS}}}query") is not None
+            and not items,
             "alice/1: roster get answered with an empty roster",
             f"{kind}: {im.short(reply)}",
         )
@@ -95,8 +97,17 @@ async def run(args, report: scenario.Report) -> None:
         # Add (section 2.3).
         marks = (a1.mark(), a2.mark())
         kind, reply = await a1.roster_set(bob, name="Bob Builder ✓", groups=["Friends", "Work"])
-        report.check(kind == "result", "alice/1: roster set adding bob accepted", f"{kind}: {im.short(reply)}")
-        want = {"name": "Bob Builder ✓", "groups": ["Friends", "Work"], "subscription": "none", "ask": None}
+        report.check(
+            kind == "result",
+            "alice/1: roster set adding bob accepted",
+            f"{kind}: {im.short(reply)}",
+        )
+        want = {
+            "name": "Bob Builder ✓",
+            "groups": ["Friends", "Work"],
+            "subscription": "none",
+            "ask": None,
+        }
         pushed = [
             await expect_push(report, c, m, bob, "for the added contact", want)
             for c, m in zip((a1, a2), marks)
@@ -130,7 +141,11 @@ async def run(args, report: scenario.Report) -> None:
         # Update (section 2.4).
         marks = (a1.mark(), a2.mark())
         kind, reply = await a1.roster_set(bob, name="Robert", groups=["Work"])
-        report.check(kind == "result", "alice/1: roster set updating bob accepted", f"{kind}: {im.short(reply)}")
+        report.check(
+            kind == "result",
+            "alice/1: roster set updating bob accepted",
+            f"{kind}: {im.short(reply)}",
+        )
         want = {"name": "Robert", "groups": ["Work"], "subscription": "none"}
         pushed = [
             await expect_push(report, c, m, bob, "for the update", want)
@@ -212,9 +227,15 @@ async def run(args, report: scenario.Report) -> None:
         # Remove (section 2.5).
         marks = (a1.mark(), a2.mark())
         kind, reply = await a1.roster_set(bob, subscription="remove")
-        report.check(kind == "result", "alice/1: roster set removing bob accepted", f"{kind}: {im.short(reply)}")
+        report.check(
+            kind == "result",
+            "alice/1: roster set removing bob accepted",
+            f"{kind}: {im.short(reply)}",
+        )
         for client, mark in zip((a1, a2), marks):
-            await expect_push(report, client, mark, bob, "for the removal", {"subscription": "remove"})
+            await expect_push(
+                report, client, mark, bob, "for the removal", {"subscription": "remove"}
+            )
         kind, reply = await a1.roster_get()
         report.check(
             kind == "result" and bob not in im.roster_items(reply),

@@ -31,8 +31,8 @@ STREAM_NS = "http://etherx.jabber.org/streams"
 # wait only ends early when the awaited thing happens.
 STEP_TIMEOUT = 20.0
 
-# Upper bound for a whole scenario, below the runner's own timeout so that a
-# stuck scenario still reports which check it was at.
+# Default upper bound for a whole scenario (--time-limit), below the runner's
+# own timeout so that a stuck scenario still reports which check it was at.
 SCENARIO_TIMEOUT = 100.0
 
 # slixmpp reports a disconnection caused by the peer's </stream:stream>
@@ -100,6 +100,13 @@ def base_parser(description: str) -> argparse.ArgumentParser:
         help="ALPN protocol the client offers (repeatable), e.g. xmpp-client",
     )
     parser.add_argument("--label", help="prefix of the report lines")
+    parser.add_argument(
+        "--time-limit",
+        type=float,
+        default=SCENARIO_TIMEOUT,
+        help="seconds the whole scenario may take before it reports where it stopped "
+        f"(default {SCENARIO_TIMEOUT:.0f}; keep it below the runner's own timeout)",
+    )
     parser.add_argument("--log-file", help="write slixmpp's debug log (the XML exchanged) here")
     return parser
 
@@ -277,15 +284,17 @@ class Client(slixmpp.ClientXMPP):
 def main(
     run: Callable[[argparse.Namespace, Report], Awaitable[None]], args, default_label: str
 ) -> int:
-    """Runs one scenario under SCENARIO_TIMEOUT and returns the exit code."""
+    """Runs one scenario under its time limit and returns the exit code."""
     report = Report(args.label or default_label)
     setup_logging(args.log_file)
 
+    limit = args.time_limit
+
     async def guarded() -> None:
         try:
-            await asyncio.wait_for(run(args, report), SCENARIO_TIMEOUT)
+            await asyncio.wait_for(run(args, report), limit)
         except asyncio.TimeoutError:
-            report.check(False, f"scenario finished within {SCENARIO_TIMEOUT:.0f}s", "timed out")
+            report.check(False, f"scenario finished within {limit:.0f}s", "timed out")
 
     asyncio.run(guarded())
     return report.exit_code()

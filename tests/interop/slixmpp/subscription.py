@@ -97,7 +97,9 @@ async def run(args, report: scenario.Report) -> None:
         alice.subscription(bob.bare, "subscribe")
         await check_state(report, alice, ma, bob, "none", "subscribe", step)
         request = await bob.expect(im.is_presence("subscribe", alice.bare), since=mb)
-        if report.check(request is not None, f"{step}: bob got alice's subscription request", "none arrived"):
+        if report.check(
+            request is not None, f"{step}: bob got alice's subscription request", "none arrived"
+        ):
             report.check(
                 request.xml.get("from") == alice.bare,
                 f"{step}: the request is from alice's bare JID (3.1.2)",
@@ -135,20 +137,25 @@ async def run(args, report: scenario.Report) -> None:
         bob.subscription(alice.bare, "subscribe")
         await check_state(report, bob, mb, alice, "from", "subscribe", step)
         request = await alice.expect(im.is_presence("subscribe", bob.bare), since=ma)
-        report.check(request is not None, f"{step}: alice got bob's subscription request", "none arrived")
+        report.check(
+            request is not None, f"{step}: alice got bob's subscription request", "none arrived"
+        )
         ma, mb = alice.mark(), bob.mark()
         alice.subscription(bob.bare, "subscribed")
         await check_state(report, alice, ma, bob, "both", None, step)
         await check_state(report, bob, mb, alice, "both", None, step)
         presence = await bob.expect(im.is_presence("available", alice.full), since=mb)
-        report.check(presence is not None, f"{step}: bob got alice's current presence", "none arrived")
+        report.check(
+            presence is not None, f"{step}: bob got alice's current presence", "none arrived"
+        )
 
         # 4. Presence both ways (4.4.2).
         step = "4 presence"
         mb = bob.mark()
         alice.send_presence(pshow="away", pstatus="at lunch ☕")
         got = await bob.expect(
-            lambda st: im.is_presence("available", alice.full)(st) and st["show"] == "away", since=mb
+            lambda st: im.is_presence("available", alice.full)(st) and st["show"] == "away",
+            since=mb,
         )
         report.check(
             got is not None and got["status"] == "at lunch ☕",

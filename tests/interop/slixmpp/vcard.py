@@ -48,7 +48,9 @@ def fields(reply) -> dict[str, str] | None:
 
 async def get_vcard(client: im.ImClient, jid: str) -> tuple[str, object]:
     try:
-        return "result", await client.plugin["xep_0054"].get_vcard(jid, timeout=scenario.STEP_TIMEOUT)
+        return "result", await client.plugin["xep_0054"].get_vcard(
+            jid, timeout=scenario.STEP_TIMEOUT
+        )
     except IqError as err:
         return "error", err.iq
     except IqTimeout:
@@ -75,11 +77,19 @@ async def publish(client: im.ImClient, values: dict[str, str]) -> tuple[str, obj
 async def run(args, report: scenario.Report) -> None:
     alice = bob = None
     carol_jid = args.accounts["carol"][0]
-    first = {"FN": "Alice Liddell ✓ «Wonderland»", "NICKNAME": "alice & co", "EMAIL": "alice@example.org"}
+    first = {
+        "FN": "Alice Liddell ✓ «Wonderland»",
+        "NICKNAME": "alice & co",
+        "EMAIL": "alice@example.org",
+    }
     second = {"FN": "Alice L.", "NICKNAME": "al"}
     try:
-        alice = await im.open_session(report, args, "alice", *args.accounts["alice"], plugins=["xep_0054"])
-        bob = await im.open_session(report, args, "bob", *args.accounts["bob"], plugins=["xep_0054"])
+        alice = await im.open_session(
+            report, args, "alice", *args.accounts["alice"], plugins=["xep_0054"]
+        )
+        bob = await im.open_session(
+            report, args, "bob", *args.accounts["bob"], plugins=["xep_0054"]
+        )
         if alice is None or bob is None:
             return
 
@@ -108,7 +118,10 @@ async def run(args, report: scenario.Report) -> None:
         kind, reply = await get_vcard(bob, carol_jid)
         report.check(
             (kind == "result" and not fields(reply))
-            or (kind == "error" and im.error_condition(reply) in ("item-not-found", "service-unavailable")),
+            or (
+                kind == "error"
+                and im.error_condition(reply) in ("item-not-found", "service-unavailable")
+            ),
             "bob asking for carol's vCard, never published, gets an empty vCard or item-not-found",
             f"{kind}: {im.short(reply)}",
         )
