@@ -328,11 +328,16 @@ impl Core {
             StanzaKind::Message => self.message_to_bare(stanza, &to).await,
             StanzaKind::Presence => {
                 // Directed presence to a bare JID goes to every available resource (RFC 6121 §4.6).
-                if PresenceType::of(&stanza).is_none() {
-                    return self.bounce(
-                        &stanza,
-                        StanzaError::new(Cond::BadRequest).with_text("unknown presence type"),
-                    );
+                match PresenceType::of(&stanza) {
+                    None => {
+                        return self.bounce(
+                            &stanza,
+                            StanzaError::new(Cond::BadRequest).with_text("unknown presence type"),
+                        );
+                    }
+                    // Probes are for the server to answer, never for clients (RFC 6121 §4.3).
+                    Some(PresenceType::Probe) => return,
+                    Some(_) => {}
                 }
                 let out = OutStanza::new(stanza);
                 self.registry.with_resources(&to, |list| {

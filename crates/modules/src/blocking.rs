@@ -20,8 +20,8 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use async_trait::async_trait;
 use causerie_core::{
-    Core, Event, EventListener, IqHandler, IqRequest, IqTarget, Module, ModuleRegistry, OutStanza,
-    SessionHandle, Stage, StageContext, Verdict,
+    Core, Event, EventListener, IqHandler, IqRequest, IqTarget, Module, ModuleRegistry, Origin,
+    OutStanza, SessionHandle, Stage, StageContext, Verdict,
 };
 use causerie_jid::{BareJid, Jid};
 use causerie_stanza::{
@@ -325,12 +325,34 @@ impl IqHandler for Blocking {
             _ => {
                 // §3.4 and §3.5: items unblock those, no items unblock everyone.
                 let jids = items(req.payload).map_err(bad_items)?;
+                let unblocked = if jids.is_empty() {
+                    st.store
+                        .blocklist(user, domain)
+                        .await
+                        .map_err(|e| store_error("reading a blocklist", &e))?
+                } else {
+                    jids.clone()
+                };
                 st.store
                     .unblock(user, domain, &jids)
                     .await
                     .map_err(|e| store_error("storing a blocklist", &e))?;
                 st.reload(&account).await;
                 st.push(req.core, &account, &item_list("unblock", &jids));
+                // §3.4: contacts entitled to the user's presence get it again. Presence belongs to
+                // the roster module; a probe on the contact's behalf makes it answer exactly the
+                // contacts whose subscription allows it, with the user's current presence.
+                for contact in unblocked
+                    .iter()
+                    .filter_map(|j| Jid::parse(j).ok())
+                    .filter(|j| j.node().is_some())
+                {
+                    let probe = Element::new("presence", ns::CLIENT)
+                        .with_attr("from", contact.to_bare().as_str())
+                        .with_attr("to", account.as_str())
+                        .with_attr("type", "probe");
+                    let _ = req.core.process(&Origin::Server, probe).await;
+                }
                 Ok(None)
             }
         }

@@ -13,12 +13,14 @@ use crate::common::caps_ver;
 
 pub struct Disco {
     name: String,
+    users: Arc<dyn causerie_storage::UserStore>,
 }
 
 impl Disco {
-    pub fn new(name: &str) -> Self {
+    pub fn new(name: &str, storage: &causerie_storage::Storage) -> Self {
         Disco {
             name: name.to_owned(),
+            users: storage.users.clone(),
         }
     }
 }
@@ -53,6 +55,17 @@ impl Module for Disco {
 impl IqHandler for Disco {
     async fn handle(&self, req: IqRequest<'_>) -> Result<Option<Element>, StanzaError> {
         let is_server = req.to.node().is_none();
+        if let Some(user) = req.to.node() {
+            // RFC 6121 §8.5.1: an IQ to an account that does not exist gets service-unavailable.
+            let exists = self
+                .users
+                .user_exists(user, req.to.domain())
+                .await
+                .map_err(|e| crate::common::store_error("looking up an account", &e))?;
+            if !exists {
+                return Err(StanzaError::new(Cond::ServiceUnavailable));
+            }
+        }
         let mut q = Element::new("query", req.payload.ns());
         if let Some(node) = req.payload.attr("node") {
             // XEP-0115 §6.2: the capabilities node has the same information as the entity, and

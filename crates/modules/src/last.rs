@@ -2,9 +2,9 @@
 //! account has an available resource, else the seconds since its last session ended (§3). The
 //! logout time is kept under the account data key `last` when the account's last session ends.
 //!
-//! §3 allows the answer only to entities entitled to the account's presence. Presence
-//! subscriptions belong to the roster, which this crate does not know, so only the account's owner
-//! is answered; everyone else gets `forbidden`, as §3 requires for unauthorized requesters.
+//! §3 allows the answer only to entities entitled to the account's presence: the owner, and the
+//! contacts whose subscription in the account's stored roster is `from` or `both` (RFC 6121 §3).
+//! Everyone else gets `forbidden`.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use causerie_core::{
     Core, Event, EventListener, IqHandler, IqRequest, IqTarget, Module, ModuleRegistry,
 };
+use causerie_jid::BareJid;
 use causerie_stanza::{IqType, StanzaError, StanzaErrorCondition as Cond};
 use causerie_storage::{AccountDataStore, Storage};
 use causerie_xml::Element;
@@ -25,6 +26,7 @@ pub const KEY: &str = "last";
 
 pub struct LastActivity {
     store: Arc<dyn AccountDataStore>,
+    roster: Arc<dyn causerie_storage::RosterStore>,
     started: Instant,
 }
 
@@ -32,8 +34,32 @@ impl LastActivity {
     pub fn new(storage: &Storage) -> Self {
         LastActivity {
             store: storage.account_data.clone(),
+            roster: storage.roster.clone(),
             started: Instant::now(),
         }
+    }
+
+    /// XEP-0012 §4: the account's last activity is for those allowed to see its presence, that
+    /// is, contacts with a `from` or `both` subscription in the account's roster (RFC 6121 §3).
+    async fn may_see_presence(
+        &self,
+        account: &BareJid,
+        requester: &BareJid,
+    ) -> Result<bool, StanzaError> {
+        let Some(user) = account.node() else {
+            return Ok(false);
+        };
+        let item = self
+            .roster
+            .item(user, account.domain(), requester.as_str())
+            .await
+            .map_err(|e| store_error("reading the roster", &e))?;
+        Ok(item.is_some_and(|i| {
+            matches!(
+                i.subscription,
+                causerie_storage::Subscription::From | causerie_storage::Subscription::Both
+            )
+        }))
     }
 
     fn answer(seconds: u64) -> Element {
@@ -61,7 +87,9 @@ impl IqHandler for LastActivity {
             return Ok(Some(Self::answer(self.started.elapsed().as_secs())));
         };
         let account = req.to.to_bare();
-        if req.from.to_bare() != account {
+        if req.from.to_bare() != account
+            && !self.may_see_presence(&account, &req.from.to_bare()).await?
+        {
             return Err(StanzaError::new(Cond::Forbidden));
         }
         let online = req

@@ -34,8 +34,8 @@ use causerie_core::ModuleRegistry;
 use causerie_storage::Storage;
 
 /// Registers the modules every server runs.
-pub fn register_defaults(reg: &mut ModuleRegistry) {
-    reg.add_module(Arc::new(disco::Disco::new("Causerie")));
+pub fn register_defaults(reg: &mut ModuleRegistry, storage: &Storage) {
+    reg.add_module(Arc::new(disco::Disco::new("Causerie", storage)));
     reg.add_module(Arc::new(ping::Ping));
 }
 

@@ -23,7 +23,7 @@ struct Env {
 
 fn build(storage: &Storage, opts: &ImOptions) -> Arc<Core> {
     let mut builder = CoreBuilder::new([DOMAIN.to_owned()]);
-    register_defaults(builder.modules());
+    register_defaults(builder.modules(), storage);
     register_im(builder.modules(), storage, opts);
     builder.build()
 }
@@ -1278,7 +1278,7 @@ async fn server_pings_close_silent_sessions() {
     let storage = Storage::memory();
     let ping = Arc::new(ServerPing::new(Duration::from_secs(60)));
     let mut builder = CoreBuilder::new([DOMAIN.to_owned()]);
-    register_defaults(builder.modules());
+    register_defaults(builder.modules(), &storage);
     builder.modules().add_module(ping.clone());
     let env = Env {
         core: builder.build(),

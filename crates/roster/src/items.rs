@@ -81,7 +81,8 @@ pub fn parse_set(owner: &BareJid, query: &Element) -> Result<RosterChange, Roste
     for g in item.children().filter(|c| c.is("group", NS_ROSTER)) {
         let text = g.text();
         if text.is_empty() {
-            return Err(bad_request("a group name is empty"));
+            // RFC 6121 §2.3.3: a zero-length group is not-acceptable (a duplicate is bad-request).
+            return Err(not_acceptable("a group name is empty"));
         }
         if text.len() > MAX_GROUP_BYTES {
             return Err(not_acceptable("a group name is too long"));
@@ -225,7 +226,7 @@ mod tests {
         );
         assert_eq!(
             cond(parse_set(&o, &set(item("a@x").with_child(group(""))))),
-            Cond::BadRequest
+            Cond::NotAcceptable
         );
         assert_eq!(
             cond(parse_set(

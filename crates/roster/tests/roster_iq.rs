@@ -295,7 +295,7 @@ async fn malformed_sets_are_refused() {
         ),
         (
             "<item jid='a@example.net'><group></group></item>".into(),
-            "bad-request",
+            "not-acceptable",
         ),
         (
             "<item jid='a@example.net' subscription='bogus'/>".into(),

@@ -118,7 +118,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
 
     let mut builder = CoreBuilder::new(config.server.domains.iter().cloned())
         .max_sessions_per_user(config.limits.max_sessions_per_user);
-    causerie_modules::register_defaults(builder.modules());
+    causerie_modules::register_defaults(builder.modules(), &storage);
     causerie_modules::register_im(builder.modules(), &storage, &im_options(config));
     builder
         .modules()
