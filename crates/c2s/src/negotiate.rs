@@ -46,7 +46,7 @@ pub(crate) async fn run_connection(
     peer: SocketAddr,
     direct_tls: bool,
 ) {
-    let limits = server.settings.limits.clone();
+    let limits = server.settings.limits;
     let deadline = Instant::now() + server.settings.handshake_timeout;
     let stream = if direct_tls {
         match tokio::time::timeout_at(

@@ -152,11 +152,13 @@ pub trait Module: Send + Sync {
 }
 
 type IqKey = (IqType, String, String);
+/// Handlers for one IQ key, each with the addresses it answers for.
+type IqHandlers = Vec<(IqTarget, Arc<dyn IqHandler>)>;
 
 /// Where modules put what they provide. Built once, read-only afterwards.
 #[derive(Default)]
 pub struct ModuleRegistry {
-    pub(crate) iq: HashMap<IqKey, Vec<(IqTarget, Arc<dyn IqHandler>)>>,
+    pub(crate) iq: HashMap<IqKey, IqHandlers>,
     pub(crate) features: Vec<(IqTarget, String)>,
     pub(crate) identities: Vec<Identity>,
     pub(crate) stages: Vec<(i32, Arc<dyn Stage>)>,

@@ -109,7 +109,7 @@ impl XmlStream {
     pub fn new(io: Io, peer: SocketAddr, limits: Limits, content_ns: &'static str) -> Self {
         XmlStream {
             io,
-            framer: Framer::new(limits.clone()),
+            framer: Framer::new(limits),
             limits,
             out: Vec::new(),
             peer,
