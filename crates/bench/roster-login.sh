@@ -44,7 +44,7 @@ trap cleanup EXIT
 "$here/prosody/start.sh" "$work/prosody" --addr 127.0.0.1 --port 15322 --tls-port 15323 \
     --users "$accounts" --hash SHA-256 --iterations 4096
 
-# Causerie: STARTTLS on 15222, default settings otherwise.
+# Causerie: STARTTLS on 15222, default settings but for the presence flood limit.
 mkdir -p "$work/causerie"
 cat > "$work/causerie/causerie.toml" <<EOF
 [server]
@@ -54,6 +54,13 @@ data_dir = "$work/causerie/data"
 [c2s]
 starttls_listen = ["127.0.0.1:15222"]
 direct_tls_listen = ["127.0.0.1:15223"]
+
+[im]
+# Preparing sends two subscription stanzas per contact from one session, and the broadcast phase
+# hundreds of presence updates within seconds: both far past the default presence flood limit,
+# which Prosody (without mod_limits) does not have either.
+presence_burst = 100000
+presence_per_minute = 100000
 
 [log]
 level = "warn"

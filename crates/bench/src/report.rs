@@ -447,7 +447,8 @@ pub const MAX_BROADCAST_POINTS: usize = BROADCAST_KEYS.len();
 
 pub fn describe_roster(s: &RosterScenario) -> String {
     format!(
-        "roster-login: {} contacts (mutual subscriptions), {} online at login, {} logins,          broadcasts x{} at {:?} online contacts, {:?}, mechanism {}",
+        "roster-login: {} contacts (mutual subscriptions), {} online at login, {} logins, \
+         broadcasts x{} at {:?} online contacts, {:?}, mechanism {}",
         s.contacts,
         s.online,
         s.repeat,

@@ -442,7 +442,10 @@ async fn prepare(target: &Target, s: &RosterScenario) -> Result<usize> {
                     writer.send(&subscription("subscribed", &from)).await?;
                     writer.send(&subscription("subscribe", &from)).await?;
                 }
-                Some("subscribed") => {
+                // Approved: the contact's "subscribed", or its presence, which only comes once
+                // subscribed (some servers push the roster change instead of delivering the
+                // "subscribed" stanza, RFC 6121 §3.1.6).
+                Some("subscribed") | None => {
                     approved.insert(from);
                 }
                 _ => {}
@@ -473,9 +476,19 @@ async fn prepare(target: &Target, s: &RosterScenario) -> Result<usize> {
         }
     }
     if let Some(first) = failures.first() {
-        user_side.abort();
+        let user_state = if user_side.is_finished() {
+            match user_side.await {
+                Ok(Ok(_)) => "the user's side had finished".to_owned(),
+                Ok(Err(e)) => format!("the user's side failed: {e:#}"),
+                Err(e) => format!("the user's side failed: {e}"),
+            }
+        } else {
+            user_side.abort();
+            "the user's side was still waiting".to_owned()
+        };
         bail!(
-            "{} contacts failed to subscribe; first: {first}",
+            "{}: {} contacts failed to subscribe ({user_state}); first: {first}",
+            target.label,
             failures.len()
         );
     }
@@ -490,8 +503,17 @@ async fn contact_handshake(cfg: &ClientConfig, user: &str) -> Result<()> {
     c.send_initial_presence(STEP_TIMEOUT).await?;
     c.send(&subscription("subscribe", user)).await?;
     let (mut asked, mut approved) = (false, false);
+    let mut seen: Vec<String> = Vec::new();
     while !(asked && approved) {
-        let el = c.recv(STEP_TIMEOUT).await?;
+        let el = c.recv(STEP_TIMEOUT).await.with_context(|| {
+            format!(
+                "asked {asked}, approved {approved}, received: {}",
+                seen.join(" ")
+            )
+        })?;
+        if seen.len() < 8 {
+            seen.push(el.to_xml());
+        }
         if !el.is("presence", NS_CLIENT) || el.attr("from").map(bare_of) != Some(user) {
             continue;
         }
@@ -500,7 +522,7 @@ async fn contact_handshake(cfg: &ClientConfig, user: &str) -> Result<()> {
                 c.send(&subscription("subscribed", user)).await?;
                 asked = true;
             }
-            Some("subscribed") => approved = true,
+            Some("subscribed") | None => approved = true,
             _ => {}
         }
     }

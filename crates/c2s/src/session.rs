@@ -72,10 +72,12 @@ pub(crate) async fn run(
                         }
                     }
                     Ok(FramerEvent::StreamClose) => {
-                        // RFC 6120 §4.4: answer with our own close after what is pending.
+                        // Unbound first, so that nothing more is routed here (it goes offline or to
+                        // other resources instead); then RFC 6120 §4.4: answer with our own close
+                        // after what is pending.
+                        server.core.session_ended(&handle);
                         flush_inbox(&mut stream, &mut inbox);
                         stream.close(None, &domain).await;
-                        server.core.session_ended(&handle);
                         tracing::info!(jid = %jid, session = handle.id(), "session closed by client");
                         return;
                     }
@@ -99,8 +101,10 @@ pub(crate) async fn run(
             }
         }
     };
-    // Unbind first, so nothing new is queued for a session that is going away.
+    // Unbind first, so nothing new is queued for a session that is going away; what was queued
+    // before still goes out ahead of the close.
     server.core.session_ended(&handle);
+    flush_inbox(&mut stream, &mut inbox);
     if let Some(e) = &close {
         tracing::info!(jid = %jid, session = handle.id(), error = %e, "closing session");
     }

@@ -13,7 +13,7 @@ pub mod router;
 pub mod session;
 
 pub use module::{
-    Event, EventListener, FeatureProvider, Identity, IqHandler, IqRequest, IqTarget, Module,
+    Drain, Event, EventListener, FeatureProvider, Identity, IqHandler, IqRequest, IqTarget, Module,
     ModuleRegistry, NonzaHandler, OfflineOutcome, OfflineSink, Stage, StageContext, Verdict,
 };
 pub use registry::{BindOutcome, Registry};

@@ -84,6 +84,12 @@ pub trait OfflineSink: Send + Sync {
     async fn store(&self, core: &Arc<Core>, to: &BareJid, stanza: &Element) -> OfflineOutcome;
 }
 
+/// Work a module must finish before the server closes its storage (queued writes, …).
+#[async_trait]
+pub trait Drain: Send + Sync {
+    async fn drain(&self);
+}
+
 /// Produces a stream feature offered to clients after authentication (before bind), e.g. XEP-0352
 /// `<csi/>` or XEP-0115 `<c/>`. Called once, after every module has registered.
 pub type FeatureProvider = Arc<dyn Fn(&Core) -> Option<Element> + Send + Sync>;
@@ -167,6 +173,7 @@ pub struct ModuleRegistry {
     pub(crate) nonzas: HashMap<(String, String), Arc<dyn NonzaHandler>>,
     pub(crate) stream_features: Vec<FeatureProvider>,
     pub(crate) offline: Option<Arc<dyn OfflineSink>>,
+    pub(crate) drains: Vec<Arc<dyn Drain>>,
 }
 
 impl ModuleRegistry {
@@ -226,6 +233,11 @@ impl ModuleRegistry {
     /// Adds a stream feature offered after authentication.
     pub fn stream_feature(&mut self, provider: FeatureProvider) {
         self.stream_features.push(provider);
+    }
+
+    /// Registers work to finish at shutdown, after the sessions are closed and before storage is.
+    pub fn drain(&mut self, d: Arc<dyn Drain>) {
+        self.drains.push(d);
     }
 
     /// Sets where undeliverable chat and normal messages go. One sink per server.

@@ -134,6 +134,13 @@ impl Core {
         &self.modules.identities
     }
 
+    /// Lets every module finish its queued work (shutdown, after the sessions have closed).
+    pub async fn drain(&self) {
+        for d in &self.modules.drains {
+            d.drain().await;
+        }
+    }
+
     /// Stream features modules offer after authentication, computed once.
     pub fn stream_features(&self) -> &[Element] {
         self.stream_features.get_or_init(|| {

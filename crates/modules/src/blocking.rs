@@ -59,6 +59,8 @@ struct CachedState {
 
 struct State {
     store: Arc<dyn BlockingStore>,
+    /// Read to tell which contacts receive the user's presence (RFC 6121 §3: `from` or `both`).
+    roster: Arc<dyn causerie_storage::RosterStore>,
     max_items: usize,
     cache: Box<[Shard]>,
     /// Cached accounts whose blocklist is not empty; when 0, stanzas are not even parsed.
@@ -77,6 +79,7 @@ impl Blocking {
         Blocking {
             state: Arc::new(State {
                 store: storage.blocking.clone(),
+                roster: storage.roster.clone(),
                 max_items,
                 cache: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
                 nonempty: AtomicUsize::new(0),
@@ -88,6 +91,25 @@ impl Blocking {
 }
 
 impl State {
+    /// Whether `contact` is subscribed to the presence of the account `user@domain`.
+    async fn receives_presence(&self, user: &str, domain: &str, contact: &Jid) -> bool {
+        match self
+            .roster
+            .item(user, domain, contact.to_bare().as_str())
+            .await
+        {
+            Ok(Some(item)) => matches!(
+                item.subscription,
+                causerie_storage::Subscription::From | causerie_storage::Subscription::Both
+            ),
+            Ok(None) => false,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the roster for a blocking change");
+                false
+            }
+        }
+    }
+
     fn shard(&self, account: &BareJid) -> &Shard {
         let mut h = DefaultHasher::new();
         account.hash(&mut h);
@@ -309,6 +331,11 @@ impl IqHandler for Blocking {
                     .filter_map(|j| Jid::parse(j).ok())
                     .filter(|j| j.node().is_some())
                 {
+                    // Only contacts that were receiving the user's presence learn anything; a
+                    // stranger must not even see the user's resources.
+                    if !st.receives_presence(user, domain, &contact).await {
+                        continue;
+                    }
                     for s in &available {
                         req.core.send_local_or_remote(
                             Element::new("presence", ns::CLIENT)
@@ -340,13 +367,18 @@ impl IqHandler for Blocking {
                 st.reload(&account).await;
                 st.push(req.core, &account, &item_list("unblock", &jids));
                 // §3.4: contacts entitled to the user's presence get it again. Presence belongs to
-                // the roster module; a probe on the contact's behalf makes it answer exactly the
-                // contacts whose subscription allows it, with the user's current presence.
+                // the roster module; a probe on such a contact's behalf makes it answer with the
+                // user's current presence.
                 for contact in unblocked
                     .iter()
                     .filter_map(|j| Jid::parse(j).ok())
                     .filter(|j| j.node().is_some())
                 {
+                    // A probe from a contact that is not subscribed would be answered with
+                    // `unsubscribed` and cancel a pending request; such contacts get nothing.
+                    if !st.receives_presence(user, domain, &contact).await {
+                        continue;
+                    }
                     let probe = Element::new("presence", ns::CLIENT)
                         .with_attr("from", contact.to_bare().as_str())
                         .with_attr("to", account.as_str())

@@ -730,6 +730,24 @@ async fn blocked_contact_reaches_nothing_until_unblocked() {
     let mut j = online(&env, "juliet@example.com/balcony", 0);
     let mut r = online(&env, "romeo@example.com/orchard", 0);
     settle().await;
+    // romeo receives juliet's presence (RFC 6121 `both`), so blocking him is visible to him.
+    env.storage
+        .roster
+        .put_item(
+            "juliet",
+            "example.com",
+            &causerie_storage::RosterItem {
+                jid: "romeo@example.com".into(),
+                name: None,
+                subscription: causerie_storage::Subscription::Both,
+                pending_out: false,
+                pending_in: false,
+                approved: false,
+                groups: vec![],
+            },
+        )
+        .await
+        .expect("roster item");
 
     send(&env, &j, iq("set", None, block(&["romeo@example.com"]))).await;
     assert_eq!(j.one().attr("type"), Some("result"));

@@ -124,9 +124,17 @@ impl Module for Roster {
         );
         reg.stage(STAGE_PRIORITY, self.clone());
         reg.listener(self.clone());
+        reg.drain(self.clone());
         // RFC 6121 §2.6.1 and §3.4.1: versioning and pre-approval are announced as stream features.
         reg.stream_feature(Arc::new(|_| Some(Element::new("ver", NS_ROSTERVER))));
         reg.stream_feature(Arc::new(|_| Some(Element::new("sub", NS_PRE_APPROVAL))));
+    }
+}
+
+#[async_trait::async_trait]
+impl causerie_core::Drain for Roster {
+    async fn drain(&self) {
+        self.settle().await;
     }
 }
 

@@ -80,6 +80,14 @@ impl Running {
                 "grace period over, dropping remaining connections"
             );
         }
+        // Queued roster and presence work (subscription changes of the last stanzas) is written
+        // before the database closes.
+        if tokio::time::timeout(self.grace, self.core.drain())
+            .await
+            .is_err()
+        {
+            tracing::warn!("modules did not finish their queued work within the grace period");
+        }
         self.storage.close().await;
         tracing::info!("stopped");
     }

@@ -238,7 +238,7 @@ async fn a_denied_request_leaves_nothing_pending() {
     assert_eq!(state_in_roster(&mut bob, &alice_b).await, None);
     bob.close().await.expect("close");
     // The denied request is not delivered again.
-    let mut bob = available(&s, "bob", "work").await;
+    let mut bob = available(&s, "bob", "again").await;
     let got = settle(&mut bob).await;
     assert_eq!(
         count_presence(&got, &alice_b, Some("subscribe")),
@@ -399,7 +399,7 @@ async fn a_pending_request_is_delivered_at_each_login_until_answered() {
     settle(&mut alice).await;
 
     for round in 0..2 {
-        let mut bob = available(&s, "bob", "work").await;
+        let mut bob = available(&s, "bob", &format!("round{round}")).await;
         let got = settle(&mut bob).await;
         assert_eq!(
             count_presence(&got, &alice_b, Some("subscribe")),
@@ -421,7 +421,7 @@ async fn a_pending_request_is_delivered_at_each_login_until_answered() {
     );
     quiet.close().await.expect("close");
 
-    let mut bob = available(&s, "bob", "work").await;
+    let mut bob = available(&s, "bob", "answering").await;
     expect(&mut bob, "the request", |e| {
         is_presence(e, &alice_b, Some("subscribe"))
     })
@@ -434,7 +434,7 @@ async fn a_pending_request_is_delivered_at_each_login_until_answered() {
     })
     .await;
     bob.close().await.expect("close");
-    let mut bob = available(&s, "bob", "work").await;
+    let mut bob = available(&s, "bob", "after").await;
     let got = settle(&mut bob).await;
     assert_eq!(
         count_presence(&got, &alice_b, Some("subscribe")),

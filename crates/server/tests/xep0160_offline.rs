@@ -92,7 +92,7 @@ async fn messages_are_kept_stamped_and_handed_over_in_order_once() {
     // Delivered once: at the next login only what arrived since is handed over (in order, so a
     // message kept twice would come first).
     send_all(&mut alice, &bare("bob"), &["fourth"]).await;
-    let mut bob = available(&s, "bob", "phone").await;
+    let mut bob = available(&s, "bob", "tablet").await;
     let next = expect(&mut bob, "the new offline message", |e| {
         e.name() == "message"
     })

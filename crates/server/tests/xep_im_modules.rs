@@ -322,6 +322,42 @@ async fn blocking_a_non_subscriber_sends_it_nothing() {
     s.stop().await;
 }
 
+/// Blocking and unblocking someone changes nothing about their subscription request: XEP-0191
+/// touches delivery only, and RFC 6121 §3.2 lets only the user deny a request.
+#[tokio::test]
+async fn unblocking_leaves_a_pending_subscription_request_pending() {
+    let s = server(&["alice", "carol"]).await;
+    let (alice_b, carol_b) = (bare("alice"), bare("carol"));
+    let mut alice = available(&s, "alice", "one").await;
+    let mut carol = available(&s, "carol", "desk").await;
+    settle(&mut carol).await;
+    carol
+        .send(&typed_presence("subscribe", &alice_b))
+        .await
+        .expect("send");
+    expect(&mut alice, "carol's request", |e| {
+        is_presence(e, &carol_b, Some("subscribe"))
+    })
+    .await;
+    iq_ok(&mut alice, "set", None, block_items("block", &[&carol_b])).await;
+    iq_ok(&mut alice, "set", None, block_items("unblock", &[&carol_b])).await;
+    settle(&mut alice).await;
+    let got = settle(&mut carol).await;
+    assert_eq!(
+        count(&got, |e| is_presence(e, &alice_b, Some("unsubscribed"))),
+        0,
+        "carol is told her request was denied: {}",
+        xml_list(&got)
+    );
+    let q = roster_get(&mut carol).await;
+    let i = item(&q, &alice_b).expect("alice in carol's roster");
+    assert_eq!(
+        sub_state(i),
+        ("none".into(), Some("subscribe".into()), false)
+    );
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn client_state_indication_holds_presence_but_not_messages() {
     let s = server(&["alice", "bob", "carol"]).await;
