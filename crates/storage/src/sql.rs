@@ -275,14 +275,26 @@ async fn open_sqlite(
         .foreign_keys(true)
         .busy_timeout(timeout)
         .disable_statement_logging();
-    let pool = SqlitePoolOptions::new()
-        .max_connections(options.max_connections.clamp(1, SQLITE_MAX_CONNECTIONS))
-        .acquire_timeout(timeout)
-        // A local file: checking a connection before each use costs more than it saves.
-        .test_before_acquire(false)
-        .connect_with(connect)
-        .await
-        .map_err(|e| StoreError::Backend(sqlite_open_error(&path, &e)))?;
+    // Switching a new file to WAL takes an exclusive lock, and SQLite reports a concurrent switch
+    // (the server and `causeriectl` starting together) as busy without calling its busy handler:
+    // such an open is tried again until the timeout.
+    let deadline = std::time::Instant::now() + timeout;
+    let pool = loop {
+        let attempt = SqlitePoolOptions::new()
+            .max_connections(options.max_connections.clamp(1, SQLITE_MAX_CONNECTIONS))
+            .acquire_timeout(timeout)
+            // A local file: checking a connection before each use costs more than it saves.
+            .test_before_acquire(false)
+            .connect_with(connect.clone())
+            .await;
+        match attempt {
+            Ok(pool) => break pool,
+            Err(e) if is_sqlite_busy(&e) && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            Err(e) => return Err(StoreError::Backend(sqlite_open_error(&path, &e))),
+        }
+    };
     Ok(DatabaseConnection::from(pool))
 }
 
@@ -290,6 +302,17 @@ async fn open_sqlite(
 /// run them; each connection keeps its own page cache (up to 2 MiB), so a larger pool only
 /// multiplies memory.
 pub const SQLITE_MAX_CONNECTIONS: u32 = 4;
+
+/// SQLITE_BUSY (5) or SQLITE_LOCKED (6), primary or extended.
+fn is_sqlite_busy(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => db
+            .code()
+            .and_then(|c| c.parse::<i32>().ok())
+            .is_some_and(|c| matches!(c & 0xff, 5 | 6)),
+        _ => false,
+    }
+}
 
 fn sqlite_open_error(path: &Path, err: &sqlx::Error) -> String {
     let mut message = format!("cannot open SQLite database '{}': {err}", path.display());
