@@ -149,21 +149,19 @@ async fn negotiate(
                 }
             };
             match &phase {
-                Phase::Plain => {
-                    if el.is("starttls", ns::TLS) {
-                        stream = starttls(server, stream, &domain).await?;
-                        phase = Phase::Secured;
-                        continue 'restart;
-                    }
-                    if el.is("auth", ns::SASL) && !server.settings.require_encryption {
-                        // Unencrypted c2s exists only for loopback tests; the mechanisms offered without
-                        // TLS exclude PLAIN and -PLUS.
-                    } else {
-                        // RFC 6120 §5.3.1: with TLS required, anything else before it is refused.
-                        let e =
-                            StreamError::new(SE::PolicyViolation).with_text("STARTTLS is required");
-                        return fail(&mut stream, &domain, e).await;
-                    }
+                Phase::Plain if el.is("starttls", ns::TLS) => {
+                    stream = starttls(server, stream, &domain).await?;
+                    phase = Phase::Secured;
+                    continue 'restart;
+                }
+                Phase::Plain if server.settings.require_encryption => {
+                    // RFC 6120 §5.3.1: with TLS required, anything else before it is refused.
+                    let e = StreamError::new(SE::PolicyViolation).with_text("STARTTLS is required");
+                    return fail(&mut stream, &domain, e).await;
+                }
+                // Unencrypted c2s exists only for loopback tests; the mechanisms offered there
+                // exclude PLAIN and -PLUS.
+                Phase::Plain | Phase::Secured if el.is("auth", ns::SASL) => {
                     match authenticate(server, &mut stream, &el, &domain, deadline).await? {
                         AuthOutcome::Success(user) => {
                             phase = Phase::Authenticated(user);
@@ -182,30 +180,10 @@ async fn negotiate(
                         }
                     }
                 }
-                Phase::Secured => {
-                    if el.is("auth", ns::SASL) {
-                        match authenticate(server, &mut stream, &el, &domain, deadline).await? {
-                            AuthOutcome::Success(user) => {
-                                phase = Phase::Authenticated(user);
-                                stream.restart();
-                                continue 'restart;
-                            }
-                            AuthOutcome::Failed { credentials } => {
-                                auth_failed(
-                                    server,
-                                    &mut stream,
-                                    &domain,
-                                    &mut auth_failures,
-                                    credentials,
-                                )
-                                .await?
-                            }
-                        }
-                    } else {
-                        // RFC 6120 §6.4.1 / §8.1.1: nothing but SASL before authentication.
-                        let e = StreamError::new(SE::NotAuthorized).with_text("authenticate first");
-                        return fail(&mut stream, &domain, e).await;
-                    }
+                Phase::Plain | Phase::Secured => {
+                    // RFC 6120 §6.4.1 / §8.1.1: nothing but SASL before authentication.
+                    let e = StreamError::new(SE::NotAuthorized).with_text("authenticate first");
+                    return fail(&mut stream, &domain, e).await;
                 }
                 Phase::Authenticated(user) => {
                     if !(el.is("iq", ns::CLIENT) && el.has_child("bind", ns::BIND)) {

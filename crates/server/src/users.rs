@@ -75,19 +75,24 @@ pub fn credentials(password: &str, iterations: u32) -> Result<Vec<StoredCredenti
         .collect())
 }
 
+/// An account to create, with its credentials derived from `password`.
+fn new_user(jid: &BareJid, password: &str, iterations: u32) -> Result<NewUser, UserError> {
+    Ok(NewUser {
+        username: jid.node().unwrap_or_default().to_owned(),
+        domain: jid.domain().to_owned(),
+        credentials: credentials(password, iterations)?,
+    })
+}
+
 pub async fn add(
     users: &dyn UserStore,
     jid: &BareJid,
     password: &str,
     iterations: u32,
 ) -> Result<(), UserError> {
-    let credentials = credentials(password, iterations)?;
-    let user = NewUser {
-        username: jid.node().unwrap_or_default().to_owned(),
-        domain: jid.domain().to_owned(),
-        credentials,
-    };
-    users.create_user(&user).await?;
+    users
+        .create_user(&new_user(jid, password, iterations)?)
+        .await?;
     Ok(())
 }
 
@@ -171,13 +176,7 @@ pub async fn import(
             .map(|part| {
                 scope.spawn(move || {
                     part.iter()
-                        .map(|(jid, pw)| {
-                            Ok(NewUser {
-                                username: jid.node().unwrap_or_default().to_owned(),
-                                domain: jid.domain().to_owned(),
-                                credentials: credentials(pw, iterations)?,
-                            })
-                        })
+                        .map(|(jid, pw)| new_user(jid, pw, iterations))
                         .collect::<Result<Vec<_>, UserError>>()
                 })
             })
