@@ -6,7 +6,9 @@
 # ports; users added with causeriectl; scenario scripts that print one line
 # per check ("ok - ..." / "not ok - ..."); the server stopped by its PID.
 # Suites: slixmpp (login, TLS, SASL), im (RFC 6121 and the XEPs, slixmpp),
-# xmppjs (a second client library, xmpp.js on Node, against slixmpp).
+# xmppjs (a second client library, xmpp.js on Node, against slixmpp),
+# federation (Causerie with a real Prosody and a real ejabberd on their own
+# loopback addresses; s2s/suite.sh, s2s/README.md; needs root).
 # The run ends with the line "interop: N passed, M failed" and exits non-zero
 # when a check failed or when none ran.
 #
@@ -92,6 +94,7 @@ terminate_server() {
 
 cleanup() {
     local rc=$?
+    stop_peers
     if [ -n "$SERVER_PID" ]; then
         terminate_server "$SERVER_PID" || true
         SERVER_PID=""
@@ -335,6 +338,10 @@ data_dir = "$DATA_DIR"
 [c2s]
 starttls_listen = ["127.0.0.1:$STARTTLS_PORT"]
 direct_tls_listen = ["127.0.0.1:$DIRECT_TLS_PORT"]
+
+[s2s]
+listen = []
+direct_tls_listen = []
 
 [log]
 level = "$LOG_LEVEL"
@@ -648,6 +655,9 @@ suite_xmppjs() {
     fi
 }
 
+# shellcheck source=s2s/suite.sh
+. "$HERE/s2s/suite.sh"
+
 # ---------------------------------------------------------------------------
 
 main() {
@@ -656,6 +666,7 @@ main() {
         suite_slixmpp
         suite_im
         suite_xmppjs
+        suite_federation
     fi
     printf '\n'
     if [ "$FAILED" -gt 0 ] || [ "${CAUSERIE_INTEROP_KEEP:-0}" = 1 ]; then

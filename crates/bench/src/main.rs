@@ -13,6 +13,7 @@
 //! port and Linux's /proc for the PID it is given.
 
 mod check;
+mod federation;
 mod procfs;
 mod report;
 mod roster;
@@ -126,6 +127,18 @@ enum Command {
         /// Trust only this PEM CA file instead of accepting any certificate.
         #[arg(long)]
         ca_file: Option<PathBuf>,
+    },
+    /// Messages per second across server-to-server streams: for each --run, a sender on one
+    /// server sends chat messages to a receiver on another, at most --window in flight. Runs go
+    /// one after the other; ratios are to the last run.
+    Federation {
+        /// LABEL=SENDER_JID,PASSWORD,IP:PORT=>RECEIVER_JID,PASSWORD,IP:PORT (repeatable).
+        #[arg(long = "run", required = true)]
+        runs: Vec<String>,
+        #[arg(long, default_value_t = 5000)]
+        messages: usize,
+        #[arg(long, default_value_t = 100)]
+        window: usize,
     },
     /// Write the CSV "jid,password" (with that header line) for the bench accounts.
     UsersCsv {
@@ -388,6 +401,31 @@ async fn main_async(cli: Cli) -> Result<()> {
             } else {
                 print!("{}", report::comparison(&s, &t, &r));
             }
+        }
+        Command::Federation {
+            runs,
+            messages,
+            window,
+        } => {
+            let mut parsed = Vec::new();
+            for r in &runs {
+                let (label, rest) = r
+                    .split_once('=')
+                    .with_context(|| format!("--run {r}: expected LABEL=SENDER=>RECEIVER"))?;
+                let (sender, receiver) = rest
+                    .split_once("=>")
+                    .with_context(|| format!("--run {r}: expected SENDER=>RECEIVER"))?;
+                parsed.push((
+                    label.to_owned(),
+                    federation::Account::parse(sender)?,
+                    federation::Account::parse(receiver)?,
+                ));
+            }
+            let mut reports = Vec::new();
+            for (label, sender, receiver) in &parsed {
+                reports.push(federation::run(label, sender, receiver, messages, window).await?);
+            }
+            print!("{}", federation::table(&reports));
         }
         Command::RosterLogin {
             target,

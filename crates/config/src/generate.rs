@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use crate::keys::{self, DefaultValue, Kind, SectionDoc};
-use crate::{Config, DEFAULT_PATH};
+use crate::{CertificateConfig, Config, DEFAULT_PATH, PartnerConfig};
 
 /// The command that rewrites both generated files.
 pub(crate) const REGENERATE: &str = "CAUSERIE_BLESS=1 cargo test -p causerie-config";
@@ -18,7 +18,7 @@ const ONE_LINE_ARRAY: usize = 78;
 /// The example configuration: every key, its description and its default value. Loading it
 /// gives exactly the defaults.
 pub fn example_toml() -> String {
-    let defaults = default_table();
+    let defaults = Defaults::new();
     let mut out = String::new();
     let intro = format!(
         "Causerie configuration. The server reads the file given with --config PATH, else \
@@ -33,7 +33,7 @@ pub fn example_toml() -> String {
     for section in keys::SECTIONS {
         out.push('\n');
         if section.array {
-            example_array_section(&mut out, section);
+            example_array_section(&mut out, section, &defaults);
             continue;
         }
         comment(&mut out, "", section.description);
@@ -52,8 +52,7 @@ pub fn example_toml() -> String {
                 }
                 (DefaultValue::Builtin, _) => {
                     let value = defaults
-                        .as_ref()
-                        .and_then(|t| lookup(t, key.path))
+                        .get(key.path)
                         .map(|v| render_value(v, true))
                         .unwrap_or_default();
                     let _ = writeln!(out, "{name} = {value}");
@@ -71,8 +70,9 @@ pub fn example_toml() -> String {
     out
 }
 
-/// An array of tables has no default entries: it is shown as one commented-out block.
-fn example_array_section(out: &mut String, section: &SectionDoc) {
+/// An array of tables has no default entries: it is shown as one commented-out block, with
+/// the example value of each key, or its default when it has no example.
+fn example_array_section(out: &mut String, section: &SectionDoc, defaults: &Defaults) {
     comment(out, "", section.description);
     comment(
         out,
@@ -82,18 +82,23 @@ fn example_array_section(out: &mut String, section: &SectionDoc) {
     let _ = writeln!(out, "# [[{}]]", section.path);
     for key in keys::keys_of(section.path) {
         comment(out, "# ", key.description);
-        let _ = writeln!(
-            out,
-            "# {} = {}",
-            keys::name_of(key.path),
-            key.example.unwrap_or("\"\"")
-        );
+        if let DefaultValue::Unset(meaning) = key.default {
+            comment(out, "# ", &format!("Unset: {meaning}."));
+        }
+        let value = match key.example {
+            Some(example) => example.to_owned(),
+            None => defaults
+                .get(key.path)
+                .map(|v| render_value(v, false))
+                .unwrap_or_else(|| "\"\"".to_owned()),
+        };
+        let _ = writeln!(out, "# {} = {value}", keys::name_of(key.path));
     }
 }
 
 /// The reference documentation, in Markdown.
 pub fn reference_markdown() -> String {
-    let defaults = default_table();
+    let defaults = Defaults::new();
     let mut out = String::new();
     let _ = writeln!(out, "# Configuration reference\n");
     let _ = writeln!(
@@ -108,7 +113,10 @@ pub fn reference_markdown() -> String {
          2. otherwise `{DEFAULT_PATH}` in the working directory, if there is one;\n\
          3. otherwise no file: the built-in defaults below apply. They host `localhost`, keep \
          an SQLite database and a self-signed certificate (generated on first start) under \
-         `./data/`, and accept clients on ports 5222 (STARTTLS) and 5223 (direct TLS).\n\
+         `./data/`, accept clients on ports 5222 (STARTTLS) and 5223 (direct TLS) and other \
+         servers on ports 5269 (STARTTLS) and 5270 (direct TLS), and federate with no other \
+         domain until partners are added (`[[federation.partners]]` or `causeriectl \
+         federation`).\n\
          \n\
          A file needs only the keys it changes. \
          [`causerie.example.toml`](../causerie.example.toml) lists every key with its \
@@ -148,8 +156,7 @@ pub fn reference_markdown() -> String {
         for key in keys::keys_of(section.path) {
             let default = match key.default {
                 DefaultValue::Builtin => defaults
-                    .as_ref()
-                    .and_then(|t| lookup(t, key.path))
+                    .get(key.path)
                     .map(|v| format!("`{}`", render_value(v, false)))
                     .unwrap_or_default(),
                 DefaultValue::Unset(meaning) => format!("unset: {meaning}"),
@@ -186,20 +193,56 @@ fn sample_errors() -> String {
     }
 }
 
-fn default_table() -> Option<toml::Table> {
-    toml::Table::try_from(Config::default()).ok()
+/// The built-in defaults, serialized: the configuration's own, and for keys inside an array
+/// of tables those of an entry that sets only its required keys.
+struct Defaults {
+    config: Option<toml::Table>,
+    entries: Option<toml::Table>,
 }
 
-/// The value at a dotted path of a table.
+impl Defaults {
+    fn new() -> Defaults {
+        let mut with_entries = Config::default();
+        // One default entry per array of tables; a test checks that none is forgotten.
+        with_entries
+            .tls
+            .certificates
+            .push(CertificateConfig::default());
+        with_entries
+            .federation
+            .partners
+            .push(PartnerConfig::default());
+        Defaults {
+            config: toml::Table::try_from(Config::default()).ok(),
+            entries: toml::Table::try_from(with_entries).ok(),
+        }
+    }
+
+    /// The default of a key, by its dotted path without array positions.
+    fn get(&self, path: &str) -> Option<&toml::Value> {
+        let table = if keys::in_array_section(path) {
+            &self.entries
+        } else {
+            &self.config
+        };
+        lookup(table.as_ref()?, path)
+    }
+}
+
+/// The value at a dotted path of a table; an array of tables is entered at its first entry.
 fn lookup<'a>(table: &'a toml::Table, path: &str) -> Option<&'a toml::Value> {
     let (first, rest) = match path.split_once('.') {
         Some((first, rest)) => (first, Some(rest)),
         None => (path, None),
     };
     let value = table.get(first)?;
-    match rest {
-        None => Some(value),
-        Some(rest) => lookup(value.as_table()?, rest),
+    let Some(rest) = rest else {
+        return Some(value);
+    };
+    match value {
+        toml::Value::Table(inner) => lookup(inner, rest),
+        toml::Value::Array(items) => lookup(items.first()?.as_table()?, rest),
+        _ => None,
     }
 }
 
@@ -302,7 +345,23 @@ mod tests {
         };
         assert!(loaded.database.url.is_some());
         assert!(loaded.admin.socket.is_some());
+        assert!(loaded.s2s.ca_file.is_some());
         assert_eq!(loaded.tls.certificates.len(), 1);
+        assert_eq!(loaded.federation.partners.len(), 1);
+        let partner = &loaded.federation.partners[0];
+        assert!(partner.route.is_some() && partner.ca.is_some());
+        assert_eq!(partner.fingerprints.len(), 1);
+    }
+
+    #[test]
+    fn every_key_with_a_builtin_default_has_one() {
+        // Fails for an array of tables whose default entry `Defaults::new` does not add.
+        let defaults = Defaults::new();
+        for key in keys::KEYS {
+            if let DefaultValue::Builtin = key.default {
+                assert!(defaults.get(key.path).is_some(), "{}", key.path);
+            }
+        }
     }
 
     #[test]

@@ -111,6 +111,21 @@ pub static SECTIONS: &[SectionDoc] = &[
         description: "Client authentication (SASL, RFC 6120 §6) and the throttling of failed attempts.",
     },
     SectionDoc {
+        path: "s2s",
+        array: false,
+        description: "Connections with other servers (federation, RFC 6120): listeners, timeouts, the queue of stanzas waiting for a stream, and which certificates of peer servers are trusted. Which domains may federate at all is set in `[federation]`.",
+    },
+    SectionDoc {
+        path: "federation",
+        array: false,
+        description: "Which remote domains this server exchanges stanzas with. Partners can also be added and removed while the server runs, with `causeriectl federation`; those are kept in the database and read again every `reload_secs`.",
+    },
+    SectionDoc {
+        path: "federation.partners",
+        array: true,
+        description: "One `[[federation.partners]]` block per remote domain that needs one: every allowed domain in `allowlist` mode, and in any mode a domain reached by a static route or whose certificate is pinned. A relative path is taken from the working directory.",
+    },
+    SectionDoc {
         path: "limits",
         array: false,
         description: "Bounds on what one client can make the server hold in memory.",
@@ -348,6 +363,205 @@ pub static KEYS: &[KeyDoc] = &[
         example: None,
         description: "Length in seconds of the window over which failed authentications are counted.",
     },
+    // [s2s]
+    KeyDoc {
+        path: "s2s.listen",
+        kind: Kind::StrList,
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "Addresses where other servers connect and then start TLS with STARTTLS (RFC 6120 §5), each `IP:PORT` as in `c2s.starttls_listen`. Empty: no such listener (this server can still connect out).",
+    },
+    KeyDoc {
+        path: "s2s.direct_tls_listen",
+        kind: Kind::StrList,
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "Addresses where other servers start with TLS right away (XEP-0368), in the same form. Empty: no such listener. An address may appear only once over the c2s and s2s lists, except with port 0.",
+    },
+    KeyDoc {
+        path: "s2s.connect_timeout_secs",
+        kind: Kind::Int {
+            min: 1,
+            max: 300,
+            get: |c| c.s2s.connect_timeout_secs,
+        },
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "Seconds allowed to set up an outgoing stream to another server: DNS lookups, TCP connection, TLS and authentication. Stanzas waiting for the stream are then bounced to their senders with a `remote-server-timeout` error.",
+    },
+    KeyDoc {
+        path: "s2s.handshake_timeout_secs",
+        kind: Kind::Int {
+            min: 1,
+            max: 600,
+            get: |c| c.s2s.handshake_timeout_secs,
+        },
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "An incoming stream from another server that is not authenticated within this many seconds is closed with a `connection-timeout` stream error.",
+    },
+    KeyDoc {
+        path: "s2s.idle_timeout_secs",
+        kind: Kind::Int {
+            min: 10,
+            max: 86_400,
+            get: |c| c.s2s.idle_timeout_secs,
+        },
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "A server-to-server stream with no traffic in either direction for this many seconds is closed; a new one is opened when a stanza needs it.",
+    },
+    KeyDoc {
+        path: "s2s.queue_len",
+        kind: Kind::Int {
+            min: 1,
+            max: 100_000,
+            get: |c| widen(c.s2s.queue_len),
+        },
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "Stanzas held for one remote domain while its stream is being set up. Further stanzas are bounced to their senders with a `resource-constraint` error.",
+    },
+    KeyDoc {
+        path: "s2s.dialback",
+        kind: Kind::Bool,
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "Accept and use server dialback (XEP-0220), which checks a peer through DNS, when the peer's certificate does not validate. Never used for a partner whose certificate is pinned.",
+    },
+    KeyDoc {
+        path: "s2s.require_valid_certificates",
+        kind: Kind::Bool,
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "Refuse peer servers whose certificate does not validate, even when dialback would succeed (what other servers call secure authentication).",
+    },
+    KeyDoc {
+        path: "s2s.use_system_roots",
+        kind: Kind::Bool,
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "Trust the system's CA bundle (`/etc/ssl/certs/ca-certificates.crt`) for peer servers' certificates.",
+    },
+    KeyDoc {
+        path: "s2s.ca_file",
+        kind: Kind::Path,
+        default: DefaultValue::Unset("no trust anchors besides the system ones"),
+        example: Some("\"/etc/causerie/s2s-ca.pem\""),
+        description: "PEM file with more CA certificates trusted for every peer server's certificate.",
+    },
+    KeyDoc {
+        path: "s2s.bidi",
+        kind: Kind::Bool,
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "Offer and use bidirectional server-to-server streams (XEP-0288), so that one TCP connection carries stanzas both ways.",
+    },
+    KeyDoc {
+        path: "s2s.resolver",
+        kind: Kind::StrList,
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "DNS servers used for the SRV and address lookups of remote domains, each `IP:PORT` such as `\"127.0.0.53:53\"`. Empty: the system's resolver configuration.",
+    },
+    KeyDoc {
+        path: "s2s.max_stanza_bytes",
+        kind: Kind::Int {
+            min: 10_000,
+            max: 16_777_216,
+            get: |c| widen(c.s2s.max_stanza_bytes),
+        },
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "Largest stanza accepted from another server, in bytes of XML as received (RFC 6120 §13.12 requires at least 10000). A server that sends a larger one gets a `policy-violation` stream error.",
+    },
+    // [federation]
+    KeyDoc {
+        path: "federation.mode",
+        kind: Kind::Str,
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "`\"allowlist\"`: federate only with the partners (with none, federation is closed); `\"denylist\"`: with every domain except those in `deny`; `\"open\"`: with every domain except those in `deny`, and the server warns at start.",
+    },
+    KeyDoc {
+        path: "federation.reload_secs",
+        kind: Kind::Int {
+            min: 1,
+            max: 3600,
+            get: |c| c.federation.reload_secs,
+        },
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "How often, in seconds, the running server reads again the partners kept in the database (changed with `causeriectl federation`).",
+    },
+    KeyDoc {
+        path: "federation.deny",
+        kind: Kind::StrList,
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "Domains refused in every mode, written like `server.domains` (upper case and a final dot are removed). A domain cannot be both denied and a partner.",
+    },
+    KeyDoc {
+        path: "federation.audit_streams",
+        kind: Kind::Bool,
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "Record every accepted and refused server-to-server stream in the audit log.",
+    },
+    KeyDoc {
+        path: "federation.partners",
+        kind: Kind::Tables,
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "Remote domains listed here, one `[[federation.partners]]` block each (keys below).",
+    },
+    // [[federation.partners]]
+    KeyDoc {
+        path: "federation.partners.domain",
+        kind: Kind::Str,
+        default: DefaultValue::Required,
+        example: Some("\"partner.example\""),
+        description: "The remote domain, written like `server.domains` (upper case and a final dot are removed). Each domain has one block at most, and a hosted domain none.",
+    },
+    KeyDoc {
+        path: "federation.partners.route",
+        kind: Kind::Str,
+        default: DefaultValue::Unset("the domain's servers are found through DNS (SRV records)"),
+        example: Some("\"xmpp.partner.example:5269\""),
+        description: "A static route used instead of DNS: `HOST:PORT`, where the host is a DNS name or an IP address, an IPv6 address written in brackets (`\"[2001:db8::5]:5269\"`).",
+    },
+    KeyDoc {
+        path: "federation.partners.direct_tls",
+        kind: Kind::Bool,
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "The static route expects TLS right away (XEP-0368) instead of STARTTLS. Only with `route`.",
+    },
+    KeyDoc {
+        path: "federation.partners.ca",
+        kind: Kind::Path,
+        default: DefaultValue::Unset(
+            "certificates are checked against `s2s.use_system_roots` and `s2s.ca_file`",
+        ),
+        example: Some("\"/etc/causerie/partners/partner.example-ca.pem\""),
+        description: "Pin: PEM file with the CA certificates the partner's certificate must chain to. Dialback is refused for a pinned partner.",
+    },
+    KeyDoc {
+        path: "federation.partners.fingerprints",
+        kind: Kind::StrList,
+        default: DefaultValue::Builtin,
+        example: Some(
+            "[\"4f:1c:6a:09:7e:22:d3:b8:90:5a:ee:13:c7:44:08:f1:2d:9b:6e:a0:35:c8:71:fe:0b:64:d9:2a:83:57:1e:cc\"]",
+        ),
+        description: "Pin: SHA-256 fingerprints of the partner's own (leaf) certificate, any of which is accepted: 64 hex digits, with or without colons between bytes, as printed by `openssl x509 -noout -fingerprint -sha256`. Dialback is refused for a pinned partner.",
+    },
+    KeyDoc {
+        path: "federation.partners.insecure",
+        kind: Kind::Bool,
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "For tests only: accept this partner without a valid certificate, and even without TLS. Cannot be combined with `ca` or `fingerprints`; the server warns at start.",
+    },
     // [limits]
     KeyDoc {
         path: "limits.max_stanza_bytes",
@@ -563,6 +777,13 @@ pub fn keys_of(section: &str) -> impl Iterator<Item = &'static KeyDoc> + '_ {
     })
 }
 
+/// Whether a key is inside an array of tables (`tls.certificates.domain`).
+pub fn in_array_section(path: &str) -> bool {
+    path.rsplit_once('.')
+        .and_then(|(parent, _)| section(parent))
+        .is_some_and(|s| s.array)
+}
+
 /// The last component of a dotted path.
 pub fn name_of(path: &str) -> &str {
     path.rsplit('.').next().unwrap_or(path)
@@ -575,8 +796,8 @@ mod tests {
 
     use super::*;
     use crate::{
-        AdminConfig, AuthConfig, C2sConfig, CertificateConfig, DatabaseConfig, ImConfig,
-        LimitsConfig, LogConfig, ServerConfig, TlsConfig,
+        AdminConfig, AuthConfig, C2sConfig, CertificateConfig, DatabaseConfig, FederationConfig,
+        ImConfig, LimitsConfig, LogConfig, PartnerConfig, S2sConfig, ServerConfig, TlsConfig,
     };
 
     /// Every field set, optional ones included, and written without `..Default::default()`
@@ -617,6 +838,35 @@ mod tests {
                 max_failures_per_account: 3,
                 max_failures_per_ip: 9,
                 failure_window_secs: 60,
+            },
+            s2s: S2sConfig {
+                listen: vec!["0.0.0.0:5269".to_owned()],
+                direct_tls_listen: vec![],
+                connect_timeout_secs: 10,
+                handshake_timeout_secs: 20,
+                idle_timeout_secs: 120,
+                queue_len: 50,
+                dialback: false,
+                require_valid_certificates: true,
+                use_system_roots: false,
+                ca_file: Some(PathBuf::from("/etc/causerie/s2s-ca.pem")),
+                bidi: false,
+                resolver: vec!["127.0.0.53:53".to_owned()],
+                max_stanza_bytes: 100_000,
+            },
+            federation: FederationConfig {
+                mode: "denylist".to_owned(),
+                reload_secs: 30,
+                deny: vec!["spam.example".to_owned()],
+                audit_streams: false,
+                partners: vec![PartnerConfig {
+                    domain: "partner.example".to_owned(),
+                    route: Some("10.0.0.5:5269".to_owned()),
+                    direct_tls: true,
+                    ca: Some(PathBuf::from("/etc/causerie/partner-ca.pem")),
+                    fingerprints: vec!["ab".repeat(32)],
+                    insecure: false,
+                }],
             },
             limits: LimitsConfig {
                 max_stanza_bytes: 65_536,
@@ -736,6 +986,9 @@ mod tests {
         let defaults = Config::default();
         for key in KEYS {
             match key.default {
+                // In an array of tables, whose sample block the example file shows, a key
+                // with a default may have a more telling example value.
+                DefaultValue::Builtin if in_array_section(key.path) => {}
                 DefaultValue::Builtin => assert!(key.example.is_none(), "{}", key.path),
                 DefaultValue::Unset(_) | DefaultValue::Required => {
                     assert!(key.example.is_some(), "{} needs an example", key.path)

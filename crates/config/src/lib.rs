@@ -13,7 +13,10 @@
 //! at least 10000 bytes), RFC 4422 §3.1 (SASL mechanism names), RFC 5802 / RFC 7677 (SCRAM
 //! iteration counts), RFC 5890 (A-labels and U-labels of internationalised domain names),
 //! XEP-0368 (direct TLS listeners), XEP-0160 / RFC 6121 §8.5.2.2.1 (offline message quota),
-//! XEP-0054 and XEP-0049 (per-account document sizes), XEP-0199 (server-to-client pings).
+//! XEP-0054 and XEP-0049 (per-account document sizes), XEP-0199 (server-to-client pings),
+//! RFC 6120 §5 and XEP-0368 (server-to-server listeners and static routes), XEP-0220 (server
+//! dialback), XEP-0288 (bidirectional server-to-server streams), RFC 7622 §3.2 (remote domains
+//! prepared like a JID's domainpart).
 
 mod error;
 mod generate;
@@ -45,6 +48,8 @@ pub struct Config {
     pub tls: TlsConfig,
     pub c2s: C2sConfig,
     pub auth: AuthConfig,
+    pub s2s: S2sConfig,
+    pub federation: FederationConfig,
     pub limits: LimitsConfig,
     pub im: ImConfig,
     pub log: LogConfig,
@@ -178,6 +183,138 @@ impl Default for AuthConfig {
             failure_window_secs: 300,
         }
     }
+}
+
+/// `[s2s]`: server-to-server listeners, stream setup and the trust placed in peer servers'
+/// certificates (RFC 6120, XEP-0368, XEP-0220, XEP-0288).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct S2sConfig {
+    pub listen: Vec<String>,
+    pub direct_tls_listen: Vec<String>,
+    pub connect_timeout_secs: u64,
+    pub handshake_timeout_secs: u64,
+    pub idle_timeout_secs: u64,
+    pub queue_len: usize,
+    pub dialback: bool,
+    pub require_valid_certificates: bool,
+    pub use_system_roots: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    pub bidi: bool,
+    pub resolver: Vec<String>,
+    pub max_stanza_bytes: usize,
+}
+
+impl Default for S2sConfig {
+    fn default() -> Self {
+        S2sConfig {
+            listen: vec!["[::]:5269".to_owned()],
+            direct_tls_listen: vec!["[::]:5270".to_owned()],
+            connect_timeout_secs: 15,
+            handshake_timeout_secs: 30,
+            idle_timeout_secs: 600,
+            queue_len: 1000,
+            dialback: true,
+            require_valid_certificates: false,
+            use_system_roots: true,
+            ca_file: None,
+            bidi: true,
+            resolver: Vec::new(),
+            max_stanza_bytes: 262_144,
+        }
+    }
+}
+
+/// The values of `federation.mode`: which remote domains the server exchanges stanzas with.
+pub const FEDERATION_MODES: [&str; 3] = ["allowlist", "denylist", "open"];
+
+/// `[federation]`: which remote domains this server federates with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FederationConfig {
+    /// One of [`FEDERATION_MODES`].
+    pub mode: String,
+    pub reload_secs: u64,
+    /// Domains refused in every mode, prepared like [`PartnerConfig::domain`].
+    #[serde(deserialize_with = "prepared_domains")]
+    pub deny: Vec<String>,
+    pub audit_streams: bool,
+    pub partners: Vec<PartnerConfig>,
+}
+
+impl Default for FederationConfig {
+    fn default() -> Self {
+        FederationConfig {
+            mode: "allowlist".to_owned(),
+            reload_secs: 5,
+            deny: Vec::new(),
+            audit_streams: true,
+            partners: Vec::new(),
+        }
+    }
+}
+
+/// One `[[federation.partners]]` entry: a remote domain this server federates with, and how
+/// to reach and authenticate it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PartnerConfig {
+    /// Lowercased, without a final dot (RFC 7622 §3.2) when read from a file.
+    #[serde(deserialize_with = "prepared_domain")]
+    pub domain: String,
+    /// A static route, `host:port` or `[IPv6]:port`, used instead of DNS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+    pub direct_tls: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca: Option<PathBuf>,
+    /// SHA-256 of the partner's leaf certificate: 64 lowercase hex digits, no colons, when
+    /// read from a file.
+    #[serde(deserialize_with = "normalized_fingerprints")]
+    pub fingerprints: Vec<String>,
+    pub insecure: bool,
+}
+
+impl PartnerConfig {
+    /// Whether the partner's certificate is pinned (by CA or fingerprint); dialback is then
+    /// refused for it.
+    pub fn is_pinned(&self) -> bool {
+        self.ca.is_some() || !self.fingerprints.is_empty()
+    }
+}
+
+/// The preparation applied to a remote domain read from the file: RFC 7622 §3.2 maps a
+/// domainpart to lowercase and drops one final dot. The result is still checked by
+/// validation, which also refuses unprepared values in configurations built in code.
+pub fn prepare_remote_domain(domain: &str) -> String {
+    let domain = domain.strip_suffix('.').unwrap_or(domain);
+    domain.to_lowercase()
+}
+
+/// A certificate fingerprint as stored: hex digits in lowercase, without the colons that
+/// tools such as `openssl x509 -fingerprint` put between bytes. Whether 64 hex digits remain
+/// is checked by validation.
+pub fn normalize_fingerprint(fingerprint: &str) -> String {
+    fingerprint
+        .chars()
+        .filter(|c| *c != ':')
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
+fn prepared_domain<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    String::deserialize(d).map(|s| prepare_remote_domain(&s))
+}
+
+fn prepared_domains<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Vec::<String>::deserialize(d).map(|v| v.iter().map(|s| prepare_remote_domain(s)).collect())
+}
+
+fn normalized_fingerprints<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<String>, D::Error> {
+    Vec::<String>::deserialize(d).map(|v| v.iter().map(|s| normalize_fingerprint(s)).collect())
 }
 
 /// `[limits]`: bounds on what one client may make the server hold.

@@ -318,10 +318,11 @@ fn suggest(schema: &str, path: &str, name: &str) -> Option<String> {
     if let Some(best) = closest(name, &siblings) {
         return Some(join(path, best));
     }
-    // A key written in the wrong table, or at the top without its table header.
+    // A key written in the wrong table, or at the top without its table header (keys of
+    // arrays of tables are not suggested: their names are too generic, `domain`).
     keys::KEYS
         .iter()
-        .find(|k| keys::name_of(k.path) == name && !k.path.starts_with("tls.certificates."))
+        .find(|k| keys::name_of(k.path) == name && !keys::in_array_section(k.path))
         .map(|k| k.path.to_owned())
 }
 

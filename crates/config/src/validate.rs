@@ -2,11 +2,11 @@
 //! (with array positions) so that the parser can add the line it came from.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use crate::keys::{self, Kind};
 use crate::parse::out_of_range;
-use crate::{Config, Problem, SCRAM_MECHANISMS};
+use crate::{Config, FEDERATION_MODES, Problem, SCRAM_MECHANISMS, normalize_fingerprint};
 
 /// Unix socket paths must fit `sockaddr_un.sun_path` (108 bytes on Linux) with its NUL.
 const MAX_SOCKET_PATH_BYTES: usize = 107;
@@ -23,7 +23,10 @@ pub(crate) fn check(config: &Config) -> Vec<Problem> {
     database(config, &mut problems);
     tls(config, &mut problems);
     c2s(config, &mut problems);
+    listeners(config, &mut problems);
     auth(config, &mut problems);
+    s2s(config, &mut problems);
+    federation(config, &mut problems);
     log(config, &mut problems);
     admin(config, &mut problems);
     problems
@@ -55,6 +58,22 @@ pub(crate) fn warnings(config: &Config) -> Vec<String> {
                 "{key} ({value}) is larger than limits.max_stanza_bytes ({}): \
                  documents that large cannot be sent in a stanza",
                 config.limits.max_stanza_bytes
+            ));
+        }
+    }
+    if config.federation.mode == "open" {
+        out.push(
+            "federation.mode is \"open\": federation is open to every domain not in \
+             federation.deny; prefer \"allowlist\" with [[federation.partners]]"
+                .to_owned(),
+        );
+    }
+    for (i, partner) in config.federation.partners.iter().enumerate() {
+        if partner.insecure {
+            out.push(format!(
+                "federation.partners[{i}] ({}) is insecure: it is accepted without a valid \
+                 certificate and without TLS; never do this outside tests",
+                partner.domain
             ));
         }
     }
@@ -206,41 +225,17 @@ fn c2s(config: &Config, problems: &mut Vec<Problem>) {
             "no client listener: c2s.starttls_listen and c2s.direct_tls_listen are both empty",
         ));
     }
-    let mut seen: HashMap<SocketAddr, String> = HashMap::new();
-    let mut not_loopback: Option<(String, SocketAddr)> = None;
+    // Addresses that do not parse are reported by `listeners`.
     let lists = [
         ("c2s.starttls_listen", &c2s.starttls_listen),
         ("c2s.direct_tls_listen", &c2s.direct_tls_listen),
     ];
-    for (name, list) in lists {
-        for (i, text) in list.iter().enumerate() {
-            let key = format!("{name}[{i}]");
-            let Ok(address) = text.parse::<SocketAddr>() else {
-                problems.push(Problem::at(
-                    key,
-                    format!(
-                        "`{text}` is not a socket address; write IP:PORT, such as \
-                         \"0.0.0.0:5222\" or \"[::]:5222\" (host names are not accepted)"
-                    ),
-                ));
-                continue;
-            };
-            // Port 0 asks the system for a free port at each bind, so it never collides
-            // (tests listen on 127.0.0.1:0 for both kinds of listener).
-            let first = seen.get(&address).filter(|_| address.port() != 0);
-            if let Some(first) = first {
-                problems.push(Problem::at(
-                    key,
-                    format!("`{text}` is already used by {first}"),
-                ));
-                continue;
-            }
-            if !address.ip().is_loopback() && not_loopback.is_none() {
-                not_loopback = Some((key.clone(), address));
-            }
-            seen.insert(address, key);
-        }
-    }
+    let not_loopback = lists.iter().find_map(|(name, list)| {
+        list.iter().enumerate().find_map(|(i, text)| {
+            let address = text.parse::<SocketAddr>().ok()?;
+            (!address.ip().is_loopback()).then(|| (format!("{name}[{i}]"), address))
+        })
+    });
     if !c2s.require_encryption
         && let Some((key, address)) = not_loopback
     {
@@ -251,6 +246,44 @@ fn c2s(config: &Config, problems: &mut Vec<Problem>) {
                  but {key} is {address}"
             ),
         ));
+    }
+}
+
+/// Every listen address, client and server ones together: each must be an `IP:PORT`, and
+/// none may be bound twice.
+fn listeners(config: &Config, problems: &mut Vec<Problem>) {
+    let lists = [
+        ("c2s.starttls_listen", &config.c2s.starttls_listen, 5222),
+        ("c2s.direct_tls_listen", &config.c2s.direct_tls_listen, 5223),
+        ("s2s.listen", &config.s2s.listen, 5269),
+        ("s2s.direct_tls_listen", &config.s2s.direct_tls_listen, 5270),
+    ];
+    let mut seen: HashMap<SocketAddr, String> = HashMap::new();
+    for (name, list, port) in lists {
+        for (i, text) in list.iter().enumerate() {
+            let key = format!("{name}[{i}]");
+            let Ok(address) = text.parse::<SocketAddr>() else {
+                problems.push(Problem::at(
+                    key,
+                    format!(
+                        "`{text}` is not a socket address; write IP:PORT, such as \
+                         \"0.0.0.0:{port}\" or \"[::]:{port}\" (host names are not accepted)"
+                    ),
+                ));
+                continue;
+            };
+            // Port 0 asks the system for a free port at each bind, so it never collides
+            // (tests listen on 127.0.0.1:0 for every kind of listener).
+            let first = seen.get(&address).filter(|_| address.port() != 0);
+            if let Some(first) = first {
+                problems.push(Problem::at(
+                    key,
+                    format!("`{text}` is already used by {first}"),
+                ));
+                continue;
+            }
+            seen.insert(address, key);
+        }
     }
 }
 
@@ -289,6 +322,228 @@ fn auth(config: &Config, problems: &mut Vec<Problem>) {
             ));
         }
     }
+}
+
+fn s2s(config: &Config, problems: &mut Vec<Problem>) {
+    let s2s = &config.s2s;
+    if s2s
+        .ca_file
+        .as_ref()
+        .is_some_and(|p| p.as_os_str().is_empty())
+    {
+        problems.push(Problem::at(
+            "s2s.ca_file",
+            "must not be empty; leave the key out to trust only the system's CA bundle",
+        ));
+    }
+    let mut seen: HashMap<SocketAddr, usize> = HashMap::new();
+    for (i, text) in s2s.resolver.iter().enumerate() {
+        let key = format!("s2s.resolver[{i}]");
+        match text.parse::<SocketAddr>() {
+            Err(_) => problems.push(Problem::at(
+                key,
+                format!(
+                    "`{text}` is not a socket address; write the DNS server as IP:PORT, \
+                     such as \"127.0.0.53:53\" or \"[2001:db8::53]:53\""
+                ),
+            )),
+            Ok(address) if address.port() == 0 => problems.push(Problem::at(
+                key,
+                format!("`{text}`: port 0 is not a DNS server's port (usually 53)"),
+            )),
+            Ok(address) => {
+                if let Some(first) = seen.insert(address, i) {
+                    problems.push(Problem::at(
+                        key,
+                        format!("`{text}` is already listed as s2s.resolver[{first}]"),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+fn federation(config: &Config, problems: &mut Vec<Problem>) {
+    let federation = &config.federation;
+    if !FEDERATION_MODES.contains(&federation.mode.as_str()) {
+        problems.push(Problem::at(
+            "federation.mode",
+            format!(
+                "must be \"allowlist\", \"denylist\" or \"open\" (got \"{}\")",
+                federation.mode
+            ),
+        ));
+    }
+    let mut denied: HashMap<&str, usize> = HashMap::new();
+    for (i, domain) in federation.deny.iter().enumerate() {
+        let key = format!("federation.deny[{i}]");
+        if let Err(message) = check_domain(domain) {
+            problems.push(Problem::at(key, message));
+        } else if let Some(first) = denied.insert(domain, i) {
+            problems.push(Problem::at(
+                key,
+                format!("`{domain}` is already listed as federation.deny[{first}]"),
+            ));
+        }
+    }
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (i, partner) in federation.partners.iter().enumerate() {
+        let prefix = format!("federation.partners[{i}]");
+        let domain = partner.domain.as_str();
+        let domain_key = format!("{prefix}.domain");
+        if domain.is_empty() {
+            problems.push(Problem::at(
+                domain_key,
+                "missing: every [[federation.partners]] block needs a domain",
+            ));
+        } else if let Err(message) = check_domain(domain) {
+            problems.push(Problem::at(domain_key, message));
+        } else if let Some(first) = seen.insert(domain, i) {
+            problems.push(Problem::at(
+                domain_key,
+                format!("`{domain}` already has a block in federation.partners[{first}]"),
+            ));
+        } else if config.server.domains.iter().any(|d| d == domain) {
+            problems.push(Problem::at(
+                domain_key,
+                format!("`{domain}` is hosted here (server.domains), not a remote domain"),
+            ));
+        } else if let Some(j) = denied.get(domain) {
+            problems.push(Problem::at(
+                domain_key,
+                format!(
+                    "`{domain}` is also denied (federation.deny[{j}]); a domain is either a \
+                     partner or denied"
+                ),
+            ));
+        }
+        match partner.route.as_deref() {
+            Some("") => problems.push(Problem::at(
+                format!("{prefix}.route"),
+                "must not be empty; leave the key out to find the partner's servers through DNS",
+            )),
+            Some(route) => {
+                if let Err(message) = check_route(route) {
+                    problems.push(Problem::at(format!("{prefix}.route"), message));
+                }
+            }
+            None if partner.direct_tls => problems.push(Problem::at(
+                format!("{prefix}.direct_tls"),
+                "only applies to a static route: set route as well, or leave direct_tls out",
+            )),
+            None => {}
+        }
+        if partner
+            .ca
+            .as_ref()
+            .is_some_and(|p| p.as_os_str().is_empty())
+        {
+            problems.push(Problem::at(
+                format!("{prefix}.ca"),
+                "must not be empty; leave the key out to check the certificate against the \
+                 usual trust anchors",
+            ));
+        }
+        let mut fingerprints: HashMap<&str, usize> = HashMap::new();
+        for (j, fingerprint) in partner.fingerprints.iter().enumerate() {
+            let key = format!("{prefix}.fingerprints[{j}]");
+            if let Err(message) = check_fingerprint(fingerprint) {
+                problems.push(Problem::at(key, message));
+            } else if let Some(first) = fingerprints.insert(fingerprint, j) {
+                problems.push(Problem::at(
+                    key,
+                    format!("the same fingerprint as {prefix}.fingerprints[{first}]"),
+                ));
+            }
+        }
+        if partner.insecure && partner.is_pinned() {
+            let pins = match (partner.ca.is_some(), partner.fingerprints.is_empty()) {
+                (true, false) => "ca and fingerprints",
+                (true, true) => "ca",
+                (false, _) => "fingerprints",
+            };
+            problems.push(Problem::at(
+                format!("{prefix}.insecure"),
+                format!(
+                    "true accepts the partner without checking its certificate, which \
+                     contradicts the pin in {pins}; remove one or the other"
+                ),
+            ));
+        }
+    }
+}
+
+/// A static route: `HOST:PORT`, the host a DNS name, an IPv4 address or an IPv6 address in
+/// brackets, the port 1 to 65535.
+fn check_route(route: &str) -> Result<(), String> {
+    const FORM: &str = "write HOST:PORT, such as \"xmpp.partner.example:5269\", \
+                        \"192.0.2.5:5269\" or \"[2001:db8::5]:5269\"";
+    let (host, port) = match route.strip_prefix('[') {
+        Some(rest) => {
+            let Some((ip, port)) = rest.split_once("]:") else {
+                return Err(format!("`{route}` is not HOST:PORT; {FORM}"));
+            };
+            if ip.parse::<Ipv6Addr>().is_err() {
+                return Err(format!("`{ip}` is not an IPv6 address; {FORM}"));
+            }
+            (None, port)
+        }
+        None => {
+            let Some((host, port)) = route.rsplit_once(':') else {
+                return Err(format!("`{route}` has no port; {FORM}"));
+            };
+            if host.contains(':') {
+                return Err(format!(
+                    "`{route}`: an IPv6 address must be written in brackets, as in \
+                     \"[2001:db8::5]:5269\""
+                ));
+            }
+            (Some(host), port)
+        }
+    };
+    let number = if !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit())
+    {
+        port.parse::<u32>().ok()
+    } else {
+        None
+    };
+    match number {
+        Some(1..=65_535) => {}
+        Some(n) => return Err(format!("the port must be 1 to 65535 (got {n})")),
+        None => return Err(format!("`{port}` is not a port number; {FORM}")),
+    }
+    match host {
+        Some(host) if host.parse::<Ipv4Addr>().is_err() => check_domain(host),
+        _ => Ok(()),
+    }
+}
+
+/// A SHA-256 fingerprint as stored: 64 lowercase hex digits (colons are removed when the file
+/// is read, see [`normalize_fingerprint`]).
+fn check_fingerprint(fingerprint: &str) -> Result<(), String> {
+    let normalized = normalize_fingerprint(fingerprint);
+    if let Some(bad) = normalized.chars().find(|c| !c.is_ascii_hexdigit()) {
+        return Err(format!(
+            "contains `{}`; a fingerprint is hex digits, with or without colons",
+            bad.escape_default()
+        ));
+    }
+    let digits = normalized.len();
+    if digits != 64 {
+        let hint = if digits == 40 {
+            " (this looks like a SHA-1 fingerprint)"
+        } else {
+            ""
+        };
+        return Err(format!(
+            "has {digits} hex digits{hint}; a SHA-256 fingerprint has 64"
+        ));
+    }
+    if normalized != fingerprint {
+        // Only reachable from configurations built in code: the file's are normalized.
+        return Err(format!("must be stored normalized, as `{normalized}`"));
+    }
+    Ok(())
 }
 
 fn log(config: &Config, problems: &mut Vec<Problem>) {

@@ -272,6 +272,470 @@ fn c2s_timeouts_and_queue_are_bounded() {
     );
 }
 
+// [s2s]
+
+#[test]
+fn a_full_federation_file_parses() {
+    let config = accepted(
+        "[server]\ndomains = [\"example.com\"]\n\
+         [s2s]\nlisten = [\"[::]:5269\"]\ndirect_tls_listen = [\"[::]:5270\"]\n\
+         connect_timeout_secs = 20\nhandshake_timeout_secs = 40\nidle_timeout_secs = 900\n\
+         queue_len = 500\ndialback = false\nrequire_valid_certificates = true\n\
+         use_system_roots = false\nca_file = \"/etc/causerie/s2s-ca.pem\"\nbidi = false\n\
+         resolver = [\"127.0.0.53:53\", \"[2001:db8::53]:5353\"]\nmax_stanza_bytes = 65536\n\
+         [federation]\nmode = \"denylist\"\nreload_secs = 60\n\
+         deny = [\"Spam.Example.\", \"abuse.example\"]\naudit_streams = false\n\
+         [[federation.partners]]\ndomain = \"Partner.Example\"\nroute = \"10.0.0.5:5269\"\n\
+         direct_tls = true\nca = \"/etc/causerie/partner-ca.pem\"\n\
+         fingerprints = [\n  \"AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89\",\n  \"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\",\n]\n\
+         [[federation.partners]]\ndomain = \"v6.example\"\nroute = \"[2001:db8::5]:5270\"\n\
+         [[federation.partners]]\ndomain = \"named.example\"\nroute = \"xmpp.named.example:5269\"\n\
+         [[federation.partners]]\ndomain = \"lab.example\"\ninsecure = true\n",
+    );
+    let s2s = &config.s2s;
+    assert_eq!(s2s.listen, ["[::]:5269"]);
+    assert_eq!(s2s.direct_tls_listen, ["[::]:5270"]);
+    assert_eq!(
+        (
+            s2s.connect_timeout_secs,
+            s2s.handshake_timeout_secs,
+            s2s.idle_timeout_secs
+        ),
+        (20, 40, 900)
+    );
+    assert_eq!((s2s.queue_len, s2s.max_stanza_bytes), (500, 65_536));
+    assert!(!s2s.dialback && s2s.require_valid_certificates && !s2s.use_system_roots && !s2s.bidi);
+    assert_eq!(
+        s2s.ca_file.as_deref(),
+        Some(std::path::Path::new("/etc/causerie/s2s-ca.pem"))
+    );
+    assert_eq!(s2s.resolver.len(), 2);
+    let federation = &config.federation;
+    assert_eq!(federation.mode, "denylist");
+    assert_eq!(federation.reload_secs, 60);
+    assert!(!federation.audit_streams);
+    // Domains are prepared like a JID's domainpart: lowercase, no final dot.
+    assert_eq!(federation.deny, ["spam.example", "abuse.example"]);
+    let partners = &federation.partners;
+    assert_eq!(partners.len(), 4);
+    assert_eq!(partners[0].domain, "partner.example");
+    assert_eq!(partners[0].route.as_deref(), Some("10.0.0.5:5269"));
+    assert!(partners[0].direct_tls && partners[0].is_pinned());
+    // Fingerprints are stored in lowercase without colons.
+    assert_eq!(
+        partners[0].fingerprints,
+        [
+            "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789",
+            "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+        ]
+    );
+    assert!(!partners[1].direct_tls && !partners[1].is_pinned() && !partners[1].insecure);
+    assert!(partners[3].insecure && partners[3].route.is_none());
+    assert_eq!(config.validate(), Ok(()));
+}
+
+#[test]
+fn s2s_defaults() {
+    let config = accepted("");
+    assert_eq!(config.s2s.listen, ["[::]:5269"]);
+    assert_eq!(config.s2s.direct_tls_listen, ["[::]:5270"]);
+    assert_eq!(config.s2s.connect_timeout_secs, 15);
+    assert_eq!(config.s2s.handshake_timeout_secs, 30);
+    assert_eq!(config.s2s.idle_timeout_secs, 600);
+    assert_eq!(config.s2s.queue_len, 1000);
+    assert!(config.s2s.dialback && !config.s2s.require_valid_certificates);
+    assert!(config.s2s.use_system_roots && config.s2s.bidi);
+    assert_eq!(config.s2s.ca_file, None);
+    assert!(config.s2s.resolver.is_empty());
+    assert_eq!(config.s2s.max_stanza_bytes, 262_144);
+    assert_eq!(config.federation.mode, "allowlist");
+    assert_eq!(config.federation.reload_secs, 5);
+    assert!(config.federation.deny.is_empty() && config.federation.partners.is_empty());
+    assert!(config.federation.audit_streams);
+    // Without listeners, the server still connects out.
+    let config = accepted("[s2s]\nlisten = []\ndirect_tls_listen = []\n");
+    assert!(config.s2s.listen.is_empty());
+}
+
+#[test]
+fn s2s_listen_addresses_are_socket_addresses() {
+    refused(
+        "[s2s]\nlisten = [\"xmpp.example:5269\"]\n",
+        "causerie.toml:2: s2s.listen[0]: `xmpp.example:5269` is not a socket address; write \
+         IP:PORT, such as \"0.0.0.0:5269\"",
+    );
+    refused(
+        "[s2s]\ndirect_tls_listen = [\"[::]:5270\", \"5270\"]\n",
+        "causerie.toml:2: s2s.direct_tls_listen[1]: `5270` is not a socket address",
+    );
+}
+
+#[test]
+fn s2s_and_c2s_listeners_do_not_share_an_address() {
+    refused(
+        "[s2s]\nlisten = [\"[::]:5269\", \"[::]:5269\"]\n",
+        "causerie.toml:2: s2s.listen[1]: `[::]:5269` is already used by s2s.listen[0]",
+    );
+    refused(
+        "[c2s]\nstarttls_listen = [\"127.0.0.1:5222\"]\n\
+         [s2s]\ndirect_tls_listen = [\"127.0.0.1:5222\"]\n",
+        "causerie.toml:4: s2s.direct_tls_listen[0]: `127.0.0.1:5222` is already used by \
+         c2s.starttls_listen[0]",
+    );
+    let config = accepted(
+        "[c2s]\nstarttls_listen = [\"127.0.0.1:0\"]\ndirect_tls_listen = [\"127.0.0.1:0\"]\n\
+         [s2s]\nlisten = [\"127.0.0.1:0\"]\ndirect_tls_listen = [\"127.0.0.1:0\"]\n",
+    );
+    assert_eq!(config.s2s.direct_tls_listen, ["127.0.0.1:0"]);
+}
+
+#[test]
+fn s2s_numbers_are_bounded() {
+    let cases = [
+        ("connect_timeout_secs = 0", "must be at least 1 (got 0)"),
+        (
+            "connect_timeout_secs = 301",
+            "must be at most 300 (got 301)",
+        ),
+        ("handshake_timeout_secs = 0", "must be at least 1 (got 0)"),
+        (
+            "handshake_timeout_secs = 601",
+            "must be at most 600 (got 601)",
+        ),
+        ("idle_timeout_secs = 9", "must be at least 10 (got 9)"),
+        (
+            "idle_timeout_secs = 86401",
+            "must be at most 86400 (got 86401)",
+        ),
+        ("queue_len = 0", "must be at least 1 (got 0)"),
+        ("queue_len = 100001", "must be at most 100000 (got 100001)"),
+        (
+            "max_stanza_bytes = 9999",
+            "must be at least 10000 (got 9999)",
+        ),
+        (
+            "max_stanza_bytes = 16777217",
+            "must be at most 16777216 (got 16777217)",
+        ),
+    ];
+    for (line, message) in cases {
+        let key = line.split(' ').next().unwrap_or_default();
+        refused(
+            &format!("[s2s]\n{line}\n"),
+            &format!("causerie.toml:2: s2s.{key}: {message}"),
+        );
+    }
+}
+
+#[test]
+fn s2s_ca_file_must_not_be_empty() {
+    refused(
+        "[s2s]\nca_file = \"\"\n",
+        "causerie.toml:2: s2s.ca_file: must not be empty",
+    );
+    refused(
+        "[s2s]\nca_file = 3\n",
+        "causerie.toml:2: s2s.ca_file: expected a path (a string), found an integer",
+    );
+}
+
+#[test]
+fn resolvers_are_socket_addresses() {
+    refused(
+        "[s2s]\nresolver = [\"127.0.0.53\"]\n",
+        "causerie.toml:2: s2s.resolver[0]: `127.0.0.53` is not a socket address",
+    );
+    refused(
+        "[s2s]\nresolver = [\"ns.example:53\"]\n",
+        "causerie.toml:2: s2s.resolver[0]: `ns.example:53` is not a socket address",
+    );
+    refused(
+        "[s2s]\nresolver = [\"127.0.0.53:0\"]\n",
+        "causerie.toml:2: s2s.resolver[0]: `127.0.0.53:0`: port 0",
+    );
+    refused(
+        "[s2s]\nresolver = [\"127.0.0.53:53\", \"127.0.0.53:53\"]\n",
+        "causerie.toml:2: s2s.resolver[1]: `127.0.0.53:53` is already listed as s2s.resolver[0]",
+    );
+}
+
+// [federation]
+
+#[test]
+fn federation_mode_is_one_of_three() {
+    refused(
+        "[federation]\nmode = \"closed\"\n",
+        "causerie.toml:2: federation.mode: must be \"allowlist\", \"denylist\" or \"open\" \
+         (got \"closed\")",
+    );
+    for mode in ["allowlist", "denylist", "open"] {
+        let config = accepted(&format!("[federation]\nmode = \"{mode}\"\n"));
+        assert_eq!(config.federation.mode, mode);
+    }
+}
+
+#[test]
+fn federation_reload_is_bounded() {
+    refused(
+        "[federation]\nreload_secs = 0\n",
+        "causerie.toml:2: federation.reload_secs: must be at least 1 (got 0)",
+    );
+    refused(
+        "[federation]\nreload_secs = 3601\n",
+        "causerie.toml:2: federation.reload_secs: must be at most 3600 (got 3601)",
+    );
+}
+
+#[test]
+fn denied_domains_are_domains_listed_once() {
+    refused(
+        "[federation]\ndeny = [\"bad domain.example\"]\n",
+        "causerie.toml:2: federation.deny[0]: `bad domain.example` contains",
+    );
+    refused(
+        "[federation]\ndeny = [\n  \"spam.example\",\n  \"SPAM.example\",\n]\n",
+        "causerie.toml:4: federation.deny[1]: `spam.example` is already listed as \
+         federation.deny[0]",
+    );
+    refused(
+        "[federation]\ndeny = [\"192.0.2.1\"]\n",
+        "causerie.toml:2: federation.deny[0]: `192.0.2.1` is an IP address",
+    );
+}
+
+#[test]
+fn partners_need_a_valid_domain() {
+    refused(
+        "[[federation.partners]]\nroute = \"10.0.0.5:5269\"\n",
+        "causerie.toml:1: federation.partners[0].domain: missing: every \
+         [[federation.partners]] block needs a domain",
+    );
+    refused(
+        "[[federation.partners]]\n\ndomain = \"under_score.example\"\n",
+        "causerie.toml:3: federation.partners[0].domain: `under_score.example` contains `_`",
+    );
+    refused(
+        "[[federation.partners]]\ndomain = \"localhost\"\n",
+        "causerie.toml:2: federation.partners[0].domain: `localhost` is hosted here",
+    );
+    // A value of the wrong type is left out, so the entry lacks its domain too.
+    assert_eq!(
+        errors("[[federation.partners]]\ndomain = 5\n"),
+        [
+            "causerie.toml:2: federation.partners[0].domain: expected a string, found an integer",
+            "causerie.toml:2: federation.partners[0].domain: missing: every \
+             [[federation.partners]] block needs a domain",
+        ]
+    );
+}
+
+#[test]
+fn partner_domains_do_not_repeat() {
+    refused(
+        "[[federation.partners]]\ndomain = \"partner.example\"\n\
+         [[federation.partners]]\ndomain = \"Partner.example.\"\n",
+        "causerie.toml:4: federation.partners[1].domain: `partner.example` already has a block \
+         in federation.partners[0]",
+    );
+}
+
+#[test]
+fn a_partner_cannot_be_denied() {
+    refused(
+        "[federation]\ndeny = [\"partner.example\"]\n\
+         [[federation.partners]]\ndomain = \"partner.example\"\n",
+        "causerie.toml:4: federation.partners[0].domain: `partner.example` is also denied \
+         (federation.deny[0])",
+    );
+}
+
+#[test]
+fn routes_are_host_and_port() {
+    let cases = [
+        ("10.0.0.5", "`10.0.0.5` has no port"),
+        ("10.0.0.5:0", "the port must be 1 to 65535 (got 0)"),
+        ("10.0.0.5:65536", "the port must be 1 to 65535 (got 65536)"),
+        (
+            "10.0.0.5:99999999999999999999",
+            "`99999999999999999999` is not a port number",
+        ),
+        ("10.0.0.5:-1", "`-1` is not a port number"),
+        ("xmpp.example:", "`` is not a port number"),
+        (
+            "2001:db8::5:5269",
+            "`2001:db8::5:5269`: an IPv6 address must be written in brackets",
+        ),
+        ("[2001:db8::5]", "`[2001:db8::5]` is not HOST:PORT"),
+        (
+            "[xmpp.example]:5269",
+            "`xmpp.example` is not an IPv6 address",
+        ),
+        (
+            "Xmpp.example:5269",
+            "`Xmpp.example` must be written in lowercase",
+        ),
+        (":5269", "must not be empty"),
+        ("", "must not be empty; leave the key out"),
+    ];
+    for (route, message) in cases {
+        refused(
+            &format!("[[federation.partners]]\ndomain = \"p.example\"\nroute = \"{route}\"\n"),
+            &format!("causerie.toml:3: federation.partners[0].route: {message}"),
+        );
+    }
+    for route in [
+        "10.0.0.5:5269",
+        "xmpp.p.example:1",
+        "[::1]:65535",
+        "localhost:5269",
+    ] {
+        let config = accepted(&format!(
+            "[[federation.partners]]\ndomain = \"p.example\"\nroute = \"{route}\"\n"
+        ));
+        assert_eq!(config.federation.partners[0].route.as_deref(), Some(route));
+    }
+}
+
+#[test]
+fn direct_tls_needs_a_route() {
+    refused(
+        "[[federation.partners]]\ndomain = \"p.example\"\ndirect_tls = true\n",
+        "causerie.toml:3: federation.partners[0].direct_tls: only applies to a static route",
+    );
+}
+
+#[test]
+fn fingerprints_are_sha256_in_hex() {
+    let partner = "[[federation.partners]]\ndomain = \"p.example\"\n";
+    refused(
+        &format!("{partner}fingerprints = [\"{}\"]\n", "ab".repeat(31)),
+        "causerie.toml:3: federation.partners[0].fingerprints[0]: has 62 hex digits; a SHA-256 \
+         fingerprint has 64",
+    );
+    refused(
+        &format!(
+            "{partner}fingerprints = [\"{}\"]\n",
+            "ab:".repeat(20).trim_end_matches(':')
+        ),
+        "causerie.toml:3: federation.partners[0].fingerprints[0]: has 40 hex digits (this looks \
+         like a SHA-1 fingerprint)",
+    );
+    refused(
+        &format!("{partner}fingerprints = [\"{}zz\"]\n", "ab".repeat(31)),
+        "causerie.toml:3: federation.partners[0].fingerprints[0]: contains `z`",
+    );
+    refused(
+        &format!(
+            "{partner}fingerprints = [\n  \"{}\",\n  \"{}\",\n]\n",
+            "ab".repeat(32),
+            "AB".repeat(32)
+        ),
+        "causerie.toml:5: federation.partners[0].fingerprints[1]: the same fingerprint as \
+         federation.partners[0].fingerprints[0]",
+    );
+    refused(
+        &format!("{partner}fingerprints = \"{}\"\n", "ab".repeat(32)),
+        "causerie.toml:3: federation.partners[0].fingerprints: expected an array of strings",
+    );
+}
+
+#[test]
+fn partner_ca_must_not_be_empty() {
+    refused(
+        "[[federation.partners]]\ndomain = \"p.example\"\nca = \"\"\n",
+        "causerie.toml:3: federation.partners[0].ca: must not be empty",
+    );
+}
+
+#[test]
+fn insecure_contradicts_a_pin() {
+    refused(
+        "[[federation.partners]]\ndomain = \"p.example\"\nca = \"ca.pem\"\ninsecure = true\n",
+        "causerie.toml:4: federation.partners[0].insecure: true accepts the partner without \
+         checking its certificate, which contradicts the pin in ca;",
+    );
+    refused(
+        &format!(
+            "[[federation.partners]]\ndomain = \"p.example\"\ninsecure = true\n\
+             fingerprints = [\"{}\"]\n",
+            "0f".repeat(32)
+        ),
+        "causerie.toml:3: federation.partners[0].insecure: true accepts the partner without \
+         checking its certificate, which contradicts the pin in fingerprints;",
+    );
+}
+
+#[test]
+fn partners_may_be_inline_tables_and_unknown_keys_are_named() {
+    let config =
+        accepted("[federation]\npartners = [{ domain = \"p.example\", route = \"[::1]:5269\" }]\n");
+    assert_eq!(config.federation.partners[0].domain, "p.example");
+    refused(
+        "[[federation.partners]]\ndomain = \"p.example\"\nfingerprint = []\n",
+        "causerie.toml:3: federation.partners[0].fingerprint: unknown key (did you mean \
+         `federation.partners[0].fingerprints`?)",
+    );
+    refused(
+        "[federation]\npartner = []\n",
+        "causerie.toml:2: federation.partner: unknown key (did you mean `federation.partners`?)",
+    );
+    // A key of an entry written at the top is not taken for another table's key.
+    refused(
+        "domain = \"p.example\"\n",
+        "causerie.toml:1: domain: unknown key",
+    );
+}
+
+#[test]
+fn federation_warnings() {
+    let config = accepted("[federation]\nmode = \"open\"\n");
+    let warnings = config.warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("federation is open to every domain"));
+    let config = accepted(
+        "[[federation.partners]]\ndomain = \"a.example\"\n\
+         [[federation.partners]]\ndomain = \"b.example\"\ninsecure = true\n",
+    );
+    let warnings = config.warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].starts_with("federation.partners[1] (b.example) is insecure"),
+        "{warnings:?}"
+    );
+    assert!(
+        accepted("[federation]\nmode = \"denylist\"\n")
+            .warnings()
+            .is_empty()
+    );
+}
+
+#[test]
+fn federation_rules_apply_to_configs_built_in_code() {
+    let mut config = Config::default();
+    config
+        .federation
+        .partners
+        .push(causerie_config::PartnerConfig {
+            domain: "Partner.example".to_owned(),
+            fingerprints: vec!["AB".repeat(32)],
+            ..Default::default()
+        });
+    let problems = config.validate().err().unwrap_or_default();
+    let shown: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        shown,
+        [
+            "federation.partners[0].domain: `Partner.example` must be written in lowercase \
+             (`partner.example`)",
+            &format!(
+                "federation.partners[0].fingerprints[0]: must be stored normalized, as `{}`",
+                "ab".repeat(32)
+            ),
+        ]
+    );
+}
+
+// [auth]
 // [auth]
 
 #[test]

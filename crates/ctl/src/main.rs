@@ -2,7 +2,10 @@
 //! library crates so the tests and the server share them.
 //!
 //! Exit codes: 0 done; 1 the operation was refused (exists, not found); 2 bad input (arguments, JID,
-//! password, import file); 3 the configuration or the database is unusable.
+//! domain, time, password, import file); 3 the configuration or the database is unusable.
+
+mod federation;
+mod time;
 
 use std::io::{BufRead, IsTerminal, Read};
 use std::path::PathBuf;
@@ -12,6 +15,8 @@ use causerie_config::Config;
 use causerie_server::users::{self, UserError};
 use causerie_storage::{Storage, StorageOptions};
 use clap::{Parser, Subcommand};
+
+use federation::{AuditCommand, FederationCommand};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -32,6 +37,14 @@ enum Command {
     /// Manage accounts. Works whether the server is running or not.
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage the federation partner list: which remote domains may exchange traffic with this
+    /// server. Works whether the server is running or not; a running server applies changes
+    /// within a few seconds. Every change is recorded in the audit log.
+    #[command(subcommand)]
+    Federation(FederationCommand),
+    /// Read the audit log (administrative changes, server-to-server stream decisions).
+    #[command(subcommand)]
+    Audit(AuditCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -79,7 +92,64 @@ fn main() -> ExitCode {
 }
 
 async fn run(config: Config, command: Command) -> ExitCode {
-    let Command::User(cmd) = command;
+    match command {
+        Command::User(cmd) => run_user(config, cmd).await,
+        Command::Federation(cmd) => {
+            // Arguments are checked before the database is opened.
+            let cmd = match federation::prepare(cmd) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let storage = match open_storage(&config).await {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            let code = federation::run(&storage, cmd).await;
+            storage.close().await;
+            code
+        }
+        Command::Audit(cmd) => {
+            let query = match federation::prepare_audit(cmd) {
+                Ok(q) => q,
+                Err(code) => return code,
+            };
+            let storage = match open_storage(&config).await {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            let code = federation::run_audit(&storage, query).await;
+            storage.close().await;
+            code
+        }
+    }
+}
+
+/// Opens the configured database (creating the default data folder for SQLite), or prints why
+/// not and returns exit code 3.
+async fn open_storage(config: &Config) -> Result<Storage, ExitCode> {
+    if let Some(dir) = config
+        .database
+        .url
+        .is_none()
+        .then_some(&config.server.data_dir)
+        && let Err(e) = std::fs::create_dir_all(dir)
+    {
+        eprintln!("causeriectl: data folder {}: {e}", dir.display());
+        return Err(ExitCode::from(3));
+    }
+    let opts = StorageOptions {
+        max_connections: 2,
+        connect_timeout_secs: config.database.connect_timeout_secs,
+    };
+    Storage::open(&config.database_url(), &opts)
+        .await
+        .map_err(|e| {
+            eprintln!("causeriectl: database: {e}");
+            ExitCode::from(3)
+        })
+}
+
+async fn run_user(config: Config, cmd: UserCommand) -> ExitCode {
     // Validate what can be validated before touching the database or asking for a password.
     let jid = match &cmd {
         UserCommand::Add { jid } | UserCommand::Remove { jid } | UserCommand::Passwd { jid } => {
@@ -112,26 +182,9 @@ async fn run(config: Config, command: Command) -> ExitCode {
         }
         _ => None,
     };
-    if let Some(dir) = config
-        .database
-        .url
-        .is_none()
-        .then_some(&config.server.data_dir)
-        && let Err(e) = std::fs::create_dir_all(dir)
-    {
-        eprintln!("causeriectl: data folder {}: {e}", dir.display());
-        return ExitCode::from(3);
-    }
-    let opts = StorageOptions {
-        max_connections: 2,
-        connect_timeout_secs: config.database.connect_timeout_secs,
-    };
-    let storage = match Storage::open(&config.database_url(), &opts).await {
+    let storage = match open_storage(&config).await {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("causeriectl: database: {e}");
-            return ExitCode::from(3);
-        }
+        Err(code) => return code,
     };
     let iterations = config.auth.scram_iterations;
     let users_store = storage.users.clone();

@@ -18,6 +18,7 @@ use causerie_stream::TlsSetup;
 use causerie_tls::{ALPN_XMPP_CLIENT, CertStore, TlsAcceptor};
 use causerie_xml::Limits;
 
+pub mod federation;
 pub mod users;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -45,6 +46,8 @@ pub enum StartError {
     },
     #[error("server secret {path}: {reason}")]
     Secret { path: String, reason: String },
+    #[error("federation: {0}")]
+    Federation(String),
 }
 
 /// A running server.
@@ -56,6 +59,10 @@ pub struct Running {
     pub starttls_addrs: Vec<SocketAddr>,
     /// Bound addresses of the direct TLS listeners.
     pub direct_tls_addrs: Vec<SocketAddr>,
+    /// Federation, and the bound addresses of its STARTTLS and direct TLS listeners.
+    pub s2s: Arc<causerie_s2s::S2s>,
+    pub s2s_addrs: Vec<SocketAddr>,
+    pub s2s_direct_tls_addrs: Vec<SocketAddr>,
     shutdown_tx: watch::Sender<bool>,
     listeners: Vec<JoinHandle<()>>,
     grace: Duration,
@@ -74,6 +81,9 @@ impl Running {
         while self.c2s.connections() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        self.s2s
+            .wait_closed(deadline.saturating_duration_since(tokio::time::Instant::now()))
+            .await;
         if self.c2s.connections() > 0 {
             tracing::warn!(
                 open = self.c2s.connections(),
@@ -110,7 +120,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     )?;
     let tls = TlsSetup {
         acceptor: TlsAcceptor::from(tls_cfg),
-        certs,
+        certs: certs.clone(),
     };
 
     let url = config.database_url();
@@ -146,6 +156,8 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         config.auth.max_failures_per_ip,
         Duration::from_secs(config.auth.failure_window_secs),
     );
+    let s2s =
+        federation::build(config, &core, certs, &storage, secret, shutdown_rx.clone()).await?;
     let c2s = C2sServer::new(
         core.clone(),
         storage.users.clone(),
@@ -158,43 +170,96 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
 
     let mut listeners = Vec::new();
     let mut starttls_addrs = Vec::new();
-    let mut direct_tls_addrs = Vec::new();
-    for (addrs, direct, out) in [
-        (&config.c2s.starttls_listen, false, &mut starttls_addrs),
-        (&config.c2s.direct_tls_listen, true, &mut direct_tls_addrs),
-    ] {
-        for addr in addrs {
-            let listener =
-                TcpListener::bind(addr.as_str())
-                    .await
-                    .map_err(|source| StartError::Listen {
-                        addr: addr.clone(),
-                        source,
-                    })?;
-            let local = listener.local_addr().map_err(|source| StartError::Listen {
-                addr: addr.clone(),
-                source,
-            })?;
-            tracing::info!(addr = %local, direct_tls = direct, "client listener ready");
-            out.push(local);
-            listeners.push(tokio::spawn(causerie_c2s::serve(
-                c2s.clone(),
-                listener,
-                direct,
-            )));
-        }
+    for (listener, _) in bind_all(
+        &config.c2s.starttls_listen,
+        "client STARTTLS",
+        &mut starttls_addrs,
+    )
+    .await?
+    {
+        listeners.push(tokio::spawn(causerie_c2s::serve(
+            c2s.clone(),
+            listener,
+            false,
+        )));
     }
-    tracing::info!(domains = ?config.server.domains, "causerie started");
+    let mut direct_tls_addrs = Vec::new();
+    for (listener, _) in bind_all(
+        &config.c2s.direct_tls_listen,
+        "client direct TLS",
+        &mut direct_tls_addrs,
+    )
+    .await?
+    {
+        listeners.push(tokio::spawn(causerie_c2s::serve(
+            c2s.clone(),
+            listener,
+            true,
+        )));
+    }
+    let mut s2s_addrs = Vec::new();
+    for (listener, _) in bind_all(
+        &config.s2s.listen,
+        "server-to-server STARTTLS",
+        &mut s2s_addrs,
+    )
+    .await?
+    {
+        listeners.push(tokio::spawn(causerie_s2s::serve(
+            s2s.clone(),
+            listener,
+            false,
+        )));
+    }
+    let mut s2s_direct_tls_addrs = Vec::new();
+    for (listener, _) in bind_all(
+        &config.s2s.direct_tls_listen,
+        "server-to-server direct TLS",
+        &mut s2s_direct_tls_addrs,
+    )
+    .await?
+    {
+        listeners.push(tokio::spawn(causerie_s2s::serve(
+            s2s.clone(),
+            listener,
+            true,
+        )));
+    }
+    tracing::info!(domains = ?config.server.domains, mode = %config.federation.mode, "causerie started");
     Ok(Running {
         core,
         storage,
         c2s,
         starttls_addrs,
         direct_tls_addrs,
+        s2s,
+        s2s_addrs,
+        s2s_direct_tls_addrs,
         shutdown_tx,
         listeners,
         grace: Duration::from_secs(config.server.shutdown_grace_secs),
     })
+}
+
+/// Binds every address of one listener kind; the bound addresses are appended to `bound`.
+async fn bind_all(
+    addrs: &[String],
+    what: &str,
+    bound: &mut Vec<SocketAddr>,
+) -> Result<Vec<(TcpListener, SocketAddr)>, StartError> {
+    let mut out = Vec::with_capacity(addrs.len());
+    for addr in addrs {
+        let err = |source| StartError::Listen {
+            addr: addr.clone(),
+            source,
+        };
+        let listener = TcpListener::bind(addr.as_str()).await.map_err(err)?;
+        let local = listener.local_addr().map_err(err)?;
+        tracing::info!(addr = %local, "{what} listener ready");
+        bound.push(local);
+        out.push((listener, local));
+    }
+    Ok(out)
 }
 
 fn im_options(config: &Config) -> causerie_modules::ImOptions {

@@ -292,7 +292,8 @@ async fn disconnect_sends_unavailable_to_own_resources() {
 }
 
 #[tokio::test]
-async fn remote_domains_bounce_until_federation_exists() {
+async fn remote_domains_are_refused_while_federation_is_closed() {
+    // No partner configured: federation is closed, and the sender learns it at once.
     let s = server_with_users(&[("alice", "wonderland")]).await;
     let mut alice = online(&s, "alice", "wonderland", "laptop").await;
     alice
@@ -303,10 +304,8 @@ async fn remote_domains_bounce_until_federation_exists() {
         .recv_matching(T, |e| e.name() == "message")
         .await
         .expect("error");
-    assert_eq!(
-        stanza_error_condition(&r).as_deref(),
-        Some("remote-server-not-found")
-    );
+    assert_eq!(stanza_error_condition(&r).as_deref(), Some("not-allowed"));
+    assert_eq!(r.attr("from"), Some("someone@partner.example"));
     s.stop().await;
 }
 

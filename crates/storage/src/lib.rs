@@ -10,9 +10,13 @@
 //!   in arrival order, under a per-account quota;
 //! - [`AccountDataStore`]: small per-account documents by key: the vCard (XEP-0054), private
 //!   XML (XEP-0049), the last logout (XEP-0012);
-//! - [`BlockingStore`]: blocklists (XEP-0191).
+//! - [`BlockingStore`]: blocklists (XEP-0191);
+//! - [`FederationStore`]: the federation partner list (which remote domains may talk to this
+//!   server, RFC 6120 §13.1) with a revision that a running server polls to reload it;
+//! - [`AuditStore`]: the append-only audit log of administrative actions and server-to-server
+//!   stream decisions.
 //!
-//! The archive, policy, evidence and audit records come next.
+//! The archive, policy and evidence records come next.
 //!
 //! It knows nothing of the protocol: names and JIDs arrive already prepared (RFC 7622 §3.2.1,
 //! §3.3.1), stanzas arrive serialized and leave as they came, and credentials arrive already
@@ -26,7 +30,8 @@
 //! Layout: a feature is one folder (`roster/`: the trait and its types in `mod.rs`, then
 //! `memory.rs`, `sql.rs` and `conformance.rs`), its tables in a migration
 //! (`migrations/m0001_users.rs`, `migrations/m0002_im.rs` for the four instant-messaging
-//! stores) and one field of [`Storage`].
+//! stores, `migrations/m0003_federation_audit.rs` for the server-wide records) and one field of
+//! [`Storage`].
 
 use std::sync::Arc;
 
@@ -41,8 +46,10 @@ macro_rules! ensure {
 }
 
 pub mod account_data;
+pub mod audit;
 pub mod blocking;
 mod error;
+pub mod federation;
 mod memory;
 mod migrations;
 pub mod offline;
@@ -52,8 +59,10 @@ pub mod users;
 mod validate;
 
 pub use account_data::AccountDataStore;
+pub use audit::{AuditEvent, AuditFilter, AuditStore, NewAuditEvent};
 pub use blocking::BlockingStore;
 pub use error::StoreError;
+pub use federation::{FederationStore, Partner, PartnerRule};
 pub use offline::{OfflineMessage, OfflineStore};
 pub use roster::{PendingSubscription, RosterItem, RosterStore, Subscription};
 pub use users::{NewUser, StoredCredential, UserInfo, UserStore};
@@ -95,6 +104,8 @@ pub struct Storage {
     pub offline: Arc<dyn OfflineStore>,
     pub account_data: Arc<dyn AccountDataStore>,
     pub blocking: Arc<dyn BlockingStore>,
+    pub federation: Arc<dyn FederationStore>,
+    pub audit: Arc<dyn AuditStore>,
     backend: Backend,
 }
 
@@ -134,7 +145,9 @@ impl Storage {
             account_data: Arc::new(account_data::memory::MemoryAccountDataStore::new(
                 db.clone(),
             )),
-            blocking: Arc::new(blocking::memory::MemoryBlockingStore::new(db)),
+            blocking: Arc::new(blocking::memory::MemoryBlockingStore::new(db.clone())),
+            federation: Arc::new(federation::memory::MemoryFederationStore::new(db.clone())),
+            audit: Arc::new(audit::memory::MemoryAuditStore::new(db)),
             backend: Backend::Memory,
         }
     }
@@ -146,6 +159,8 @@ impl Storage {
             offline: Arc::new(offline::sql::SqlOfflineStore::new(db.clone())),
             account_data: Arc::new(account_data::sql::SqlAccountDataStore::new(db.clone())),
             blocking: Arc::new(blocking::sql::SqlBlockingStore::new(db.clone())),
+            federation: Arc::new(federation::sql::SqlFederationStore::new(db.clone())),
+            audit: Arc::new(audit::sql::SqlAuditStore::new(db.clone())),
             backend: Backend::Sql(db),
         }
     }
@@ -187,7 +202,9 @@ pub async fn migrate(url: &str) -> Result<Vec<String>, StoreError> {
 /// repeatedly, and concurrently, against a shared database.
 pub mod conformance {
     pub use crate::account_data::conformance as account_data;
+    pub use crate::audit::conformance as audit;
     pub use crate::blocking::conformance as blocking;
+    pub use crate::federation::conformance as federation;
     pub use crate::offline::conformance as offline;
     pub use crate::roster::conformance as roster;
     pub use crate::users::conformance as users;
@@ -201,6 +218,8 @@ pub mod conformance {
         failures.extend(offline::run_all(storage).await);
         failures.extend(account_data::run_all(storage).await);
         failures.extend(blocking::run_all(storage).await);
+        failures.extend(federation::run_all(storage).await);
+        failures.extend(audit::run_all(storage).await);
         if failures.is_empty() {
             Ok(())
         } else {

@@ -2,11 +2,14 @@
 //! database are: every per-account record lives inside the account it belongs to, so removing
 //! an account removes everything stored for it, as `ON DELETE CASCADE` does on the SQL backends,
 //! and a write for an account that does not exist finds nowhere to go (`NotFound`), as the
-//! foreign keys make it on the SQL backends.
+//! foreign keys make it on the SQL backends. Server-wide records (the federation partner list,
+//! the audit log) sit beside the accounts.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 
+use crate::audit::AuditEvent;
+use crate::federation::Partner;
 use crate::offline::OfflineMessage;
 use crate::users::{StoredCredential, account};
 use crate::{StoreError, roster};
@@ -46,6 +49,15 @@ pub(crate) struct State {
     /// The last offline message id handed out. Ids are never reused, even across accounts,
     /// like the SQL backends' autoincrement key.
     pub(crate) last_offline_id: i64,
+    /// The federation partner list, keyed by domain: the `BTreeMap` order is the byte order
+    /// `partners` promises.
+    pub(crate) partners: BTreeMap<String, Partner>,
+    /// Moved forward by every change of `partners`, like the SQL backends' counter row.
+    pub(crate) federation_revision: i64,
+    /// The audit log, oldest first; ids increase along it.
+    pub(crate) audit: Vec<AuditEvent>,
+    /// The last audit event id handed out.
+    pub(crate) last_audit_id: i64,
 }
 
 impl State {
@@ -79,6 +91,10 @@ impl Default for MemoryDb {
             state: Mutex::new(State {
                 accounts: Accounts::new(),
                 last_offline_id: 0,
+                partners: BTreeMap::new(),
+                federation_revision: 0,
+                audit: Vec::new(),
+                last_audit_id: 0,
             }),
         }
     }

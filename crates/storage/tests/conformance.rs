@@ -8,9 +8,10 @@
 use async_trait::async_trait;
 use causerie_storage::conformance::{self, users::sample_credential};
 use causerie_storage::{
-    AccountDataStore, BlockingStore, NewUser, OfflineMessage, OfflineStore, PendingSubscription,
-    RosterItem, RosterStore, Storage, StorageOptions, StoreError, StoredCredential, Subscription,
-    UserInfo, UserStore, migrate,
+    AccountDataStore, AuditEvent, AuditFilter, AuditStore, BlockingStore, FederationStore,
+    NewAuditEvent, NewUser, OfflineMessage, OfflineStore, Partner, PartnerRule,
+    PendingSubscription, RosterItem, RosterStore, Storage, StorageOptions, StoreError,
+    StoredCredential, Subscription, UserInfo, UserStore, migrate,
 };
 use sea_orm::{ConnectionTrait, Database};
 use std::io::Write;
@@ -179,13 +180,115 @@ async fn two_handles_on_one_sqlite_file_both_write() {
     ctl.close().await;
 }
 
+/// What one process (the command-line tool) changes in the partner list and the audit log,
+/// another (the running server) sees: the revision moves, the entry and the event are there.
+async fn changes_seen_by_another_handle(writer: &Storage, reader: &Storage) -> Result<(), String> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let domain = format!("peer-{}-{nanos:x}.handles.test", std::process::id());
+    let before = reader
+        .federation
+        .revision()
+        .await
+        .map_err(|e| format!("revision: {e}"))?;
+    writer
+        .federation
+        .set_partner(
+            &domain,
+            PartnerRule::Deny,
+            Some("from the other handle"),
+            42,
+        )
+        .await
+        .map_err(|e| format!("set_partner: {e}"))?;
+    let after = reader
+        .federation
+        .revision()
+        .await
+        .map_err(|e| format!("revision: {e}"))?;
+    if after <= before {
+        return Err(format!(
+            "the other handle's revision stayed at {after} (was {before}) after a change"
+        ));
+    }
+    let partners = reader
+        .federation
+        .partners()
+        .await
+        .map_err(|e| format!("partners: {e}"))?;
+    let expected = Partner {
+        domain: domain.clone(),
+        rule: PartnerRule::Deny,
+        note: Some("from the other handle".into()),
+        updated_at: 42,
+    };
+    if !partners.contains(&expected) {
+        return Err(format!("{expected:?} not listed by the other handle"));
+    }
+    let ev = NewAuditEvent {
+        at: 42,
+        actor: "causeriectl:test".into(),
+        action: "federation.deny".into(),
+        subject: domain.clone(),
+        outcome: "ok".into(),
+        detail: "note: from the other handle".into(),
+        remote_addr: None,
+    };
+    let id = writer
+        .audit
+        .append(&ev)
+        .await
+        .map_err(|e| format!("append: {e}"))?;
+    let listed = reader
+        .audit
+        .list(&AuditFilter {
+            subject: Some(domain.clone()),
+            ..AuditFilter::default()
+        })
+        .await
+        .map_err(|e| format!("list: {e}"))?;
+    if listed.iter().map(|e| e.id).collect::<Vec<_>>() != [id] {
+        return Err(format!(
+            "the other handle listed {listed:?}, expected id {id}"
+        ));
+    }
+    writer
+        .federation
+        .remove_partner(&domain)
+        .await
+        .map_err(|e| format!("remove_partner: {e}"))?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partner_changes_reach_another_sqlite_handle() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = sqlite_url(&dir.path().join("federation.db"));
+    let server = Storage::open(&url, &StorageOptions::default())
+        .await
+        .expect("server handle");
+    let ctl = Storage::open(&url, &StorageOptions::default())
+        .await
+        .expect("ctl handle");
+    assert_eq!(server.federation.revision().await, Ok(0), "fresh database");
+    let outcome = changes_seen_by_another_handle(&ctl, &server).await;
+    server.close().await;
+    ctl.close().await;
+    outcome.unwrap_or_else(|e| panic!("{e}"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_migrations_are_idempotent_and_data_persists() {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = sqlite_url(&dir.path().join("migrate.db"));
     assert_eq!(
         migrate(&url).await.unwrap(),
-        vec!["m0001_users".to_owned(), "m0002_im".to_owned()]
+        vec![
+            "m0001_users".to_owned(),
+            "m0002_im".to_owned(),
+            "m0003_federation_audit".to_owned()
+        ]
     );
     assert_eq!(migrate(&url).await.unwrap(), Vec::<String>::new());
 
@@ -777,6 +880,97 @@ async fn suite_rejects_broken_im_stores() {
     }
 }
 
+/// A partner list that sorts like a locale (case ignored) and skips a change that sets the
+/// values already stored.
+struct BrokenFederation(Arc<dyn FederationStore>);
+
+#[async_trait]
+impl FederationStore for BrokenFederation {
+    async fn set_partner(
+        &self,
+        domain: &str,
+        rule: PartnerRule,
+        note: Option<&str>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let same = self
+            .0
+            .partners()
+            .await?
+            .iter()
+            .any(|p| p.domain == domain && p.rule == rule && p.note.as_deref() == note);
+        if same {
+            return Ok(());
+        }
+        self.0.set_partner(domain, rule, note, now).await
+    }
+    async fn remove_partner(&self, domain: &str) -> Result<bool, StoreError> {
+        self.0.remove_partner(domain).await
+    }
+    async fn partners(&self) -> Result<Vec<Partner>, StoreError> {
+        let mut list = self.0.partners().await?;
+        list.sort_by_key(|p| p.domain.to_lowercase());
+        Ok(list)
+    }
+    async fn revision(&self) -> Result<i64, StoreError> {
+        self.0.revision().await
+    }
+}
+
+/// An audit log whose `until` leaves out the last second.
+struct BrokenAudit(Arc<dyn AuditStore>);
+
+#[async_trait]
+impl AuditStore for BrokenAudit {
+    async fn append(&self, ev: &NewAuditEvent) -> Result<i64, StoreError> {
+        self.0.append(ev).await
+    }
+    async fn list(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError> {
+        let mut narrowed = filter.clone();
+        narrowed.until = filter.until.map(|u| u - 1);
+        self.0.list(&narrowed).await
+    }
+}
+
+/// The checks of the server-wide stores have teeth: each broken behaviour is reported by the
+/// check written for it, and only there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suite_rejects_broken_server_wide_stores() {
+    let mut storage = Storage::memory();
+    storage.federation = Arc::new(BrokenFederation(storage.federation.clone()));
+    storage.audit = Arc::new(BrokenAudit(storage.audit.clone()));
+    let failures = conformance::run_all(&storage)
+        .await
+        .expect_err("broken stores must fail the suite");
+    for check in [
+        "federation::listing_in_byte_order",
+        "federation::revision_moves_forward",
+        "audit::filters",
+    ] {
+        assert!(
+            failures.contains(check),
+            "{check} not reported in:\n{failures}"
+        );
+    }
+    for check in [
+        "users::",
+        "roster::",
+        "blocking::",
+        "federation::set_replace_remove",
+        "federation::concurrent_changes_each_count",
+        "federation::invalid_input_refused",
+        "audit::append_and_list",
+        "audit::default_limit_and_concurrent_appends",
+        "audit::tailing_misses_nothing",
+        "audit::invalid_input_refused",
+    ] {
+        assert!(
+            !failures.contains(check),
+            "{check} reported in:\n{failures}"
+        );
+    }
+}
+
 /// Appends `options[search_path]=schema` to a PostgreSQL URL.
 fn with_search_path(base: &str, schema: &str) -> String {
     let sep = if base.contains('?') { '&' } else { '?' };
@@ -820,7 +1014,7 @@ async fn postgres_backend_conforms() {
 
 async fn run_postgres(url: &str) -> Result<(), String> {
     let applied = migrate(url).await.map_err(|e| format!("migrate: {e}"))?;
-    if applied != ["m0001_users", "m0002_im"] {
+    if applied != ["m0001_users", "m0002_im", "m0003_federation_audit"] {
         return Err(format!("first migrate applied {applied:?}"));
     }
     let storage = Storage::open(url, &StorageOptions::default())
@@ -840,6 +1034,7 @@ async fn run_postgres(url: &str) -> Result<(), String> {
     }
     let result = async {
         conformance::run_all(&storage).await?;
+        changes_seen_by_another_handle(&storage, &second).await?;
         let elapsed: Duration = conformance::users::large_import(&second, 10_000).await?;
         report(&format!(
             "postgres: imported 10000 users in one transaction in {:.1} ms",
@@ -902,6 +1097,9 @@ async fn postgres_schema_checks(url: &str) -> Result<(), String> {
         ("roster_pending_in", "contact"),
         ("account_data", "key"),
         ("blocklist", "jid"),
+        ("federation_partners", "domain"),
+        ("audit_events", "action"),
+        ("audit_events", "subject"),
     ] {
         let collation = text(&format!(
             "SELECT collation_name::text FROM information_schema.columns \

@@ -29,7 +29,10 @@ const KEEP_OUT_CAPACITY: usize = 512;
 /// The transport under the XML stream.
 pub enum Io {
     Plain(TcpStream),
+    /// TLS where this side is the server (every listener).
     Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    /// TLS where this side is the client (outgoing server-to-server streams).
+    TlsClient(Box<tokio_rustls::client::TlsStream<TcpStream>>),
 }
 
 impl AsyncRead for Io {
@@ -41,6 +44,7 @@ impl AsyncRead for Io {
         match self.get_mut() {
             Io::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Io::TlsClient(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
 }
@@ -54,6 +58,7 @@ impl AsyncWrite for Io {
         match self.get_mut() {
             Io::Plain(s) => Pin::new(s).poll_write(cx, data),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, data),
+            Io::TlsClient(s) => Pin::new(s.as_mut()).poll_write(cx, data),
         }
     }
 
@@ -61,6 +66,7 @@ impl AsyncWrite for Io {
         match self.get_mut() {
             Io::Plain(s) => Pin::new(s).poll_flush(cx),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Io::TlsClient(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
 
@@ -68,6 +74,7 @@ impl AsyncWrite for Io {
         match self.get_mut() {
             Io::Plain(s) => Pin::new(s).poll_shutdown(cx),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Io::TlsClient(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 }
@@ -103,6 +110,8 @@ pub struct XmlStream {
     content_ns: &'static str,
     header_sent: bool,
     closed: bool,
+    /// Extra namespace declarations written on our stream header (`xmlns:db='…'` on s2s).
+    header_extra: &'static str,
 }
 
 impl XmlStream {
@@ -116,7 +125,15 @@ impl XmlStream {
             content_ns,
             header_sent: false,
             closed: false,
+            header_extra: "",
         }
+    }
+
+    /// Extra namespace declarations for our stream headers, written verbatim (for example
+    /// ` xmlns:db='jabber:server:dialback'` on server-to-server streams, XEP-0220 §2.1).
+    pub fn with_header_extra(mut self, extra: &'static str) -> Self {
+        self.header_extra = extra;
+        self
     }
 
     /// Accepts a direct TLS connection (XEP-0368).
@@ -141,13 +158,22 @@ impl XmlStream {
     }
 
     pub fn is_tls(&self) -> bool {
-        matches!(self.io, Io::Tls(_))
+        matches!(self.io, Io::Tls(_) | Io::TlsClient(_))
+    }
+
+    /// The certificate chain the peer presented during the TLS handshake (leaf first), if any.
+    pub fn peer_certificates(&self) -> Option<&[rustls_pki_types::CertificateDer<'static>]> {
+        match &self.io {
+            Io::Tls(s) => s.get_ref().1.peer_certificates(),
+            Io::TlsClient(s) => s.get_ref().1.peer_certificates(),
+            Io::Plain(_) => None,
+        }
     }
 
     pub fn tls_connection(&self) -> Option<&tokio_rustls::rustls::ServerConnection> {
         match &self.io {
             Io::Tls(s) => Some(s.get_ref().1),
-            Io::Plain(_) => None,
+            Io::Plain(_) | Io::TlsClient(_) => None,
         }
     }
 
@@ -222,16 +248,30 @@ impl XmlStream {
         self.framer.shrink();
     }
 
-    /// Queues our stream header (RFC 6120 §4.7). `to` echoes the initiator's `from` when it gave one.
+    /// Queues our stream header as the receiving entity (RFC 6120 §4.7). `to` echoes the initiator's
+    /// `from` when it gave one.
     pub fn queue_header(&mut self, from: &str, to: Option<&str>, id: &str) {
+        self.write_header(from, to, Some(id));
+    }
+
+    /// Queues our stream header as the initiating entity: no `id`, which the receiver chooses.
+    pub fn queue_initiator_header(&mut self, from: &str, to: &str) {
+        self.write_header(from, Some(to), None);
+    }
+
+    fn write_header(&mut self, from: &str, to: Option<&str>, id: Option<&str>) {
         let out = &mut self.out;
         out.extend_from_slice(b"<?xml version='1.0'?><stream:stream xmlns='");
         out.extend_from_slice(self.content_ns.as_bytes());
-        out.extend_from_slice(
-            b"' xmlns:stream='http://etherx.jabber.org/streams' version='1.0' xml:lang='en' id='",
-        );
-        causerie_xml::escape_attr(id, out);
-        out.extend_from_slice(b"' from='");
+        out.extend_from_slice(b"' xmlns:stream='http://etherx.jabber.org/streams'");
+        out.extend_from_slice(self.header_extra.as_bytes());
+        out.extend_from_slice(b" version='1.0' xml:lang='en'");
+        if let Some(id) = id {
+            out.extend_from_slice(b" id='");
+            causerie_xml::escape_attr(id, out);
+            out.push(b'\'');
+        }
+        out.extend_from_slice(b" from='");
         causerie_xml::escape_attr(from, out);
         if let Some(to) = to {
             out.extend_from_slice(b"' to='");
@@ -308,6 +348,7 @@ impl XmlStream {
             limits,
             peer,
             content_ns,
+            header_extra,
             ..
         } = self;
         let Io::Plain(tcp) = io else {
@@ -317,12 +358,45 @@ impl XmlStream {
             ));
         };
         let tls = acceptor.accept(tcp).await?;
-        Ok(XmlStream::new(
-            Io::Tls(Box::new(tls)),
-            peer,
+        Ok(
+            XmlStream::new(Io::Tls(Box::new(tls)), peer, limits, content_ns)
+                .with_header_extra(header_extra),
+        )
+    }
+}
+
+impl XmlStream {
+    /// Connects TLS as the client: after `<proceed/>` on a plain stream, or at once for direct TLS.
+    pub async fn connect_tls(
+        self,
+        connector: &tokio_rustls::TlsConnector,
+        server_name: rustls_pki_types::ServerName<'static>,
+    ) -> Result<XmlStream, io::Error> {
+        let XmlStream {
+            io,
             limits,
+            peer,
             content_ns,
-        ))
+            header_extra,
+            ..
+        } = self;
+        let Io::Plain(tcp) = io else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "stream is already encrypted",
+            ));
+        };
+        let tls = connector.connect(server_name, tcp).await?;
+        Ok(
+            XmlStream::new(Io::TlsClient(Box::new(tls)), peer, limits, content_ns)
+                .with_header_extra(header_extra),
+        )
+    }
+
+    /// Whether the framer holds bytes the peer sent after the element just read (bytes pipelined
+    /// after `<proceed/>` or `<starttls/>` must not be carried over into TLS).
+    pub fn has_buffered_input(&self) -> bool {
+        self.framer.buffered() > 0
     }
 }
 

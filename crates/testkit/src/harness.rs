@@ -32,6 +32,10 @@ impl TestServer {
         config.server.shutdown_grace_secs = 5;
         config.c2s.starttls_listen = vec!["127.0.0.1:0".into()];
         config.c2s.direct_tls_listen = vec!["127.0.0.1:0".into()];
+        config.s2s.listen = vec!["127.0.0.1:0".into()];
+        config.s2s.direct_tls_listen = vec!["127.0.0.1:0".into()];
+        // Tests never depend on the machine's DNS or CA bundle.
+        config.s2s.use_system_roots = false;
         f(&mut config);
         config
             .validate()
@@ -57,6 +61,19 @@ impl TestServer {
 
     pub fn direct_tls_addr(&self) -> SocketAddr {
         self.running().direct_tls_addrs[0]
+    }
+
+    /// The first server-to-server STARTTLS listener.
+    pub fn s2s_addr(&self) -> SocketAddr {
+        self.running().s2s_addrs[0]
+    }
+
+    pub fn s2s(&self) -> &std::sync::Arc<causerie_s2s::S2s> {
+        &self.running().s2s
+    }
+
+    pub fn storage(&self) -> &causerie_storage::Storage {
+        &self.running().storage
     }
 
     pub fn domain(&self) -> &str {

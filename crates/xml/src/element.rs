@@ -213,6 +213,24 @@ impl Element {
         }
     }
 
+    /// Moves this element and every descendant in namespace `from` to namespace `to` (a stanza
+    /// crossing from a `jabber:server` stream to `jabber:client` ones, RFC 6120 §4.8.3).
+    pub fn rename_ns(&mut self, from: &str, to: &str) {
+        let target: Arc<str> = Arc::from(to);
+        self.rename_ns_shared(from, &target);
+    }
+
+    fn rename_ns_shared(&mut self, from: &str, to: &Arc<str>) {
+        if &*self.ns == from {
+            self.ns = to.clone();
+        }
+        for node in &mut self.nodes {
+            if let Node::Element(e) = node {
+                e.rename_ns_shared(from, to);
+            }
+        }
+    }
+
     /// The concatenation of the direct text children (not of descendants).
     pub fn text(&self) -> String {
         let mut out = String::new();

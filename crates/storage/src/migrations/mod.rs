@@ -14,6 +14,7 @@ use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
 mod m0001_users;
 mod m0002_im;
+mod m0003_federation_audit;
 
 pub(crate) struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m0001_users::Migration),
             Box::new(m0002_im::Migration),
+            Box::new(m0003_federation_audit::Migration),
         ]
     }
 }

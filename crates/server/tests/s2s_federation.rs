@@ -1,0 +1,731 @@
+//! Federation between in-process servers on distinct loopback addresses (RFC 6120 §4–§6 between
+//! servers, RFC 6121 across domains): SASL EXTERNAL with certificates from a test CA, dialback
+//! when the certificates are self-signed, the partner allowlist (static and changed at run time),
+//! spoofed senders, unreachable partners and idle streams.
+
+mod im;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use causerie_config::{CertificateConfig, Config, PartnerConfig};
+use causerie_storage::audit::AuditFilter;
+use causerie_storage::federation::PartnerRule;
+use causerie_testkit::certs::{TestCa, test_ca};
+use causerie_testkit::client::{Client, ClientConfig};
+use causerie_testkit::harness::TestServer;
+use causerie_xml::Element;
+use im::{
+    NS_CLIENT, T, collect_until, error_condition, expect, is_presence, password, typed_presence,
+};
+
+/// Reserves a port on `ip` for a server started later (the listener is closed at once).
+fn free_port(ip: &str) -> u16 {
+    std::net::TcpListener::bind((ip, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// How a test server proves its domain.
+#[derive(Clone, Copy, PartialEq)]
+enum Certs {
+    /// A certificate from the shared test CA, which every server trusts.
+    FromCa,
+    /// The generated self-signed certificate: only dialback can authenticate it.
+    SelfSigned,
+}
+
+struct Node {
+    domain: &'static str,
+    ip: &'static str,
+    port: u16,
+}
+
+impl Node {
+    fn new(domain: &'static str, ip: &'static str) -> Node {
+        Node {
+            domain,
+            ip,
+            port: free_port(ip),
+        }
+    }
+
+    fn route(&self) -> String {
+        format!("{}:{}", self.ip, self.port)
+    }
+
+    fn partner(&self) -> PartnerConfig {
+        PartnerConfig {
+            domain: self.domain.to_owned(),
+            route: Some(self.route()),
+            ..PartnerConfig::default()
+        }
+    }
+}
+
+async fn start(
+    node: &Node,
+    ca: &TestCa,
+    certs: Certs,
+    partners: Vec<PartnerConfig>,
+    users: &[&str],
+    f: impl FnOnce(&mut Config),
+) -> TestServer {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca_path = dir.path().join("ca.pem");
+    std::fs::write(&ca_path, ca.cert_pem()).expect("ca");
+    let (cert, key) = ca.issue(&[node.domain]);
+    let cert_path = dir.path().join("cert.pem");
+    let key_path = dir.path().join("key.pem");
+    std::fs::write(&cert_path, cert).expect("cert");
+    std::fs::write(&key_path, key).expect("key");
+    let s = TestServer::start_with(|c| {
+        c.server.domains = vec![node.domain.to_owned()];
+        c.s2s.listen = vec![node.route()];
+        c.s2s.direct_tls_listen = vec![];
+        c.s2s.ca_file = Some(ca_path);
+        c.s2s.connect_timeout_secs = 5;
+        c.federation.partners = partners;
+        c.federation.reload_secs = 1;
+        if certs == Certs::FromCa {
+            c.tls.certificates = vec![CertificateConfig {
+                domain: node.domain.to_owned(),
+                cert: cert_path,
+                key: key_path,
+            }];
+        }
+        f(c);
+    })
+    .await
+    .expect("server starts");
+    // The certificate files are read at start; the folder may go.
+    drop(dir);
+    for u in users {
+        s.add_user(u, &password(u)).await.expect("account");
+    }
+    s
+}
+
+/// a.test (with alice) and b.test (with bob), partners of each other, on two addresses.
+async fn pair(
+    ips: (&'static str, &'static str),
+    certs: (Certs, Certs),
+    fa: impl FnOnce(&mut Config),
+    fb: impl FnOnce(&mut Config),
+) -> (TestServer, TestServer) {
+    let ca = test_ca();
+    let (na, nb) = (Node::new("a.test", ips.0), Node::new("b.test", ips.1));
+    let a = start(&na, &ca, certs.0, vec![nb.partner()], &["alice"], fa).await;
+    let b = start(&nb, &ca, certs.1, vec![na.partner()], &["bob"], fb).await;
+    (a, b)
+}
+
+fn client(s: &TestServer, user: &str) -> ClientConfig {
+    let mut cfg = ClientConfig::new(s.starttls_addr(), s.domain(), user, &password(user));
+    cfg.resource = Some("res".into());
+    cfg
+}
+
+async fn online(s: &TestServer, user: &str) -> Client {
+    let mut c = Client::login(&client(s, user)).await.expect("login");
+    c.send(&Element::new("presence", NS_CLIENT))
+        .await
+        .expect("presence");
+    expect(&mut c, "own presence", |e| e.name() == "presence").await;
+    c
+}
+
+fn chat(to: &str, body: &str) -> Element {
+    Element::new("message", NS_CLIENT)
+        .with_attr("to", to)
+        .with_attr("type", "chat")
+        .with_attr("id", format!("m-{body}"))
+        .with_child(Element::new("body", NS_CLIENT).with_text(body))
+}
+
+fn body(el: &Element) -> Option<String> {
+    el.get_child("body", NS_CLIENT).map(|b| b.text())
+}
+
+async fn expect_body(c: &mut Client, from: &str, text: &str) -> Element {
+    let text = text.to_owned();
+    let from = from.to_owned();
+    expect(c, &format!("message {text}"), move |e| {
+        e.name() == "message"
+            && e.attr("from") == Some(from.as_str())
+            && body(e).as_deref() == Some(text.as_str())
+    })
+    .await
+}
+
+/// `me` subscribes to `other`, who approves; `me` then sees the contact online.
+async fn subscribe(me: &mut Client, my_bare: &str, other: &mut Client, other_bare: &str) {
+    me.send(&typed_presence("subscribe", other_bare))
+        .await
+        .expect("subscribe");
+    expect(other, "the subscription request", |e| {
+        is_presence(e, my_bare, Some("subscribe"))
+    })
+    .await;
+    other
+        .send(&typed_presence("subscribed", my_bare))
+        .await
+        .expect("approve");
+    expect(me, "the approval", |e| {
+        is_presence(e, other_bare, Some("subscribed"))
+    })
+    .await;
+    // RFC 6121 §3.1.5/§3.1.6: the contact's current presence follows the approval.
+    let other_full = other.jid().to_owned();
+    expect(me, "the contact's presence", |e| {
+        e.name() == "presence"
+            && e.attr("from") == Some(other_full.as_str())
+            && e.attr("type").is_none()
+    })
+    .await;
+}
+
+/// Both users subscribe to each other across the domains, see each other online, and chat.
+async fn converse(a: &TestServer, b: &TestServer, alice: &mut Client, bob: &mut Client) {
+    let alice_bare = format!("alice@{}", a.domain());
+    let bob_bare = format!("bob@{}", b.domain());
+    subscribe(alice, &alice_bare, bob, &bob_bare).await;
+    subscribe(bob, &bob_bare, alice, &alice_bare).await;
+    alice
+        .send(&chat(&bob_bare, "hello bob"))
+        .await
+        .expect("send");
+    let got = expect_body(bob, alice.jid(), "hello bob").await;
+    // Addressed as the sender wrote it; the namespace is the client's again on this side.
+    assert_eq!(got.attr("to"), Some(bob_bare.as_str()), "{}", got.to_xml());
+    assert_eq!(got.ns(), NS_CLIENT);
+    bob.send(&chat(alice.jid(), "hello alice"))
+        .await
+        .expect("send");
+    expect_body(alice, bob.jid(), "hello alice").await;
+}
+
+fn methods(s: &TestServer) -> Vec<(String, &'static str, &'static str, bool)> {
+    s.s2s()
+        .streams()
+        .into_iter()
+        .map(|i| (i.remote, i.direction.as_str(), i.method, i.bidi))
+        .collect()
+}
+
+async fn audit_actions(s: &TestServer, subject: &str) -> Vec<String> {
+    // Audit records are written off the stream's task; give them a moment.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    s.storage()
+        .audit
+        .list(&AuditFilter {
+            subject: Some(subject.to_owned()),
+            ..AuditFilter::default()
+        })
+        .await
+        .expect("audit")
+        .into_iter()
+        .map(|e| format!("{} {}", e.action, e.detail))
+        .collect()
+}
+
+#[tokio::test]
+async fn sasl_external_with_certificates_from_a_trusted_ca() {
+    let (a, b) = pair(
+        ("127.0.0.2", "127.0.0.3"),
+        (Certs::FromCa, Certs::FromCa),
+        |_| {},
+        |_| {},
+    )
+    .await;
+    let mut alice = online(&a, "alice").await;
+    let mut bob = online(&b, "bob").await;
+    converse(&a, &b, &mut alice, &mut bob).await;
+    // XEP-0288: the first stream, opened by a.test, carries both directions.
+    assert_eq!(
+        methods(&a),
+        vec![("b.test".to_owned(), "outbound", "sasl-external", true)]
+    );
+    assert_eq!(
+        methods(&b),
+        vec![("a.test".to_owned(), "inbound", "sasl-external", true)]
+    );
+    let audit = audit_actions(&a, "b.test").await;
+    assert!(
+        audit.iter().any(|l| l.starts_with("s2s.outbound.accepted")),
+        "{audit:?}"
+    );
+    let audit = audit_actions(&b, "a.test").await;
+    assert!(
+        audit.iter().any(|l| l.starts_with("s2s.inbound.accepted")),
+        "{audit:?}"
+    );
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn one_stream_each_way_without_bidi() {
+    let no_bidi = |c: &mut Config| c.s2s.bidi = false;
+    let (a, b) = pair(
+        ("127.0.0.16", "127.0.0.17"),
+        (Certs::FromCa, Certs::FromCa),
+        no_bidi,
+        no_bidi,
+    )
+    .await;
+    let mut alice = online(&a, "alice").await;
+    let mut bob = online(&b, "bob").await;
+    converse(&a, &b, &mut alice, &mut bob).await;
+    assert_eq!(
+        methods(&a),
+        vec![
+            ("b.test".to_owned(), "inbound", "sasl-external", false),
+            ("b.test".to_owned(), "outbound", "sasl-external", false),
+        ]
+    );
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn dialback_when_certificates_do_not_validate() {
+    let (a, b) = pair(
+        ("127.0.0.4", "127.0.0.5"),
+        (Certs::SelfSigned, Certs::SelfSigned),
+        |_| {},
+        |_| {},
+    )
+    .await;
+    let mut alice = online(&a, "alice").await;
+    let mut bob = online(&b, "bob").await;
+    converse(&a, &b, &mut alice, &mut bob).await;
+    assert_eq!(
+        methods(&b),
+        vec![("a.test".to_owned(), "inbound", "dialback", true)]
+    );
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn valid_certificates_can_be_required() {
+    let (a, b) = pair(
+        ("127.0.0.6", "127.0.0.7"),
+        (Certs::SelfSigned, Certs::FromCa),
+        |_| {},
+        |c| c.s2s.require_valid_certificates = true,
+    )
+    .await;
+    let mut alice = online(&a, "alice").await;
+    alice
+        .send(&chat("bob@b.test", "refused"))
+        .await
+        .expect("send");
+    let err = expect(&mut alice, "the bounce", |e| {
+        e.attr("type") == Some("error")
+    })
+    .await;
+    assert_eq!(
+        error_condition(&err).as_deref(),
+        Some("remote-server-not-found"),
+        "{}",
+        err.to_xml()
+    );
+    let audit = audit_actions(&b, "a.test").await;
+    assert!(
+        audit.iter().any(|l| l.starts_with("s2s.inbound.refused")),
+        "{audit:?}"
+    );
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn allowlist_refuses_a_third_domain_until_an_admin_allows_it() {
+    let ca = test_ca();
+    let (na, nc) = (
+        Node::new("a.test", "127.0.0.8"),
+        Node::new("c.test", "127.0.0.9"),
+    );
+    // a.test has no partner at all: closed. c.test lists a.test.
+    let a = start(&na, &ca, Certs::FromCa, vec![], &["alice"], |_| {}).await;
+    let c = start(
+        &nc,
+        &ca,
+        Certs::FromCa,
+        vec![na.partner()],
+        &["carol"],
+        |_| {},
+    )
+    .await;
+    let mut alice = online(&a, "alice").await;
+    let mut carol = online(&c, "carol").await;
+
+    // Outgoing: refused at once, locally, with not-allowed.
+    alice
+        .send(&chat("carol@c.test", "out"))
+        .await
+        .expect("send");
+    let err = expect(&mut alice, "the refusal", |e| {
+        e.attr("type") == Some("error")
+    })
+    .await;
+    assert_eq!(
+        error_condition(&err).as_deref(),
+        Some("not-allowed"),
+        "{}",
+        err.to_xml()
+    );
+
+    // Incoming: c.test's stream is refused by a.test; carol learns the message did not go.
+    carol.send(&chat("alice@a.test", "in")).await.expect("send");
+    let err = expect(&mut carol, "the bounce", |e| {
+        e.attr("type") == Some("error")
+    })
+    .await;
+    assert_eq!(
+        error_condition(&err).as_deref(),
+        Some("remote-server-not-found"),
+        "{}",
+        err.to_xml()
+    );
+    let audit = audit_actions(&a, "c.test").await;
+    assert!(
+        audit.iter().any(|l| l.starts_with("s2s.inbound.refused")),
+        "{audit:?}"
+    );
+
+    // The admin allows c.test (what `causeriectl federation allow` writes); no restart. The route
+    // comes from DNS then, which the test does not have, so a.test is reached from c.test's side.
+    a.storage()
+        .federation
+        .set_partner("c.test", PartnerRule::Allow, Some("pilot"), 0)
+        .await
+        .expect("allow");
+    let deadline = Instant::now() + T;
+    loop {
+        if a.s2s().policy().decide("c.test").is_allowed() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the partner list was not reloaded"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    carol
+        .send(&chat("alice@a.test", "now allowed"))
+        .await
+        .expect("send");
+    expect_body(&mut alice, carol.jid(), "now allowed").await;
+
+    // Denied again: the stream is closed and new stanzas are refused.
+    a.storage()
+        .federation
+        .set_partner("c.test", PartnerRule::Deny, None, 0)
+        .await
+        .expect("deny");
+    let deadline = Instant::now() + T;
+    while a.s2s().policy().decide("c.test").is_allowed() {
+        assert!(
+            Instant::now() < deadline,
+            "the partner list was not reloaded"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    alice
+        .send(&chat("carol@c.test", "denied"))
+        .await
+        .expect("send");
+    let err = expect(&mut alice, "the refusal", |e| {
+        e.attr("type") == Some("error")
+    })
+    .await;
+    assert_eq!(error_condition(&err).as_deref(), Some("not-allowed"));
+    a.stop().await;
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn unreachable_partners_bounce_with_the_right_error_in_time() {
+    let ca = test_ca();
+    let na = Node::new("a.test", "127.0.0.10");
+    // Nothing listens on this port: connection refused.
+    let closed = Node::new("closed.test", "127.0.0.11");
+    // This one accepts TCP (the backlog) and never says a word: the set-up times out.
+    let silent_listener = std::net::TcpListener::bind("127.0.0.12:0").expect("bind");
+    let silent_addr: SocketAddr = silent_listener.local_addr().expect("addr");
+    let silent = PartnerConfig {
+        domain: "silent.test".to_owned(),
+        route: Some(silent_addr.to_string()),
+        ..PartnerConfig::default()
+    };
+    let a = start(
+        &na,
+        &ca,
+        Certs::FromCa,
+        vec![closed.partner(), silent],
+        &["alice"],
+        |c| {
+            c.s2s.connect_timeout_secs = 2;
+        },
+    )
+    .await;
+    let mut alice = online(&a, "alice").await;
+
+    let t0 = Instant::now();
+    alice
+        .send(&chat("x@closed.test", "refused"))
+        .await
+        .expect("send");
+    let err = expect(&mut alice, "the bounce", |e| {
+        e.attr("type") == Some("error")
+    })
+    .await;
+    assert_eq!(
+        error_condition(&err).as_deref(),
+        Some("remote-server-not-found")
+    );
+    assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+
+    let t0 = Instant::now();
+    for i in 0..3 {
+        alice
+            .send(&chat("y@silent.test", &format!("wait{i}")))
+            .await
+            .expect("send");
+    }
+    for _ in 0..3 {
+        let err = expect(&mut alice, "the bounce", |e| {
+            e.attr("type") == Some("error")
+        })
+        .await;
+        assert_eq!(
+            error_condition(&err).as_deref(),
+            Some("remote-server-timeout"),
+            "{}",
+            err.to_xml()
+        );
+    }
+    let took = t0.elapsed();
+    assert!(
+        took >= Duration::from_millis(1900) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    drop(silent_listener);
+    a.stop().await;
+}
+
+#[tokio::test]
+async fn idle_streams_close_and_reopen_on_demand() {
+    let short = |c: &mut Config| c.s2s.idle_timeout_secs = 10;
+    let (a, b) = pair(
+        ("127.0.0.13", "127.0.0.14"),
+        (Certs::FromCa, Certs::FromCa),
+        short,
+        short,
+    )
+    .await;
+    let mut alice = online(&a, "alice").await;
+    let mut bob = online(&b, "bob").await;
+    alice
+        .send(&chat("bob@b.test/res", "one"))
+        .await
+        .expect("send");
+    expect_body(&mut bob, alice.jid(), "one").await;
+    assert!(!a.s2s().streams().is_empty());
+    // Keep the client sessions alive meanwhile (their own idle limit is longer).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !a.s2s().streams().is_empty() {
+        assert!(Instant::now() < deadline, "the idle stream stayed open");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    alice
+        .send(&chat("bob@b.test/res", "two"))
+        .await
+        .expect("send");
+    expect_body(&mut bob, alice.jid(), "two").await;
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn a_stream_may_only_carry_the_domain_it_authenticated() {
+    let ca = test_ca();
+    let na = Node::new("a.test", "127.0.0.15");
+    let spoofer = PartnerConfig {
+        domain: "b.test".to_owned(),
+        ..PartnerConfig::default()
+    };
+    let a = start(&na, &ca, Certs::FromCa, vec![spoofer], &["alice"], |_| {}).await;
+    let mut alice = online(&a, "alice").await;
+    let (cert, key) = ca.issue(&["b.test"]);
+    let mut peer = raw::RawPeer::connect(a.s2s_addr(), "b.test", "a.test", &ca, &cert, &key).await;
+    let features = peer.external().await;
+    assert!(features.contains("EXTERNAL"), "{features}");
+    // Authenticated as b.test: a stanza from b.test goes through...
+    peer.send("<message from='bob@b.test/x' to='alice@a.test/res' type='chat'><body>legit</body></message>").await;
+    expect_body(&mut alice, "bob@b.test/x", "legit").await;
+    // ...one claiming to be from c.test closes the stream with invalid-from.
+    peer.send("<message from='eve@c.test/x' to='alice@a.test/res' type='chat'><body>spoof</body></message>").await;
+    let end = peer.read_until_error().await;
+    assert!(end.contains("invalid-from"), "{end}");
+    // Nothing of it reached alice.
+    alice
+        .send(
+            &Element::new("iq", NS_CLIENT)
+                .with_attr("type", "get")
+                .with_attr("id", "p")
+                .with_child(Element::new("ping", "urn:xmpp:ping")),
+        )
+        .await
+        .expect("ping");
+    let (before, _) = collect_until(&mut alice, |e| e.attr("id") == Some("p")).await;
+    assert!(before.iter().all(|e| body(e).as_deref() != Some("spoof")));
+    a.stop().await;
+}
+
+/// A hand-driven peer server, for what a well-behaved one would never send.
+mod raw {
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+
+    use causerie_testkit::certs::TestCa;
+    use causerie_xml::{Framer, FramerEvent, Limits};
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+    use tokio_rustls::client::TlsStream;
+
+    pub struct RawPeer {
+        tls: TlsStream<TcpStream>,
+        framer: Framer,
+        from: String,
+        to: String,
+    }
+
+    fn header(from: &str, to: &str) -> String {
+        format!(
+            "<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' version='1.0' from='{from}' to='{to}'>"
+        )
+    }
+
+    async fn read_plain(tcp: &mut TcpStream, framer: &mut Framer, until: &str) -> String {
+        let mut seen = String::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            while let Ok(Some(ev)) = framer.next_event() {
+                if let FramerEvent::Element(el) = ev {
+                    let xml = el.to_xml();
+                    seen.push_str(&xml);
+                    if xml.contains(until) {
+                        return seen;
+                    }
+                }
+            }
+            let n = tcp.read(&mut buf).await.expect("read");
+            assert!(n > 0, "closed; saw {seen}");
+            framer.feed(&buf[..n]);
+        }
+    }
+
+    impl RawPeer {
+        pub async fn connect(
+            addr: SocketAddr,
+            from: &str,
+            to: &str,
+            ca: &TestCa,
+            cert: &str,
+            key: &str,
+        ) -> RawPeer {
+            let mut tcp = TcpStream::connect(addr).await.expect("connect");
+            let mut framer = Framer::new(Limits::default());
+            tcp.write_all(header(from, to).as_bytes())
+                .await
+                .expect("write");
+            read_plain(&mut tcp, &mut framer, "starttls").await;
+            tcp.write_all(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+                .await
+                .expect("write");
+            read_plain(&mut tcp, &mut framer, "proceed").await;
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(ca.cert_der()).expect("root");
+            let chain: Vec<CertificateDer<'static>> =
+                CertificateDer::pem_slice_iter(cert.as_bytes())
+                    .collect::<Result<_, _>>()
+                    .expect("chain");
+            let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).expect("key");
+            let cfg = rustls::ClientConfig::builder()
+                .with_root_certificates(roots)
+                .with_client_auth_cert(chain, key)
+                .expect("client cert");
+            let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+            let tls = connector
+                .connect(ServerName::try_from(to.to_owned()).expect("name"), tcp)
+                .await
+                .expect("tls");
+            RawPeer {
+                tls,
+                framer: Framer::new(Limits::default()),
+                from: from.to_owned(),
+                to: to.to_owned(),
+            }
+        }
+
+        async fn read(&mut self, until: &str) -> String {
+            let mut seen = String::new();
+            let mut buf = [0u8; 4096];
+            loop {
+                while let Ok(Some(ev)) = self.framer.next_event() {
+                    match ev {
+                        FramerEvent::Element(el) => {
+                            let xml = el.to_xml();
+                            seen.push_str(&xml);
+                            if xml.contains(until) {
+                                return seen;
+                            }
+                        }
+                        FramerEvent::StreamClose => return seen,
+                        FramerEvent::StreamOpen(_) => {}
+                    }
+                }
+                let n = self.tls.read(&mut buf).await.unwrap_or(0);
+                if n == 0 {
+                    return seen;
+                }
+                self.framer.feed(&buf[..n]);
+            }
+        }
+
+        /// Opens the encrypted stream and authenticates with SASL EXTERNAL; returns the features.
+        pub async fn external(&mut self) -> String {
+            let h = header(&self.from, &self.to);
+            self.send(&h).await;
+            let features = self.read("features").await;
+            self.send(
+                "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>",
+            )
+            .await;
+            let answer = self.read("success").await;
+            assert!(answer.contains("success"), "{answer}");
+            self.framer = Framer::new(Limits::default());
+            self.send(&h).await;
+            self.read("features").await;
+            features
+        }
+
+        pub async fn send(&mut self, xml: &str) {
+            self.tls.write_all(xml.as_bytes()).await.expect("write");
+            self.tls.flush().await.expect("flush");
+        }
+
+        pub async fn read_until_error(&mut self) -> String {
+            tokio::time::timeout(super::T, self.read("error"))
+                .await
+                .expect("an answer in time")
+        }
+    }
+}
