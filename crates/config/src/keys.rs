@@ -553,7 +553,7 @@ pub static KEYS: &[KeyDoc] = &[
         example: Some(
             "[\"4f:1c:6a:09:7e:22:d3:b8:90:5a:ee:13:c7:44:08:f1:2d:9b:6e:a0:35:c8:71:fe:0b:64:d9:2a:83:57:1e:cc\"]",
         ),
-        description: "Pin: SHA-256 fingerprints of the partner's own (leaf) certificate, any of which is accepted: 64 hex digits, with or without colons between bytes, as printed by `openssl x509 -noout -fingerprint -sha256`. Dialback is refused for a pinned partner.",
+        description: "Pin: SHA-256 fingerprints of the partner's own (leaf) certificate, any of which is accepted: 64 hex digits, with or without colons between bytes, as printed by `openssl x509 -noout -fingerprint -sha256`. With `ca` too, a certificate matching either pin is accepted. Dialback is refused for a pinned partner.",
     },
     KeyDoc {
         path: "federation.partners.insecure",
