@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 
+use causerie_config::Config;
 use causerie_storage::audit::{MAX_DETAIL_BYTES, MAX_FIELD_BYTES};
 use causerie_storage::federation::MAX_NOTE_BYTES;
 use causerie_storage::{
@@ -212,13 +213,52 @@ async fn record(storage: &Storage, action: &str, domain: &str, detail: String) -
     }
 }
 
-pub(crate) async fn run(storage: &Storage, cmd: Prepared) -> ExitCode {
+pub(crate) async fn run(storage: &Storage, config: &Config, cmd: Prepared) -> ExitCode {
     match cmd {
         Prepared::Set { domain, rule, note } => set(storage, &domain, rule, note).await,
         Prepared::Remove { domain } => remove(storage, &domain).await,
-        Prepared::List { json } => list(storage, json).await,
-        Prepared::Status { json } => status(storage, json).await,
+        Prepared::List { json } => list(storage, config, json).await,
+        Prepared::Status { json } => status(storage, config, json).await,
     }
+}
+
+/// Note of the entries that come from the configuration file.
+const FROM_CONFIG: &str = "from the configuration file";
+
+/// The database entries, then the configuration file's partners and denied domains that the
+/// database does not override (a database entry decides for its domain, as in the server), by
+/// domain.
+async fn effective_partners(
+    storage: &Storage,
+    config: &Config,
+) -> Result<Vec<Partner>, StoreError> {
+    let mut partners = storage.federation.partners().await?;
+    let configured = config
+        .federation
+        .partners
+        .iter()
+        .map(|p| (p.domain.as_str(), PartnerRule::Allow))
+        .chain(
+            config
+                .federation
+                .deny
+                .iter()
+                .map(|d| (d.as_str(), PartnerRule::Deny)),
+        );
+    let mut extra = Vec::new();
+    for (domain, rule) in configured {
+        if !partners.iter().any(|p| p.domain == domain) {
+            extra.push(Partner {
+                domain: domain.to_owned(),
+                rule,
+                note: Some(FROM_CONFIG.to_owned()),
+                updated_at: 0,
+            });
+        }
+    }
+    partners.extend(extra);
+    partners.sort_by(|a, b| a.domain.cmp(&b.domain));
+    Ok(partners)
 }
 
 async fn previous(storage: &Storage, domain: &str) -> Result<Option<Partner>, StoreError> {
@@ -280,8 +320,8 @@ async fn remove(storage: &Storage, domain: &str) -> ExitCode {
     }
 }
 
-async fn list(storage: &Storage, json: bool) -> ExitCode {
-    let partners = match storage.federation.partners().await {
+async fn list(storage: &Storage, config: &Config, json: bool) -> ExitCode {
+    let partners = match effective_partners(storage, config).await {
         Ok(p) => p,
         Err(e) => return store_failure("read the partner list", &e),
     };
@@ -339,8 +379,8 @@ fn keep_latest(slot: &mut Option<AuditEvent>, ev: &AuditEvent) {
     }
 }
 
-async fn status(storage: &Storage, json: bool) -> ExitCode {
-    let partners = match storage.federation.partners().await {
+async fn status(storage: &Storage, config: &Config, json: bool) -> ExitCode {
+    let partners = match effective_partners(storage, config).await {
         Ok(p) => p,
         Err(e) => return store_failure("read the partner list", &e),
     };

@@ -104,7 +104,7 @@ async fn run(config: Config, command: Command) -> ExitCode {
                 Ok(s) => s,
                 Err(code) => return code,
             };
-            let code = federation::run(&storage, cmd).await;
+            let code = federation::run(&storage, &config, cmd).await;
             storage.close().await;
             code
         }

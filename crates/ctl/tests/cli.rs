@@ -911,3 +911,24 @@ fn the_json_reader_is_strict() {
         assert!(Json::parse(bad).is_err(), "{bad:?} accepted");
     }
 }
+
+#[test]
+fn federation_list_shows_the_configuration_file_under_the_database() {
+    let e = env();
+    let mut text = std::fs::read_to_string(&e.config).expect("config");
+    text.push_str(
+        "\n[federation]\ndeny = [\"bad.example\"]\n\n[[federation.partners]]\ndomain = \"partner.example\"\n\n[[federation.partners]]\ndomain = \"later-denied.example\"\n",
+    );
+    std::fs::write(&e.config, text).expect("config");
+    let o = ctl(&e, &["federation", "deny", "later-denied.example"], None);
+    assert!(o.status.success(), "{}", err(&o));
+    let o = ctl(&e, &["federation", "list"], None);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(
+        out(&o),
+        "bad.example deny from the configuration file\nlater-denied.example deny\npartner.example allow from the configuration file\n"
+    );
+    let o = ctl(&e, &["federation", "status", "--json"], None);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(out(&o).contains("partner.example"), "{}", out(&o));
+}

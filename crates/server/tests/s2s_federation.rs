@@ -40,6 +40,8 @@ struct Node {
     domain: &'static str,
     ip: &'static str,
     port: u16,
+    /// The XEP-0368 direct TLS listener.
+    direct_port: u16,
 }
 
 impl Node {
@@ -48,6 +50,16 @@ impl Node {
             domain,
             ip,
             port: free_port(ip),
+            direct_port: free_port(ip),
+        }
+    }
+
+    /// A partner entry that reaches this node over direct TLS (XEP-0368).
+    fn partner_direct(&self) -> PartnerConfig {
+        PartnerConfig {
+            route: Some(format!("{}:{}", self.ip, self.direct_port)),
+            direct_tls: true,
+            ..self.partner()
         }
     }
 
@@ -83,7 +95,7 @@ async fn start(
     let s = TestServer::start_with(|c| {
         c.server.domains = vec![node.domain.to_owned()];
         c.s2s.listen = vec![node.route()];
-        c.s2s.direct_tls_listen = vec![];
+        c.s2s.direct_tls_listen = vec![format!("{}:{}", node.ip, node.direct_port)];
         c.s2s.ca_file = Some(ca_path);
         c.s2s.connect_timeout_secs = 5;
         c.federation.partners = partners;
@@ -728,4 +740,266 @@ mod raw {
                 .expect("an answer in time")
         }
     }
+}
+
+#[tokio::test]
+async fn direct_tls_routes_and_messages_for_offline_users() {
+    let ca = test_ca();
+    let (na, nb) = (
+        Node::new("a.test", "127.0.0.18"),
+        Node::new("b.test", "127.0.0.19"),
+    );
+    let a = start(
+        &na,
+        &ca,
+        Certs::FromCa,
+        vec![nb.partner_direct()],
+        &["alice"],
+        |_| {},
+    )
+    .await;
+    let b = start(
+        &nb,
+        &ca,
+        Certs::FromCa,
+        vec![na.partner()],
+        &["bob"],
+        |_| {},
+    )
+    .await;
+    let mut alice = online(&a, "alice").await;
+    // bob is not online: the message is kept for him on his server (XEP-0160) and delivered when
+    // he comes (RFC 6121 §8.5.2.2.1), whichever server it came from.
+    alice
+        .send(&chat("bob@b.test", "while away"))
+        .await
+        .expect("send");
+    let deadline = Instant::now() + T;
+    while a.s2s().streams().is_empty() {
+        assert!(Instant::now() < deadline, "no stream to b.test");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Nothing bounced back to alice.
+    alice
+        .send(
+            &Element::new("iq", NS_CLIENT)
+                .with_attr("type", "get")
+                .with_attr("id", "p1")
+                .with_child(Element::new("ping", "urn:xmpp:ping")),
+        )
+        .await
+        .expect("ping");
+    let (before, _) = collect_until(&mut alice, |e| e.attr("id") == Some("p1")).await;
+    assert!(
+        before.iter().all(|e| e.attr("type") != Some("error")),
+        "{:?}",
+        before.iter().map(Element::to_xml).collect::<Vec<_>>()
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut bob = online(&b, "bob").await;
+    expect_body(&mut bob, alice.jid(), "while away").await;
+    let streams = a.s2s().streams();
+    assert_eq!(streams.len(), 1, "{streams:?}");
+    assert_eq!(
+        streams[0].peer.port(),
+        nb.direct_port,
+        "the direct TLS route was used"
+    );
+    a.stop().await;
+    b.stop().await;
+}
+
+/// A partner whose certificate is self-signed, trusted by its pinned fingerprint alone.
+async fn pinned_pair(
+    ips: (&'static str, &'static str),
+    fingerprint: impl FnOnce(&str) -> String,
+) -> (TestServer, TestServer) {
+    let ca = test_ca();
+    let (na, nb) = (Node::new("a.test", ips.0), Node::new("b.test", ips.1));
+    let no_bidi = |c: &mut Config| c.s2s.bidi = false;
+    let b = start(
+        &nb,
+        &ca,
+        Certs::SelfSigned,
+        vec![na.partner()],
+        &["bob"],
+        no_bidi,
+    )
+    .await;
+    let pem = std::fs::read_to_string(b.certificate_path()).expect("b's certificate");
+    let der = rustls_pki_types::pem::PemObject::from_pem_slice(pem.as_bytes())
+        .map(|d: rustls_pki_types::CertificateDer<'static>| d)
+        .expect("der");
+    let hex: String = sha256_hex(der.as_ref());
+    let pinned = PartnerConfig {
+        fingerprints: vec![fingerprint(&hex)],
+        ..nb.partner()
+    };
+    let a = start(&na, &ca, Certs::FromCa, vec![pinned], &["alice"], no_bidi).await;
+    (a, b)
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_pinned_fingerprint_authenticates_a_self_signed_partner() {
+    let (a, b) = pinned_pair(("127.0.0.20", "127.0.0.21"), |hex| hex.to_owned()).await;
+    let mut alice = online(&a, "alice").await;
+    let mut bob = online(&b, "bob").await;
+    // b.test opens the stream: a.test checks b's client certificate against the pin and offers
+    // SASL EXTERNAL.
+    bob.send(&chat("alice@a.test/res", "pinned"))
+        .await
+        .expect("send");
+    expect_body(&mut alice, bob.jid(), "pinned").await;
+    assert_eq!(
+        methods(&a),
+        vec![("b.test".to_owned(), "inbound", "sasl-external", false)]
+    );
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn a_wrong_pin_is_refused_without_falling_back_to_dialback() {
+    let (a, b) = pinned_pair(("127.0.0.22", "127.0.0.23"), |_| "ab".repeat(32)).await;
+    let mut alice = online(&a, "alice").await;
+    let mut bob = online(&b, "bob").await;
+    bob.send(&chat("alice@a.test/res", "pinned"))
+        .await
+        .expect("send");
+    let err = expect(&mut bob, "the bounce", |e| e.attr("type") == Some("error")).await;
+    assert_eq!(
+        error_condition(&err).as_deref(),
+        Some("remote-server-not-found"),
+        "{}",
+        err.to_xml()
+    );
+    let audit = audit_actions(&a, "b.test").await;
+    assert!(
+        audit
+            .iter()
+            .any(|l| l.starts_with("s2s.inbound.refused") && l.contains("pinned")),
+        "{audit:?}"
+    );
+    // And a.test will not talk to it either: b's certificate does not match the pin.
+    alice
+        .send(&chat("bob@b.test/res", "no"))
+        .await
+        .expect("send");
+    let err = expect(&mut alice, "the bounce", |e| {
+        e.attr("type") == Some("error")
+    })
+    .await;
+    assert_eq!(
+        error_condition(&err).as_deref(),
+        Some("remote-server-not-found"),
+        "{}",
+        err.to_xml()
+    );
+    assert!(error_text_of(&err).contains("pinned"), "{}", err.to_xml());
+    a.stop().await;
+    b.stop().await;
+}
+
+fn error_text_of(el: &Element) -> String {
+    el.children()
+        .find(|c| c.name() == "error")
+        .and_then(|e| e.get_child("text", "urn:ietf:params:xml:ns:xmpp-stanzas"))
+        .map(|t| t.text())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn probes_and_errors_cross_the_federation() {
+    let (a, b) = pair(
+        ("127.0.0.24", "127.0.0.25"),
+        (Certs::FromCa, Certs::FromCa),
+        |_| {},
+        |_| {},
+    )
+    .await;
+    let mut alice = online(&a, "alice").await;
+    let mut bob = online(&b, "bob").await;
+    converse(&a, &b, &mut alice, &mut bob).await;
+
+    // RFC 6121 §4.3: alice comes back; her server probes bob's, which answers with his presence.
+    alice.close().await.expect("close");
+    expect(&mut bob, "alice's unavailable presence", |e| {
+        e.name() == "presence" && e.attr("type") == Some("unavailable")
+    })
+    .await;
+    let mut alice = Client::login(&client(&a, "alice")).await.expect("login");
+    alice
+        .send(&Element::new("presence", NS_CLIENT))
+        .await
+        .expect("presence");
+    let bob_full = bob.jid().to_owned();
+    expect(&mut alice, "bob's presence, answering the probe", |e| {
+        e.name() == "presence"
+            && e.attr("from") == Some(bob_full.as_str())
+            && e.attr("type").is_none()
+    })
+    .await;
+    let alice_full = alice.jid().to_owned();
+    expect(&mut bob, "alice's presence again", |e| {
+        e.name() == "presence"
+            && e.attr("from") == Some(alice_full.as_str())
+            && e.attr("type").is_none()
+    })
+    .await;
+
+    // RFC 6120 §8.3: an error from the other server comes back to the sender.
+    alice
+        .send(
+            &Element::new("iq", NS_CLIENT)
+                .with_attr("type", "get")
+                .with_attr("id", "v1")
+                .with_attr("to", "nobody@b.test/x")
+                .with_child(Element::new("query", "jabber:iq:version")),
+        )
+        .await
+        .expect("send");
+    let err = expect(&mut alice, "the error from b.test", |e| {
+        e.attr("id") == Some("v1")
+    })
+    .await;
+    assert_eq!(err.attr("type"), Some("error"), "{}", err.to_xml());
+    assert_eq!(err.attr("from"), Some("nobody@b.test/x"));
+    assert_eq!(
+        error_condition(&err).as_deref(),
+        Some("service-unavailable"),
+        "{}",
+        err.to_xml()
+    );
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn malformed_xml_from_a_peer_ends_its_stream_with_a_stream_error() {
+    let ca = test_ca();
+    let na = Node::new("a.test", "127.0.0.26");
+    let peer = PartnerConfig {
+        domain: "b.test".to_owned(),
+        ..PartnerConfig::default()
+    };
+    let a = start(&na, &ca, Certs::FromCa, vec![peer], &["alice"], |_| {}).await;
+    let (cert, key) = ca.issue(&["b.test"]);
+    let mut peer = raw::RawPeer::connect(a.s2s_addr(), "b.test", "a.test", &ca, &cert, &key).await;
+    peer.external().await;
+    peer.send("<message from='bob@b.test/x' to='alice@a.test'><body>a < b</body></message>")
+        .await;
+    let end = peer.read_until_error().await;
+    assert!(end.contains("not-well-formed"), "{end}");
+    // The server is fine: a well-behaved peer still gets in.
+    let mut again = raw::RawPeer::connect(a.s2s_addr(), "b.test", "a.test", &ca, &cert, &key).await;
+    assert!(again.external().await.contains("EXTERNAL"));
+    a.stop().await;
 }
