@@ -458,6 +458,13 @@ pub static KEYS: &[KeyDoc] = &[
         description: "Offer and use bidirectional server-to-server streams (XEP-0288), so that one TCP connection carries stanzas both ways.",
     },
     KeyDoc {
+        path: "s2s.dane",
+        kind: Kind::Bool,
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "DANE (RFC 7673): look up the TLSA records of each server found through DNS, validated with DNSSEC from the root trust anchor; when there are some, the peer's certificate must match one of them (it then counts as valid whatever its issuer), and a peer that matches none is not used. Needs name servers that pass DNSSEC records on. Static routes are not checked this way.",
+    },
+    KeyDoc {
         path: "s2s.resolver",
         kind: Kind::StrList,
         default: DefaultValue::Builtin,
@@ -851,6 +858,7 @@ mod tests {
                 use_system_roots: false,
                 ca_file: Some(PathBuf::from("/etc/causerie/s2s-ca.pem")),
                 bidi: false,
+                dane: true,
                 resolver: vec!["127.0.0.53:53".to_owned()],
                 max_stanza_bytes: 100_000,
             },

@@ -202,6 +202,7 @@ pub struct S2sConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<PathBuf>,
     pub bidi: bool,
+    pub dane: bool,
     pub resolver: Vec<String>,
     pub max_stanza_bytes: usize,
 }
@@ -220,6 +221,7 @@ impl Default for S2sConfig {
             use_system_roots: true,
             ca_file: None,
             bidi: true,
+            dane: false,
             resolver: Vec::new(),
             max_stanza_bytes: 262_144,
         }

@@ -162,9 +162,11 @@ async fn establish(
 ) -> Result<Negotiated, SetupError> {
     let deadline = Instant::now() + s2s.settings.connect_timeout;
     let policy = s2s.policy();
-    let targets = match policy.partner(remote).and_then(|p| p.route.clone()) {
+    let static_route = policy.partner(remote).and_then(|p| p.route.clone());
+    let from_dns = static_route.is_none();
+    let targets = match static_route {
         Some(route) => vec![route],
-        None => match tokio::time::timeout_at(deadline, s2s.resolver.resolve(remote)).await {
+        None => match tokio::time::timeout_at(deadline, s2s.resolver().resolve(remote)).await {
             Err(_) => return Err(SetupError::timeout()),
             Ok(Err(ResolveError::Timeout)) => return Err(SetupError::timeout()),
             Ok(Err(e)) => return Err(SetupError::not_found(format!("{remote}: {e}"))),
@@ -196,8 +198,12 @@ async fn establish(
             Purpose::Stanzas => Purpose::Stanzas,
             Purpose::Verify(v) => Purpose::Verify(v.clone()),
         };
+        let found = Found {
+            target: &target,
+            from_dns,
+        };
         match Box::pin(negotiate(
-            s2s, tcp, peer, &target, local, remote, purpose, deadline,
+            s2s, tcp, peer, found, local, remote, purpose, deadline,
         ))
         .await
         {
@@ -212,6 +218,13 @@ async fn establish(
     Err(SetupError::not_found(last))
 }
 
+/// A connection candidate and where it came from: DANE applies to targets found in DNS only
+/// (RFC 7673 §3), not to routes an administrator configured.
+struct Found<'a> {
+    target: &'a Target,
+    from_dns: bool,
+}
+
 fn refuse(why: impl Into<String>) -> Failure {
     Failure::Gone(why.into())
 }
@@ -222,12 +235,13 @@ async fn negotiate(
     s2s: &Arc<S2s>,
     tcp: TcpStream,
     peer: SocketAddr,
-    target: &Target,
+    found: Found<'_>,
     local: &str,
     remote: &str,
     purpose: Purpose,
     deadline: Instant,
 ) -> Result<Negotiated, Failure> {
+    let target = found.target;
     let policy = s2s.policy();
     let insecure = policy.is_insecure(remote);
     let pin = policy.pin(remote).cloned();
@@ -285,9 +299,22 @@ async fn negotiate(
         }
         if stream.is_tls() && !certificate_checked {
             certificate_checked = true;
-            if let Err(problem) = s2s
-                .trust
-                .check(stream.peer_certificates(), remote, pin.as_ref())
+            let dane = if found.from_dns {
+                let records = tokio::time::timeout_at(
+                    deadline,
+                    s2s.resolver().tlsa(&target.host, target.port),
+                )
+                .await
+                .unwrap_or_default();
+                dane_verdict(s2s, &stream, &records, remote)?
+            } else {
+                false
+            };
+            if dane && pin.is_none() {
+                tracing::debug!(remote, host = %target.host, "peer certificate matches its TLSA records");
+            } else if let Err(problem) =
+                s2s.trust
+                    .check(stream.peer_certificates(), remote, pin.as_ref())
             {
                 if pin.is_some() {
                     return Err(refuse(format!("pinned partner: {problem}")));
@@ -349,6 +376,26 @@ async fn negotiate(
         } else {
             "no authentication method in common with the peer".to_owned()
         }));
+    }
+}
+
+/// DANE (RFC 7673 §5): `Ok(true)` when validated TLSA records exist and one matches the peer's
+/// chain, `Ok(false)` when DANE does not apply, and a failure when records exist but none
+/// matches: the target is then not used (RFC 6698 §4), whatever the certificate's issuer.
+fn dane_verdict(
+    s2s: &S2s,
+    stream: &XmlStream,
+    records: &[causerie_tls::dane::Tlsa],
+    remote: &str,
+) -> Result<bool, Failure> {
+    if records.is_empty() {
+        return Ok(false);
+    }
+    let chain = stream.peer_certificates().unwrap_or(&[]);
+    match causerie_tls::dane::check(chain, records, remote, s2s.trust.roots()) {
+        Ok(()) => Ok(true),
+        Err(causerie_tls::s2s::CertProblem::Missing) => Ok(false),
+        Err(problem) => Err(refuse(format!("DANE: {problem}"))),
     }
 }
 

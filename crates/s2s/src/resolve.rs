@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 use async_trait::async_trait;
+use causerie_tls::dane::Tlsa;
 use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
 use hickory_resolver::net::NetError;
@@ -71,6 +72,13 @@ pub enum ResolveError {
 #[async_trait]
 pub trait Resolve: Send + Sync {
     async fn resolve(&self, domain: &str) -> Result<Vec<Target>, ResolveError>;
+
+    /// The TLSA records of `_PORT._tcp.HOST` (RFC 6698, RFC 7673 §3) that DNSSEC proved
+    /// authentic, for DANE. Records that were not validated are never returned: without
+    /// DNSSEC, or when the lookup fails, the answer is empty and DANE does not apply.
+    async fn tlsa(&self, _host: &str, _port: u16) -> Vec<Tlsa> {
+        Vec::new()
+    }
 }
 
 /// One SRV resource record (RFC 2782), as far as ordering needs it.
@@ -280,6 +288,9 @@ fn os_random(max: u64) -> u64 {
 pub struct HickoryResolver {
     resolver: TokioResolver,
     preference: TlsPreference,
+    /// A second resolver that validates DNSSEC, for TLSA lookups only, so that a zone with
+    /// broken signatures does not stop ordinary SRV and address lookups.
+    dane: Option<TokioResolver>,
 }
 
 impl HickoryResolver {
@@ -293,20 +304,12 @@ impl HickoryResolver {
 
     /// A resolver asking the given DNS servers (UDP, and TCP for truncated answers).
     pub fn with_name_servers(servers: &[SocketAddr]) -> Result<Self, ResolveError> {
-        let name_servers = servers
-            .iter()
-            .map(|addr| {
-                let mut udp = ConnectionConfig::udp();
-                udp.port = addr.port();
-                let mut tcp = ConnectionConfig::tcp();
-                tcp.port = addr.port();
-                NameServerConfig::new(addr.ip(), true, vec![udp, tcp])
-            })
-            .collect();
-        let config = ResolverConfig::from_name_servers(name_servers);
-        let resolver = TokioResolver::builder_with_config(config, TokioRuntimeProvider::default())
-            .build()
-            .map_err(|e| map_error(&e))?;
+        let resolver = TokioResolver::builder_with_config(
+            name_server_config(servers),
+            TokioRuntimeProvider::default(),
+        )
+        .build()
+        .map_err(|e| map_error(&e))?;
         Ok(Self::from_resolver(resolver))
     }
 
@@ -315,7 +318,25 @@ impl HickoryResolver {
         HickoryResolver {
             resolver,
             preference: TlsPreference::default(),
+            dane: None,
         }
+    }
+
+    /// Enables DANE: TLSA records are looked up with DNSSEC validation against the root trust
+    /// anchor, using the same name servers (from the system, or `servers` when given).
+    pub fn with_dane(mut self, servers: &[SocketAddr]) -> Result<Self, ResolveError> {
+        let builder = if servers.is_empty() {
+            TokioResolver::builder_tokio().map_err(|e| map_error(&e))?
+        } else {
+            TokioResolver::builder_with_config(
+                name_server_config(servers),
+                TokioRuntimeProvider::default(),
+            )
+        };
+        let mut builder = builder;
+        builder.options_mut().validate = true;
+        self.dane = Some(builder.build().map_err(|e| map_error(&e))?);
+        Ok(self)
     }
 
     /// Sets how records of equal priority are ordered between direct TLS and STARTTLS.
@@ -362,6 +383,20 @@ impl HickoryResolver {
     }
 }
 
+fn name_server_config(servers: &[SocketAddr]) -> ResolverConfig {
+    let name_servers = servers
+        .iter()
+        .map(|addr| {
+            let mut udp = ConnectionConfig::udp();
+            udp.port = addr.port();
+            let mut tcp = ConnectionConfig::tcp();
+            tcp.port = addr.port();
+            NameServerConfig::new(addr.ip(), true, vec![udp, tcp])
+        })
+        .collect();
+    ResolverConfig::from_name_servers(name_servers)
+}
+
 fn map_error(error: &NetError) -> ResolveError {
     match error {
         NetError::Timeout => ResolveError::Timeout,
@@ -392,6 +427,40 @@ impl Resolve for HickoryResolver {
         }
         Ok(targets)
     }
+
+    async fn tlsa(&self, host: &str, port: u16) -> Vec<Tlsa> {
+        let Some(dane) = &self.dane else {
+            return Vec::new();
+        };
+        if ip_literal(host).is_some() {
+            // TLSA records are published for host names only.
+            return Vec::new();
+        }
+        let Ok(mut name) = Name::from_utf8(format!("_{port}._tcp.{}", trim_root(host))) else {
+            return Vec::new();
+        };
+        name.set_fqdn(true);
+        match dane.tlsa_lookup(name).await {
+            Ok(lookup) => lookup
+                .answers()
+                .iter()
+                .filter(|r| r.proof.is_secure())
+                .filter_map(|r| match &r.data {
+                    RData::TLSA(t) => Some(Tlsa {
+                        usage: u8::from(t.cert_usage),
+                        selector: u8::from(t.selector),
+                        matching: u8::from(t.matching),
+                        data: t.cert_data.clone(),
+                    }),
+                    _ => None,
+                })
+                .collect(),
+            Err(e) => {
+                tracing::debug!(host, port, error = %e, "TLSA lookup gave nothing usable");
+                Vec::new()
+            }
+        }
+    }
 }
 
 /// [`Resolve`] from a fixed table: tests, and static routes from the configuration.
@@ -401,6 +470,8 @@ impl Resolve for HickoryResolver {
 #[derive(Clone, Debug, Default)]
 pub struct StaticResolver {
     routes: HashMap<String, Vec<Target>>,
+    /// TLSA records by (host, port), answered as if DNSSEC had validated them.
+    tlsa: HashMap<(String, u16), Vec<Tlsa>>,
 }
 
 impl StaticResolver {
@@ -415,6 +486,12 @@ impl StaticResolver {
     /// Adds or replaces the candidates for `domain`, tried in the given order.
     pub fn insert(&mut self, domain: &str, targets: Vec<Target>) {
         self.routes.insert(Self::key(domain), targets);
+    }
+
+    /// Adds TLSA records for a target, as a validating resolver would return them.
+    pub fn with_tlsa(mut self, host: &str, port: u16, records: Vec<Tlsa>) -> Self {
+        self.tlsa.insert((Self::key(host), port), records);
+        self
     }
 
     /// Builder form of [`StaticResolver::insert`].
@@ -432,6 +509,13 @@ impl Resolve for StaticResolver {
             Some(targets) => Ok(targets.clone()),
             None => Err(ResolveError::NotFound),
         }
+    }
+
+    async fn tlsa(&self, host: &str, port: u16) -> Vec<Tlsa> {
+        self.tlsa
+            .get(&(Self::key(host), port))
+            .cloned()
+            .unwrap_or_default()
     }
 }
 

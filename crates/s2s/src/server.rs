@@ -141,7 +141,7 @@ pub struct S2s {
     pub(crate) acceptor: TlsAcceptor,
     pub(crate) connectors: HashMap<String, TlsConnector>,
     pub(crate) trust: PeerTrust,
-    pub(crate) resolver: Arc<dyn Resolve>,
+    resolver: RwLock<Arc<dyn Resolve>>,
     policy: RwLock<Arc<FederationPolicy>>,
     pool: Mutex<HashMap<(String, String), Link>>,
     live: Mutex<HashMap<u64, StreamInfo>>,
@@ -188,7 +188,7 @@ impl S2s {
             acceptor: TlsAcceptor::from(server_cfg),
             connectors,
             trust: parts.trust,
-            resolver: parts.resolver,
+            resolver: RwLock::new(parts.resolver),
             policy: RwLock::new(Arc::new(parts.policy)),
             pool: Mutex::new(HashMap::new()),
             live: Mutex::new(HashMap::new()),
@@ -202,6 +202,19 @@ impl S2s {
     /// Makes this the core's route to remote domains.
     pub fn install(self: &Arc<Self>) {
         self.core.set_remote_route(Arc::new(Route(self.clone())));
+    }
+
+    /// How remote domains are found (DNS, or a table in tests).
+    pub fn resolver(&self) -> Arc<dyn Resolve> {
+        self.resolver
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Replaces the resolver; streams already open are not affected.
+    pub fn set_resolver(&self, resolver: Arc<dyn Resolve>) {
+        *self.resolver.write().unwrap_or_else(|e| e.into_inner()) = resolver;
     }
 
     pub fn policy(&self) -> Arc<FederationPolicy> {

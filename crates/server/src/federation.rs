@@ -104,6 +104,10 @@ fn resolver(config: &Config) -> Arc<dyn Resolve> {
     } else {
         HickoryResolver::with_name_servers(&servers)
     };
+    let made = match made {
+        Ok(r) if config.s2s.dane => r.with_dane(&servers),
+        other => other,
+    };
     match made {
         Ok(r) => Arc::new(r),
         Err(e) => {

@@ -1003,3 +1003,93 @@ async fn malformed_xml_from_a_peer_ends_its_stream_with_a_stream_error() {
     assert!(again.external().await.contains("EXTERNAL"));
     a.stop().await;
 }
+
+/// a.test requires valid certificates and finds b.test through its resolver, which also answers
+/// b's TLSA record (as DNSSEC would have validated it). b's certificate is self-signed.
+async fn dane_pair(
+    ips: (&'static str, &'static str),
+    record: impl FnOnce(&str) -> String,
+) -> (TestServer, TestServer) {
+    let ca = test_ca();
+    let (na, nb) = (Node::new("a.test", ips.0), Node::new("b.test", ips.1));
+    let b = start(
+        &nb,
+        &ca,
+        Certs::SelfSigned,
+        vec![na.partner()],
+        &["bob"],
+        |_| {},
+    )
+    .await;
+    let found_in_dns = PartnerConfig {
+        domain: "b.test".to_owned(),
+        ..PartnerConfig::default()
+    };
+    let a = start(
+        &na,
+        &ca,
+        Certs::FromCa,
+        vec![found_in_dns],
+        &["alice"],
+        |c| {
+            c.s2s.require_valid_certificates = true;
+        },
+    )
+    .await;
+    let pem = std::fs::read_to_string(b.certificate_path()).expect("b's certificate");
+    let der: rustls_pki_types::CertificateDer<'static> =
+        rustls_pki_types::pem::PemObject::from_pem_slice(pem.as_bytes()).expect("der");
+    let tlsa = causerie_tls::dane::Tlsa::parse(&record(&sha256_hex(der.as_ref()))).expect("record");
+    let resolver = causerie_s2s::StaticResolver::new()
+        .with(
+            "b.test",
+            vec![causerie_s2s::Target {
+                host: nb.ip.to_owned(),
+                port: nb.port,
+                direct_tls: false,
+            }],
+        )
+        .with_tlsa(nb.ip, nb.port, vec![tlsa]);
+    a.s2s().set_resolver(std::sync::Arc::new(resolver));
+    (a, b)
+}
+
+#[tokio::test]
+async fn a_matching_tlsa_record_validates_a_self_signed_peer() {
+    let (a, b) = dane_pair(("127.0.0.27", "127.0.0.28"), |hash| format!("3 0 1 {hash}")).await;
+    let mut alice = online(&a, "alice").await;
+    let mut bob = online(&b, "bob").await;
+    alice
+        .send(&chat("bob@b.test/res", "dane"))
+        .await
+        .expect("send");
+    expect_body(&mut bob, alice.jid(), "dane").await;
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn a_tlsa_record_that_matches_nothing_refuses_the_peer() {
+    let (a, b) = dane_pair(("127.0.0.29", "127.0.0.30"), |_| {
+        format!("3 0 1 {}", "00".repeat(32))
+    })
+    .await;
+    let mut alice = online(&a, "alice").await;
+    alice
+        .send(&chat("bob@b.test/res", "dane"))
+        .await
+        .expect("send");
+    let err = expect(&mut alice, "the bounce", |e| {
+        e.attr("type") == Some("error")
+    })
+    .await;
+    assert_eq!(
+        error_condition(&err).as_deref(),
+        Some("remote-server-not-found"),
+        "{}",
+        err.to_xml()
+    );
+    assert!(error_text_of(&err).contains("DANE"), "{}", err.to_xml());
+    a.stop().await;
+    b.stop().await;
+}

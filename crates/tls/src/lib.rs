@@ -19,6 +19,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use sha2::Digest;
 
+pub mod dane;
 pub mod s2s;
 
 pub use tokio_rustls::TlsAcceptor;

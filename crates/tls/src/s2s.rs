@@ -236,6 +236,11 @@ impl PeerTrust {
         }
     }
 
+    /// The common anchors (for DANE's PKIX usages).
+    pub fn roots(&self) -> &RootCertStore {
+        &self.roots
+    }
+
     /// Whether `chain` (leaf first) proves `domain`: pinned fingerprints first, else the chain to
     /// the pinned CA or the common anchors, then the names (RFC 6125).
     pub fn check(
@@ -304,6 +309,14 @@ fn verify_chain(chain: &[CertificateDer<'_>], roots: &RootCertStore) -> Result<(
             .map(|_| ())
             .map_err(|_| CertProblem::Untrusted(format!("{first:?}"))),
     }
+}
+
+/// Chain validation for other modules of this crate (DANE).
+pub(crate) fn verify_chain_public(
+    chain: &[CertificateDer<'_>],
+    roots: &RootCertStore,
+) -> Result<(), CertProblem> {
+    verify_chain(chain, roots)
 }
 
 /// Reads trust anchors from PEM files; files that do not exist are skipped when `optional`.
