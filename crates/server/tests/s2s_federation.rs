@@ -1093,3 +1093,51 @@ async fn a_tlsa_record_that_matches_nothing_refuses_the_peer() {
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test]
+async fn an_insecure_test_partner_needs_no_valid_certificate() {
+    let ca = test_ca();
+    let (na, nb) = (
+        Node::new("a.test", "127.0.0.31"),
+        Node::new("b.test", "127.0.0.32"),
+    );
+    let no_bidi = |c: &mut Config| c.s2s.bidi = false;
+    let b = start(
+        &nb,
+        &ca,
+        Certs::SelfSigned,
+        vec![na.partner()],
+        &["bob"],
+        no_bidi,
+    )
+    .await;
+    let insecure = PartnerConfig {
+        insecure: true,
+        ..nb.partner()
+    };
+    let a = start(&na, &ca, Certs::FromCa, vec![insecure], &["alice"], |c| {
+        c.s2s.require_valid_certificates = true;
+        c.s2s.bidi = false;
+    })
+    .await;
+    let mut alice = online(&a, "alice").await;
+    let mut bob = online(&b, "bob").await;
+    // Both directions: a.test accepts b's self-signed certificate on its outgoing stream, and
+    // b's dialback on the incoming one, although it requires valid certificates from others.
+    alice
+        .send(&chat("bob@b.test/res", "to b"))
+        .await
+        .expect("send");
+    expect_body(&mut bob, alice.jid(), "to b").await;
+    bob.send(&chat("alice@a.test/res", "to a"))
+        .await
+        .expect("send");
+    expect_body(&mut alice, bob.jid(), "to a").await;
+    let streams = methods(&a);
+    assert!(
+        streams.contains(&("b.test".to_owned(), "inbound", "dialback", false)),
+        "{streams:?}"
+    );
+    a.stop().await;
+    b.stop().await;
+}

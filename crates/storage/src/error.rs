@@ -18,6 +18,11 @@ pub enum StoreError {
     /// an oversized field); nothing was written.
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// The write was computed from a state that is no longer current (another writer got
+    /// there first, or the caller read stale data); nothing was written. The text says what
+    /// the store expected, so the caller can read the current state and try again.
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// The database URL is malformed or names an unsupported engine.
     #[error("invalid database URL: {0}")]
     InvalidUrl(String),

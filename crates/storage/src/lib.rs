@@ -14,9 +14,11 @@
 //! - [`FederationStore`]: the federation partner list (which remote domains may talk to this
 //!   server, RFC 6120 §13.1) with a revision that a running server polls to reload it;
 //! - [`AuditStore`]: the append-only audit log of administrative actions and server-to-server
-//!   stream decisions.
+//!   stream decisions;
+//! - [`PolicyStore`]: the published versions of the usage policy, kept forever, and the hash
+//!   chain of the receipts of their acceptance, which outlive the accounts that gave them.
 //!
-//! The archive, policy and evidence records come next.
+//! The archive and evidence records come next.
 //!
 //! It knows nothing of the protocol: names and JIDs arrive already prepared (RFC 7622 §3.2.1,
 //! §3.3.1), stanzas arrive serialized and leave as they came, and credentials arrive already
@@ -30,8 +32,8 @@
 //! Layout: a feature is one folder (`roster/`: the trait and its types in `mod.rs`, then
 //! `memory.rs`, `sql.rs` and `conformance.rs`), its tables in a migration
 //! (`migrations/m0001_users.rs`, `migrations/m0002_im.rs` for the four instant-messaging
-//! stores, `migrations/m0003_federation_audit.rs` for the server-wide records) and one field of
-//! [`Storage`].
+//! stores, `migrations/m0003_federation_audit.rs` for the server-wide records,
+//! `migrations/m0004_policy.rs` for policies and receipts) and one field of [`Storage`].
 
 use std::sync::Arc;
 
@@ -53,6 +55,7 @@ pub mod federation;
 mod memory;
 mod migrations;
 pub mod offline;
+pub mod policy;
 pub mod roster;
 mod sql;
 pub mod users;
@@ -64,6 +67,9 @@ pub use blocking::BlockingStore;
 pub use error::StoreError;
 pub use federation::{FederationStore, Partner, PartnerRule};
 pub use offline::{OfflineMessage, OfflineStore};
+pub use policy::{
+    NewPolicyVersion, NewReceipt, PolicyStore, PolicyVersion, ReceiptFilter, StoredReceipt,
+};
 pub use roster::{PendingSubscription, RosterItem, RosterStore, Subscription};
 pub use users::{NewUser, StoredCredential, UserInfo, UserStore};
 
@@ -106,6 +112,7 @@ pub struct Storage {
     pub blocking: Arc<dyn BlockingStore>,
     pub federation: Arc<dyn FederationStore>,
     pub audit: Arc<dyn AuditStore>,
+    pub policy: Arc<dyn PolicyStore>,
     backend: Backend,
 }
 
@@ -147,7 +154,8 @@ impl Storage {
             )),
             blocking: Arc::new(blocking::memory::MemoryBlockingStore::new(db.clone())),
             federation: Arc::new(federation::memory::MemoryFederationStore::new(db.clone())),
-            audit: Arc::new(audit::memory::MemoryAuditStore::new(db)),
+            audit: Arc::new(audit::memory::MemoryAuditStore::new(db.clone())),
+            policy: Arc::new(policy::memory::MemoryPolicyStore::new(db)),
             backend: Backend::Memory,
         }
     }
@@ -161,6 +169,7 @@ impl Storage {
             blocking: Arc::new(blocking::sql::SqlBlockingStore::new(db.clone())),
             federation: Arc::new(federation::sql::SqlFederationStore::new(db.clone())),
             audit: Arc::new(audit::sql::SqlAuditStore::new(db.clone())),
+            policy: Arc::new(policy::sql::SqlPolicyStore::new(db.clone())),
             backend: Backend::Sql(db),
         }
     }
@@ -206,6 +215,7 @@ pub mod conformance {
     pub use crate::blocking::conformance as blocking;
     pub use crate::federation::conformance as federation;
     pub use crate::offline::conformance as offline;
+    pub use crate::policy::conformance as policy;
     pub use crate::roster::conformance as roster;
     pub use crate::users::conformance as users;
 
@@ -220,6 +230,7 @@ pub mod conformance {
         failures.extend(blocking::run_all(storage).await);
         failures.extend(federation::run_all(storage).await);
         failures.extend(audit::run_all(storage).await);
+        failures.extend(policy::run_all(storage).await);
         if failures.is_empty() {
             Ok(())
         } else {

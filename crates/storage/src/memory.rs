@@ -3,7 +3,8 @@
 //! an account removes everything stored for it, as `ON DELETE CASCADE` does on the SQL backends,
 //! and a write for an account that does not exist finds nowhere to go (`NotFound`), as the
 //! foreign keys make it on the SQL backends. Server-wide records (the federation partner list,
-//! the audit log) sit beside the accounts.
+//! the audit log, policy versions and acceptance receipts) sit beside the accounts; receipts
+//! are not part of any account and outlive it, as on the SQL backends.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
@@ -11,6 +12,7 @@ use std::sync::{Mutex, MutexGuard};
 use crate::audit::AuditEvent;
 use crate::federation::Partner;
 use crate::offline::OfflineMessage;
+use crate::policy::{PolicyVersion, StoredReceipt};
 use crate::users::{StoredCredential, account};
 use crate::{StoreError, roster};
 
@@ -58,6 +60,10 @@ pub(crate) struct State {
     pub(crate) audit: Vec<AuditEvent>,
     /// The last audit event id handed out.
     pub(crate) last_audit_id: i64,
+    /// Published policy versions, by seq (1, 2, …).
+    pub(crate) policy_versions: Vec<PolicyVersion>,
+    /// The receipt chain, by seq (1, 2, …).
+    pub(crate) receipts: Vec<StoredReceipt>,
 }
 
 impl State {
@@ -95,6 +101,8 @@ impl Default for MemoryDb {
                 federation_revision: 0,
                 audit: Vec::new(),
                 last_audit_id: 0,
+                policy_versions: Vec::new(),
+                receipts: Vec::new(),
             }),
         }
     }

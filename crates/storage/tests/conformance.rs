@@ -9,9 +9,10 @@ use async_trait::async_trait;
 use causerie_storage::conformance::{self, users::sample_credential};
 use causerie_storage::{
     AccountDataStore, AuditEvent, AuditFilter, AuditStore, BlockingStore, FederationStore,
-    NewAuditEvent, NewUser, OfflineMessage, OfflineStore, Partner, PartnerRule,
-    PendingSubscription, RosterItem, RosterStore, Storage, StorageOptions, StoreError,
-    StoredCredential, Subscription, UserInfo, UserStore, migrate,
+    NewAuditEvent, NewPolicyVersion, NewReceipt, NewUser, OfflineMessage, OfflineStore, Partner,
+    PartnerRule, PendingSubscription, PolicyStore, PolicyVersion, ReceiptFilter, RosterItem,
+    RosterStore, Storage, StorageOptions, StoreError, StoredCredential, StoredReceipt,
+    Subscription, UserInfo, UserStore, migrate,
 };
 use sea_orm::{ConnectionTrait, Database};
 use std::io::Write;
@@ -287,7 +288,8 @@ async fn sqlite_migrations_are_idempotent_and_data_persists() {
         vec![
             "m0001_users".to_owned(),
             "m0002_im".to_owned(),
-            "m0003_federation_audit".to_owned()
+            "m0003_federation_audit".to_owned(),
+            "m0004_policy".to_owned(),
         ]
     );
     assert_eq!(migrate(&url).await.unwrap(), Vec::<String>::new());
@@ -971,6 +973,212 @@ async fn suite_rejects_broken_server_wide_stores() {
     }
 }
 
+/// A policy store that lets the newest version for every domain override a domain's own,
+/// refuses a hash already published for any domain, ignores `since`, and reports an account's
+/// first acceptance of a version instead of its latest.
+struct BrokenPolicy(Arc<dyn PolicyStore>);
+
+#[async_trait]
+impl PolicyStore for BrokenPolicy {
+    async fn publish(&self, v: &NewPolicyVersion) -> Result<PolicyVersion, StoreError> {
+        if self.0.version_by_hash(&v.hash).await?.is_some() {
+            return Err(StoreError::AlreadyExists(v.hash.clone()));
+        }
+        self.0.publish(v).await
+    }
+    async fn versions(&self) -> Result<Vec<PolicyVersion>, StoreError> {
+        self.0.versions().await
+    }
+    async fn version_by_hash(&self, hash: &str) -> Result<Option<PolicyVersion>, StoreError> {
+        self.0.version_by_hash(hash).await
+    }
+    async fn current(&self, domain: &str, now: i64) -> Result<Option<PolicyVersion>, StoreError> {
+        Ok(self
+            .0
+            .versions()
+            .await?
+            .into_iter()
+            .filter(|v| v.effective_at <= now && v.domain.as_deref().is_none_or(|d| d == domain))
+            .max_by_key(|v| (v.effective_at, v.seq)))
+    }
+    async fn append_receipt(&self, r: &NewReceipt) -> Result<StoredReceipt, StoreError> {
+        self.0.append_receipt(r).await
+    }
+    async fn last_receipt(&self) -> Result<Option<StoredReceipt>, StoreError> {
+        self.0.last_receipt().await
+    }
+    async fn receipts(&self, f: &ReceiptFilter) -> Result<Vec<StoredReceipt>, StoreError> {
+        let mut wider = f.clone();
+        wider.since = None;
+        self.0.receipts(&wider).await
+    }
+    async fn acceptance(
+        &self,
+        username: &str,
+        domain: &str,
+        policy_hash: &str,
+    ) -> Result<Option<StoredReceipt>, StoreError> {
+        let all = self
+            .0
+            .receipts(&ReceiptFilter {
+                username: Some(username.to_owned()),
+                domain: Some(domain.to_owned()),
+                limit: Some(u64::MAX),
+                ..ReceiptFilter::default()
+            })
+            .await?;
+        Ok(all.into_iter().find(|r| r.policy_hash == policy_hash))
+    }
+}
+
+/// The policy checks have teeth: each broken behaviour is reported by the check written for
+/// it, and only there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suite_rejects_a_broken_policy_store() {
+    let mut storage = Storage::memory();
+    storage.policy = Arc::new(BrokenPolicy(storage.policy.clone()));
+    let failures = conformance::run_all(&storage)
+        .await
+        .expect_err("a broken store must fail the suite");
+    for check in [
+        "policy::same_hash_once_per_scope",
+        "policy::current_version_rules",
+        "policy::receipts_round_trip_and_filters",
+        "policy::acceptance_is_latest",
+    ] {
+        assert!(
+            failures.contains(check),
+            "{check} not reported in:\n{failures}"
+        );
+    }
+    for check in [
+        "users::",
+        "audit::",
+        "policy::append_links_to_the_last",
+        "policy::publish_and_read",
+        "policy::default_limit_and_paging",
+        "policy::concurrent_appends_one_winner",
+        "policy::concurrent_chain_stays_linked",
+        "policy::receipts_outlive_accounts",
+        "policy::invalid_input_refused",
+    ] {
+        assert!(
+            !failures.contains(check),
+            "{check} reported in:\n{failures}"
+        );
+    }
+}
+
+/// The policy tables are where the module documentation says, with the columns it names: a row
+/// edited with plain SQL (as a tampering test does) reads back edited, categories are rows of
+/// their own, and removing the account leaves its receipts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_rows_are_plain_sql() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = sqlite_url(&dir.path().join("policy.db"));
+    let storage = Storage::open(&url, &StorageOptions::default())
+        .await
+        .unwrap();
+    let hash = "ab".repeat(32);
+    let published = storage
+        .policy
+        .publish(&NewPolicyVersion {
+            hash: hash.clone(),
+            title: "Terms".into(),
+            text: "Be nice.".into(),
+            format: "text".into(),
+            effective_at: 10,
+            categories: vec!["tos".into(), "privacy".into()],
+            domain: None,
+            published_at: 5,
+            published_by: "causeriectl:root".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(published.seq, 1);
+    storage
+        .users
+        .create_user(&user("juliet", "capulet.example", vec![]))
+        .await
+        .unwrap();
+    let first = NewReceipt {
+        seq: 1,
+        username: "juliet".into(),
+        domain: "capulet.example".into(),
+        resource: "balcony".into(),
+        policy_hash: hash.clone(),
+        method: "xmpp".into(),
+        accepted_at: 20,
+        remote_addr: None,
+        client: Some("Dino".into()),
+        prev_hash: causerie_storage::policy::GENESIS_HASH.into(),
+        hash: "cd".repeat(32),
+        signature: "sig".into(),
+    };
+    storage.policy.append_receipt(&first).await.unwrap();
+    storage
+        .users
+        .remove_user("juliet", "capulet.example")
+        .await
+        .unwrap();
+
+    let raw = Database::connect(url.as_str()).await.unwrap();
+    let sql = |text: &str| sea_orm::Statement::from_string(raw.get_database_backend(), text);
+    assert_eq!(
+        count(
+            &raw,
+            "SELECT COUNT(*) FROM policy_categories WHERE seq = 1 AND \
+             ((position = 0 AND category = 'tos') OR (position = 1 AND category = 'privacy'))"
+        )
+        .await,
+        Ok(2)
+    );
+    assert_eq!(
+        count(
+            &raw,
+            "SELECT COUNT(*) FROM policy_receipts WHERE seq = 1 AND username = 'juliet' \
+             AND domain = 'capulet.example' AND remote_addr IS NULL AND client = 'Dino'"
+        )
+        .await,
+        Ok(1),
+        "the receipt outlives its account"
+    );
+    raw.execute_raw(sql(
+        "UPDATE policy_receipts SET signature = 'forged', resource = 'garden', \
+         accepted_at = 21, policy_hash = policy_hash, prev_hash = prev_hash, hash = hash, \
+         method = method WHERE seq = 1",
+    ))
+    .await
+    .unwrap();
+    raw.execute_raw(sql(
+        "UPDATE policy_versions SET text = 'Be nasty.', title = title, format = format, \
+         effective_at = effective_at, published_at = published_at, \
+         published_by = published_by WHERE seq = 1 AND hash = hash AND domain IS NULL",
+    ))
+    .await
+    .unwrap();
+    raw.close().await.unwrap();
+
+    let last = storage.policy.last_receipt().await.unwrap().unwrap();
+    assert_eq!(
+        (
+            last.signature.as_str(),
+            last.resource.as_str(),
+            last.accepted_at
+        ),
+        ("forged", "garden", 21)
+    );
+    let edited = storage
+        .policy
+        .version_by_hash(&hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(edited.text, "Be nasty.");
+    assert_eq!(edited.categories, ["tos", "privacy"]);
+    storage.close().await;
+}
+
 /// Appends `options[search_path]=schema` to a PostgreSQL URL.
 fn with_search_path(base: &str, schema: &str) -> String {
     let sep = if base.contains('?') { '&' } else { '?' };
@@ -1014,7 +1222,14 @@ async fn postgres_backend_conforms() {
 
 async fn run_postgres(url: &str) -> Result<(), String> {
     let applied = migrate(url).await.map_err(|e| format!("migrate: {e}"))?;
-    if applied != ["m0001_users", "m0002_im", "m0003_federation_audit"] {
+    if applied
+        != [
+            "m0001_users",
+            "m0002_im",
+            "m0003_federation_audit",
+            "m0004_policy",
+        ]
+    {
         return Err(format!("first migrate applied {applied:?}"));
     }
     let storage = Storage::open(url, &StorageOptions::default())
@@ -1100,6 +1315,11 @@ async fn postgres_schema_checks(url: &str) -> Result<(), String> {
         ("federation_partners", "domain"),
         ("audit_events", "action"),
         ("audit_events", "subject"),
+        ("policy_versions", "hash"),
+        ("policy_versions", "domain"),
+        ("policy_receipts", "username"),
+        ("policy_receipts", "domain"),
+        ("policy_receipts", "policy_hash"),
     ] {
         let collation = text(&format!(
             "SELECT collation_name::text FROM information_schema.columns \
@@ -1122,6 +1342,7 @@ async fn postgres_schema_checks(url: &str) -> Result<(), String> {
         "offline_messages_user",
         "account_data_user",
         "blocklist_user",
+        "policy_categories_version",
     ] {
         let rule = text(&format!(
             "SELECT delete_rule::text FROM information_schema.referential_constraints \

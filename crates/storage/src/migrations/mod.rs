@@ -8,13 +8,15 @@
 //! backend.
 //!
 //! Tables holding per-user data reference `users.id` with `ON DELETE CASCADE`, so removing an
-//! account removes everything stored for it in the same statement.
+//! account removes everything stored for it in the same statement. Policy acceptance receipts
+//! (`m0004_policy`) are the exception: they are evidence and outlive the account.
 
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
 mod m0001_users;
 mod m0002_im;
 mod m0003_federation_audit;
+mod m0004_policy;
 
 pub(crate) struct Migrator;
 
@@ -24,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0001_users::Migration),
             Box::new(m0002_im::Migration),
             Box::new(m0003_federation_audit::Migration),
+            Box::new(m0004_policy::Migration),
         ]
     }
 }
