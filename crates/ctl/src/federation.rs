@@ -151,7 +151,7 @@ pub(crate) fn prepare(cmd: FederationCommand) -> Result<Prepared, ExitCode> {
 
 /// Prints a store error and returns its exit code: 2 for input the store refused, 3 for a
 /// database that failed.
-fn store_failure(what: &str, e: &StoreError) -> ExitCode {
+pub(crate) fn store_failure(what: &str, e: &StoreError) -> ExitCode {
     eprintln!("causeriectl: {what}: {e}");
     ExitCode::from(match e {
         StoreError::InvalidInput(_) => 2,
@@ -161,7 +161,7 @@ fn store_failure(what: &str, e: &StoreError) -> ExitCode {
 }
 
 /// `causeriectl:$USER`, or `causeriectl` when `USER` is unset or empty.
-fn actor() -> String {
+pub(crate) fn actor() -> String {
     let mut actor = match std::env::var("USER") {
         Ok(user) if !user.is_empty() => format!("causeriectl:{user}"),
         _ => "causeriectl".to_owned(),
@@ -171,7 +171,7 @@ fn actor() -> String {
 }
 
 /// Cuts `s` to at most `max` bytes, at a character boundary.
-fn truncate(s: &mut String, max: usize) {
+pub(crate) fn truncate(s: &mut String, max: usize) {
     if s.len() > max {
         let mut end = max;
         while !s.is_char_boundary(end) {
@@ -571,13 +571,13 @@ pub(crate) async fn run_audit(storage: &Storage, query: AuditQuery) -> ExitCode 
     ExitCode::SUCCESS
 }
 
-fn json_opt(s: Option<&str>) -> String {
+pub(crate) fn json_opt(s: Option<&str>) -> String {
     s.map_or_else(|| "null".to_owned(), json_string)
 }
 
 /// `s` on one line: backslashes and control characters escaped (`\n`, `\t`, `\u{1b}`), so that
 /// a note or a detail cannot forge extra lines of output.
-fn one_line(s: &str) -> String {
+pub(crate) fn one_line(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

@@ -2,9 +2,11 @@
 //! library crates so the tests and the server share them.
 //!
 //! Exit codes: 0 done; 1 the operation was refused (exists, not found); 2 bad input (arguments, JID,
-//! domain, time, password, import file); 3 the configuration or the database is unusable.
+//! domain, time, password, import file, policy file); 3 the configuration, the database or the
+//! receipt key is unusable (or there is no receipt key yet).
 
 mod federation;
+mod policy;
 mod time;
 
 use std::io::{BufRead, IsTerminal, Read};
@@ -17,6 +19,7 @@ use causerie_storage::{Storage, StorageOptions};
 use clap::{Parser, Subcommand};
 
 use federation::{AuditCommand, FederationCommand};
+use policy::PolicyCommand;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -45,6 +48,11 @@ enum Command {
     /// Read the audit log (administrative changes, server-to-server stream decisions).
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Manage the usage policy: publish versions, show them, and check who accepted which
+    /// version (signed receipts in a hash chain). The receipt-signing key is
+    /// DATA_DIR/policy.key. Works whether the server is running or not.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -118,6 +126,23 @@ async fn run(config: Config, command: Command) -> ExitCode {
                 Err(code) => return code,
             };
             let code = federation::run_audit(&storage, query).await;
+            storage.close().await;
+            code
+        }
+        Command::Policy(cmd) => {
+            // Arguments, the policy file and the key are checked before the database is opened.
+            let cmd = match policy::prepare(cmd, &config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            if let policy::Prepared::Key = cmd {
+                return policy::key(&config);
+            }
+            let storage = match open_storage(&config).await {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            let code = policy::run(&storage, &config, cmd).await;
             storage.close().await;
             code
         }

@@ -932,3 +932,819 @@ fn federation_list_shows_the_configuration_file_under_the_database() {
     assert!(o.status.success(), "{}", err(&o));
     assert!(out(&o).contains("partner.example"), "{}", out(&o));
 }
+
+// ---- policy ------------------------------------------------------------------------------
+
+use causerie_policy::{PolicyDocument, ReceiptFields, ServerKey, SignedReceipt};
+use sea_orm::ConnectionTrait;
+
+fn policy_file(title: &str, effective: &str, extra: &str, body: &str) -> String {
+    format!(
+        "+++\ntitle = \"{title}\"\neffective = \"{effective}\"\ncategories = [\"keyword alerts\", \
+         \"file transfers\"]\n{extra}+++\n{body}"
+    )
+}
+
+fn publish(e: &Env, name: &str, text: &str) -> Output {
+    let path = write(e.dir.path(), name, text);
+    ctl_as(
+        e,
+        Some("tester"),
+        &["policy", "publish", path.to_str().expect("utf8")],
+    )
+}
+
+fn hash_of(text: &str) -> String {
+    PolicyDocument::parse(text.as_bytes())
+        .expect("a valid policy file")
+        .hash()
+        .to_owned()
+}
+
+#[test]
+fn policy_publish_show_list() {
+    let e = env();
+    let v1 = policy_file("Acceptable use", "2025-03-01", "", "# Rules\n\nBe nice.\n");
+    let h1 = hash_of(&v1);
+    let o = publish(&e, "v1.md", &v1);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(
+        out(&o),
+        format!(
+            "published version 1 {h1} (code {}), effective 2025-03-01T00:00:00Z, for every \
+             domain\n",
+            &h1[..4]
+        )
+    );
+    // The same file again: refused, nothing written.
+    let o = publish(&e, "v1-again.md", &v1);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert!(
+        err(&o).contains("already published as version 1"),
+        "{}",
+        err(&o)
+    );
+    // A version for corp.example only, in force, and a later one for every domain, not yet.
+    let corp = policy_file(
+        "Corp rules",
+        "2025-04-01T08:00:00+02:00",
+        "format = \"text\"\ndomain = \"Corp.Example\"\n",
+        "Corp text.\n",
+    );
+    let h2 = hash_of(&corp);
+    let o = ctl_as(
+        &e,
+        Some("tester"),
+        &[
+            "policy",
+            "publish",
+            write(e.dir.path(), "corp.txt", &corp)
+                .to_str()
+                .expect("utf8"),
+            "--by",
+            "legal team",
+        ],
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(
+        out(&o).ends_with("effective 2025-04-01T06:00:00Z, for corp.example\n"),
+        "{}",
+        out(&o)
+    );
+    let future = policy_file("Next year", "2999-01-01", "", "Later.\n");
+    let h3 = hash_of(&future);
+    assert!(publish(&e, "v3.md", &future).status.success());
+
+    let o = ctl(&e, &["policy", "list"], None);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(
+        out(&o),
+        format!(
+            "1 {} 2025-03-01T00:00:00Z * Acceptable use *current* (localhost)\n\
+             2 {} 2025-04-01T06:00:00Z corp.example Corp rules *current*\n\
+             3 {} 2999-01-01T00:00:00Z * Next year\n",
+            &h1[..12],
+            &h2[..12],
+            &h3[..12]
+        )
+    );
+    let o = ctl(&e, &["policy", "list", "--json"], None);
+    let list = Json::parse(&out(&o)).unwrap_or_else(|e| panic!("{e}: {}", out(&o)));
+    let items = list.array();
+    assert_eq!(items.len(), 3);
+    assert_eq!(items[0].get("hash").str(), h1);
+    assert!(items[0].get("domain").is_null());
+    assert_eq!(items[0].get("current_for").array().len(), 1);
+    assert_eq!(items[1].get("domain").str(), "corp.example");
+    assert_eq!(items[1].get("format").str(), "text");
+    assert_eq!(items[1].get("published_by").str(), "legal team");
+    assert_eq!(items[2].get("current_for").array().len(), 0);
+    assert_eq!(items[2].get("effective_at").num(), 32_472_144_000.0);
+    assert_eq!(items[2].get("effective").str(), "2999-01-01T00:00:00Z");
+
+    // Default: the version in force for the first hosted domain (localhost).
+    let o = ctl(&e, &["policy", "show"], None);
+    assert!(o.status.success(), "{}", err(&o));
+    let text = out(&o);
+    assert!(text.starts_with("title: Acceptable use\n"), "{text}");
+    assert!(
+        text.contains(&format!("version: 1 {h1} (code {})\n", &h1[..4])),
+        "{text}"
+    );
+    assert!(text.contains("effective: 2025-03-01T00:00:00Z\n"), "{text}");
+    assert!(text.contains("domain: every domain\n"), "{text}");
+    assert!(
+        text.contains("categories: keyword alerts, file transfers\n"),
+        "{text}"
+    );
+    assert!(text.contains("format: markdown\n"), "{text}");
+    assert!(text.ends_with("\n# Rules\n\nBe nice.\n"), "{text}");
+    // By number, full hash, prefix (any case): the same version.
+    for sel in ["2", h2.as_str(), &h2[..6], &h2[..5].to_uppercase()] {
+        let o = ctl(&e, &["policy", "show", sel, "--json"], None);
+        assert!(o.status.success(), "{sel}: {}", err(&o));
+        let v = Json::parse(&out(&o)).unwrap_or_else(|e| panic!("{e}: {}", out(&o)));
+        assert_eq!(v.get("seq").num(), 2.0, "{sel}");
+        assert_eq!(v.get("hash").str(), h2);
+        assert_eq!(v.get("code").str(), &h2[..4]);
+        assert_eq!(v.get("text").str(), "Corp text.\n");
+        assert_eq!(v.get("effective").str(), "2025-04-01T06:00:00Z");
+        assert_eq!(v.get("categories").array().len(), 2);
+    }
+    // Unknown: code 1; not a version at all: code 2.
+    for sel in ["9", "00000000"] {
+        let o = ctl(&e, &["policy", "show", sel], None);
+        assert_eq!(o.status.code(), Some(1), "{sel}: {}", err(&o));
+        assert!(err(&o).contains("no policy version"), "{}", err(&o));
+    }
+    for sel in ["abc", "not-hex!", &"a".repeat(65)] {
+        let o = ctl(&e, &["policy", "show", sel], None);
+        assert_eq!(o.status.code(), Some(2), "{sel}: {}", err(&o));
+    }
+
+    // Each publication is in the audit log, under the version's hash.
+    let st = storage(&e);
+    let events = block_on(st.audit.list(&causerie_storage::AuditFilter::default())).expect("list");
+    block_on(st.close());
+    let got: Vec<(&str, &str, &str)> = events
+        .iter()
+        .map(|ev| (ev.actor.as_str(), ev.action.as_str(), ev.subject.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("causeriectl:tester", "policy.publish", h1.as_str()),
+            ("causeriectl:tester", "policy.publish", h2.as_str()),
+            ("causeriectl:tester", "policy.publish", h3.as_str()),
+        ]
+    );
+    assert!(events[1].detail.contains("legal team"), "{:?}", events[1]);
+}
+
+#[test]
+fn policy_show_without_a_version_in_force_is_code_1() {
+    let e = env();
+    let o = ctl(&e, &["policy", "show"], None);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert!(err(&o).contains("localhost"), "{}", err(&o));
+    assert!(
+        publish(&e, "f.md", &policy_file("Later", "2999-01-01", "", "x\n"))
+            .status
+            .success()
+    );
+    let o = ctl(&e, &["policy", "show"], None);
+    assert_eq!(o.status.code(), Some(1), "not yet in force: {}", out(&o));
+}
+
+#[test]
+fn policy_publish_refuses_bad_files_with_code_2() {
+    let e = env();
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("empty.md", vec![], "empty"),
+        (
+            "latin1.md",
+            b"+++\ntitle = \"Caf\xe9\"\n+++\nx\n".to_vec(),
+            "UTF-8",
+        ),
+        (
+            "nofence.md",
+            b"title = \"x\"\nBe nice.\n".to_vec(),
+            "line 1",
+        ),
+        (
+            "badtoml.md",
+            b"+++\ntitle = \"x\"\neffective = \"2025-02-30\"\ncategories = []\n+++\nx\n".to_vec(),
+            "line 3",
+        ),
+        (
+            "nobody.md",
+            policy_file("x", "2025-01-01", "", "\n  \n").into_bytes(),
+            "empty",
+        ),
+        (
+            "elsewhere.md",
+            policy_file("x", "2025-01-01", "domain = \"other.example\"\n", "x\n").into_bytes(),
+            "not a hosted domain",
+        ),
+    ];
+    for (name, bytes, needle) in &cases {
+        let path = e.dir.path().join(name);
+        std::fs::write(&path, bytes).expect("write");
+        let o = ctl(
+            &e,
+            &["policy", "publish", path.to_str().expect("utf8")],
+            None,
+        );
+        assert_eq!(o.status.code(), Some(2), "{name}: {}", err(&o));
+        assert!(err(&o).contains(needle), "{name}: {}", err(&o));
+        assert!(err(&o).contains(name), "{name}: {}", err(&o));
+    }
+    let missing = e.dir.path().join("missing.md");
+    let o = ctl(
+        &e,
+        &["policy", "publish", missing.to_str().expect("utf8")],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert!(err(&o).contains("cannot read"), "{}", err(&o));
+    let good = write(
+        e.dir.path(),
+        "good.md",
+        &policy_file("x", "2025-01-01", "", "x\n"),
+    );
+    let o = ctl(
+        &e,
+        &[
+            "policy",
+            "publish",
+            good.to_str().expect("utf8"),
+            "--by",
+            "",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert_eq!(
+        out(&ctl(&e, &["policy", "list"], None)),
+        "",
+        "nothing written"
+    );
+    assert_eq!(
+        out(&ctl(&e, &["audit", "list"], None)),
+        "",
+        "nothing recorded"
+    );
+}
+
+#[test]
+fn policy_show_lists_the_versions_an_ambiguous_prefix_names() {
+    let e = env();
+    // Two files whose hashes share their first four digits (a birthday search: ~300 tries).
+    let mut seen: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    let (a, b) = (0..200_000)
+        .find_map(|i| {
+            let text = policy_file("Terms", "2025-01-01", "", &format!("Version {i}.\n"));
+            let h = hash_of(&text);
+            seen.insert(h[..4].to_owned(), text.clone())
+                .map(|other| (other, text))
+        })
+        .expect("a shared prefix");
+    let (ha, hb) = (hash_of(&a), hash_of(&b));
+    assert!(publish(&e, "a.md", &a).status.success());
+    assert!(publish(&e, "b.md", &b).status.success());
+    let o = ctl(&e, &["policy", "show", &ha[..4]], None);
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert!(err(&o).contains("several versions"), "{}", err(&o));
+    assert!(
+        err(&o).contains(&format!("1 {ha}")) && err(&o).contains(&format!("2 {hb}")),
+        "{}",
+        err(&o)
+    );
+    assert_eq!(out(&o), "");
+    // A longer prefix that tells them apart shows one.
+    let n = (4..64)
+        .find(|&n| ha[..n] != hb[..n])
+        .expect("different hashes");
+    let o = ctl(&e, &["policy", "show", &hb[..n], "--json"], None);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(Json::parse(&out(&o)).expect("json").get("hash").str(), hb);
+}
+
+/// The key the server and `policy key` use: DATA_DIR/policy.key.
+fn server_key(e: &Env) -> ServerKey {
+    let data = e.dir.path().join("data");
+    std::fs::create_dir_all(&data).expect("data folder");
+    causerie_policy::load_or_create(&data.join("policy.key")).expect("key")
+}
+
+/// Signs and appends receipts as the server does, one per `(username, domain, resource,
+/// policy_hash, accepted_at)`; returns them.
+fn append_receipts(
+    e: &Env,
+    key: &ServerKey,
+    accepts: &[(&str, &str, &str, &str, i64)],
+) -> Vec<SignedReceipt> {
+    let st = storage(e);
+    let mut last: Option<SignedReceipt> =
+        block_on(st.policy.last_receipt())
+            .expect("last")
+            .map(|r| SignedReceipt {
+                fields: ReceiptFields {
+                    seq: r.seq,
+                    username: r.username,
+                    domain: r.domain,
+                    resource: r.resource,
+                    policy_hash: r.policy_hash,
+                    method: r.method,
+                    accepted_at: r.accepted_at,
+                    remote_addr: r.remote_addr,
+                    client: r.client,
+                    prev_hash: r.prev_hash,
+                },
+                hash: r.hash,
+                signature: r.signature,
+            });
+    let mut out = Vec::new();
+    for (i, (user, domain, resource, policy, at)) in accepts.iter().enumerate() {
+        let (seq, prev_hash) = causerie_policy::next_link(last.as_ref());
+        let r = causerie_policy::sign(
+            ReceiptFields {
+                seq,
+                username: (*user).into(),
+                domain: (*domain).into(),
+                resource: (*resource).into(),
+                policy_hash: (*policy).into(),
+                method: ["extension", "chat", "adhoc"][i % 3].into(),
+                accepted_at: *at,
+                remote_addr: (i % 2 == 0).then(|| format!("192.0.2.{}:5222", i % 250)),
+                client: (i % 3 != 2).then(|| "Gajim 1.8, \"nightly\"".to_owned()),
+                prev_hash,
+            },
+            key,
+        );
+        let f = &r.fields;
+        block_on(st.policy.append_receipt(&causerie_storage::NewReceipt {
+            seq: f.seq,
+            username: f.username.clone(),
+            domain: f.domain.clone(),
+            resource: f.resource.clone(),
+            policy_hash: f.policy_hash.clone(),
+            method: f.method.clone(),
+            accepted_at: f.accepted_at,
+            remote_addr: f.remote_addr.clone(),
+            client: f.client.clone(),
+            prev_hash: f.prev_hash.clone(),
+            hash: r.hash.clone(),
+            signature: r.signature.clone(),
+        }))
+        .expect("append");
+        out.push(r.clone());
+        last = Some(r);
+    }
+    block_on(st.close());
+    out
+}
+
+/// Runs SQL statements straight on the database file, as someone editing it by hand would.
+fn raw_sql(e: &Env, statements: &[String]) {
+    let url = format!(
+        "sqlite:{}",
+        e.dir.path().join("data").join("causerie.db").display()
+    );
+    block_on(async {
+        let db = sea_orm::Database::connect(url.as_str())
+            .await
+            .expect("connect");
+        for s in statements {
+            db.execute_unprepared(s)
+                .await
+                .unwrap_or_else(|err| panic!("{s}: {err}"));
+        }
+        db.close().await.expect("close");
+    });
+}
+
+/// Five receipts of one account, signed with the data folder's key.
+fn five_receipts(e: &Env) -> Vec<SignedReceipt> {
+    let key = server_key(e);
+    let policy = "ab".repeat(32);
+    let t = 1_740_787_200;
+    let accepts: Vec<(&str, &str, &str, &str, i64)> = (0..5)
+        .map(|i| ("alice", "localhost", "laptop", policy.as_str(), t + i * 60))
+        .collect();
+    append_receipts(e, &key, &accepts)
+}
+
+#[test]
+fn policy_key_is_created_once_and_verify_needs_it() {
+    let e = env();
+    let o = ctl(&e, &["policy", "verify"], None);
+    assert_eq!(o.status.code(), Some(3), "{}", err(&o));
+    assert!(err(&o).contains("no receipt key yet"), "{}", err(&o));
+    let key_file = e.dir.path().join("data").join("policy.key");
+    assert!(!key_file.exists(), "verify must not create a key");
+
+    let o = ctl(&e, &["policy", "key"], None);
+    assert!(o.status.success(), "{}", err(&o));
+    let first = out(&o);
+    let key = causerie_policy::load_or_create(&key_file).expect("the key file");
+    assert!(
+        first.contains(&format!("public key: {}\n", key.public_key_hex())),
+        "{first}"
+    );
+    assert!(
+        first.contains(&format!("fingerprint: {}\n", key.fingerprint())),
+        "{first}"
+    );
+    assert_eq!(out(&ctl(&e, &["policy", "key"], None)), first, "same key");
+
+    let o = ctl(&e, &["policy", "verify"], None);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(
+        out(&o).starts_with("0 receipts, chain intact, signatures valid\n"),
+        "{}",
+        out(&o)
+    );
+}
+
+#[test]
+fn policy_verify_passes_an_intact_chain_and_keeps_a_checkpoint() {
+    let e = env();
+    let receipts = five_receipts(&e);
+    let o = ctl(&e, &["policy", "verify"], None);
+    assert!(o.status.success(), "{}", err(&o));
+    let last = format!("5:{}", receipts[4].hash);
+    assert_eq!(
+        out(&o).lines().collect::<Vec<_>>(),
+        [
+            "5 receipts, chain intact, signatures valid".to_owned(),
+            format!("last receipt: {last} (keep it elsewhere; check with --checkpoint)"),
+        ]
+    );
+    let o = ctl(&e, &["policy", "verify", "--checkpoint", &last], None);
+    assert!(o.status.success(), "{}", out(&o));
+    let o = ctl(
+        &e,
+        &[
+            "policy",
+            "verify",
+            "--checkpoint",
+            &format!("3:{}", receipts[2].hash),
+        ],
+        None,
+    );
+    assert!(o.status.success(), "an earlier checkpoint: {}", out(&o));
+    for bad in ["5", "5:abc", "x:y", "0:"] {
+        let o = ctl(&e, &["policy", "verify", "--checkpoint", bad], None);
+        assert_eq!(o.status.code(), Some(2), "{bad}: {}", err(&o));
+    }
+
+    // The last receipt removed: a valid shorter chain, but not the checkpoint's.
+    raw_sql(
+        &e,
+        &["DELETE FROM policy_receipts WHERE seq = 5".to_owned()],
+    );
+    let o = ctl(&e, &["policy", "verify"], None);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(
+        out(&o).starts_with("4 receipts, chain intact"),
+        "{}",
+        out(&o)
+    );
+    let o = ctl(&e, &["policy", "verify", "--checkpoint", &last], None);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(
+        out(&o).contains("end at seq 4 but the checkpoint is at seq 5"),
+        "{}",
+        out(&o)
+    );
+}
+
+#[test]
+fn policy_verify_reports_an_edited_receipt() {
+    let e = env();
+    five_receipts(&e);
+    raw_sql(
+        &e,
+        &["UPDATE policy_receipts SET resource = 'elsewhere' WHERE seq = 2".to_owned()],
+    );
+    let o = ctl(&e, &["policy", "verify"], None);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert_eq!(
+        out(&o),
+        "row 2 (seq 2): its fields do not match its hash (edited after signing)\n"
+    );
+    assert!(err(&o).contains("1 problem"), "{}", err(&o));
+}
+
+#[test]
+fn policy_verify_reports_a_deleted_middle_receipt() {
+    let e = env();
+    five_receipts(&e);
+    raw_sql(
+        &e,
+        &["DELETE FROM policy_receipts WHERE seq = 3".to_owned()],
+    );
+    let o = ctl(&e, &["policy", "verify"], None);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    let text = out(&o);
+    assert!(
+        text.contains("row 3 (seq 4): it does not follow the row before it"),
+        "{text}"
+    );
+    assert!(text.contains("row 3: seq 4 where 3 was expected"), "{text}");
+    assert!(
+        text.lines().all(|l| l.starts_with("row 3")),
+        "only the row after the gap: {text}"
+    );
+}
+
+#[test]
+fn policy_verify_reports_an_inserted_receipt() {
+    let e = env();
+    let receipts = five_receipts(&e);
+    // Make room at seq 3 (through a free range, as the seq column is the key), then insert a
+    // receipt that links to receipt 2 and is hashed right, but signed with another key.
+    let forger = ServerKey::from_secret_bytes(&[7; 32]);
+    let forged = causerie_policy::sign(
+        ReceiptFields {
+            seq: 3,
+            username: "mallory".into(),
+            domain: "localhost".into(),
+            resource: String::new(),
+            policy_hash: "ab".repeat(32),
+            method: "chat".into(),
+            accepted_at: receipts[1].fields.accepted_at + 1,
+            remote_addr: None,
+            client: None,
+            prev_hash: receipts[1].hash.clone(),
+        },
+        &forger,
+    );
+    raw_sql(
+        &e,
+        &[
+            "UPDATE policy_receipts SET seq = seq + 1000 WHERE seq >= 3".to_owned(),
+            "UPDATE policy_receipts SET seq = seq - 999 WHERE seq >= 1000".to_owned(),
+            format!(
+                "INSERT INTO policy_receipts (seq, username, domain, resource, policy_hash, \
+                 method, accepted_at, remote_addr, client, prev_hash, hash, signature) VALUES \
+                 (3, 'mallory', 'localhost', '', '{}', 'chat', {}, NULL, NULL, '{}', '{}', '{}')",
+                forged.fields.policy_hash,
+                forged.fields.accepted_at,
+                forged.fields.prev_hash,
+                forged.hash,
+                forged.signature
+            ),
+        ],
+    );
+    let o = ctl(&e, &["policy", "verify"], None);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    let text = out(&o);
+    assert!(
+        text.contains("row 3 (seq 3): the signature is not the server key's"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("row 3 (seq 3): its fields"),
+        "the forged row's hash is right: {text}"
+    );
+    assert!(
+        text.contains("row 4 (seq 4): it does not follow the row before it"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("row 1 ") && !text.contains("row 2 "),
+        "rows before the insertion are fine: {text}"
+    );
+    assert!(err(&o).contains("6 receipts"), "{}", err(&o));
+}
+
+#[test]
+fn policy_acceptances_page_filter_and_export() {
+    let e = env();
+    let key = server_key(&e);
+    let policy = "cd".repeat(32);
+    let t = 1_740_787_200;
+    let names: Vec<String> = (0..1005).map(|i| format!("user{}", i % 7)).collect();
+    let accepts: Vec<(&str, &str, &str, &str, i64)> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            (
+                n.as_str(),
+                if i % 2 == 0 {
+                    "localhost"
+                } else {
+                    "corp.example"
+                },
+                if i % 5 == 0 { "" } else { "phone" },
+                policy.as_str(),
+                t + i as i64,
+            )
+        })
+        .collect();
+    let receipts = append_receipts(&e, &key, &accepts);
+
+    let o = ctl(&e, &["policy", "acceptances"], None);
+    assert!(o.status.success(), "{}", err(&o));
+    let text = out(&o);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1005, "more than one page");
+    assert_eq!(
+        lines[0],
+        format!(
+            "1 {} user0@localhost {policy} extension 192.0.2.0:5222 Gajim 1.8, \"nightly\"",
+            rfc3339(t)
+        )
+    );
+    assert_eq!(
+        lines[1],
+        format!(
+            "2 {} user1@corp.example/phone {policy} chat - Gajim 1.8, \"nightly\"",
+            rfc3339(t + 1)
+        )
+    );
+    assert_eq!(
+        lines[2],
+        format!(
+            "3 {} user2@localhost/phone {policy} adhoc 192.0.2.2:5222 -",
+            rfc3339(t + 2)
+        )
+    );
+    assert!(lines[1004].starts_with("1005 "), "{}", lines[1004]);
+
+    let o = ctl(&e, &["policy", "acceptances", "--csv"], None);
+    assert!(o.status.success(), "{}", err(&o));
+    let csv = out(&o);
+    let rows: Vec<&str> = csv.split("\r\n").collect();
+    assert_eq!(rows.len(), 1007, "header, 1005 rows, final empty piece");
+    assert_eq!(
+        rows[0],
+        "seq,time,jid,policy_hash,method,remote_addr,client"
+    );
+    assert_eq!(
+        rows[1],
+        format!(
+            "1,{},user0@localhost,{policy},extension,192.0.2.0:5222,\"Gajim 1.8, \"\"nightly\"\"\"",
+            rfc3339(t)
+        )
+    );
+    assert_eq!(
+        rows[3],
+        format!(
+            "3,{},user2@localhost/phone,{policy},adhoc,192.0.2.2:5222,",
+            rfc3339(t + 2)
+        )
+    );
+
+    let o = ctl(&e, &["policy", "acceptances", "--json"], None);
+    assert!(o.status.success(), "{}", err(&o));
+    let list = Json::parse(&out(&o)).unwrap_or_else(|e| panic!("{e}"));
+    let items = list.array();
+    assert_eq!(items.len(), 1005);
+    assert_eq!(items[1].get("jid").str(), "user1@corp.example/phone");
+    assert_eq!(items[1].get("resource").str(), "phone");
+    assert!(items[1].get("remote_addr").is_null());
+    assert_eq!(items[0].get("client").str(), "Gajim 1.8, \"nightly\"");
+    assert_eq!(items[1004].get("seq").num(), 1005.0);
+    assert_eq!(items[7].get("time").str(), rfc3339(t + 7));
+
+    // user3@corp.example: i % 7 == 3 and i odd.
+    let o = ctl(
+        &e,
+        &[
+            "policy",
+            "acceptances",
+            "--json",
+            "--user",
+            "User3@Corp.Example",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    let seqs: Vec<i64> = Json::parse(&out(&o))
+        .expect("json")
+        .array()
+        .iter()
+        .map(|r| r.get("seq").num() as i64)
+        .collect();
+    let expected: Vec<i64> = (0..1005)
+        .filter(|i| i % 7 == 3 && i % 2 == 1)
+        .map(|i| i + 1)
+        .collect();
+    assert_eq!(seqs, expected);
+    let o = ctl(
+        &e,
+        &["policy", "acceptances", "--since", &rfc3339(t + 1000)],
+        None,
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    let seqs: Vec<String> = out(&o)
+        .lines()
+        .map(|l| l.split(' ').next().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(seqs, ["1001", "1002", "1003", "1004", "1005"]);
+    assert_eq!(receipts.len(), 1005);
+
+    for args in [
+        &["policy", "acceptances", "--user", "not a jid"][..],
+        &["policy", "acceptances", "--user", "localhost"],
+        &["policy", "acceptances", "--since", "last week"],
+        &["policy", "acceptances", "--json", "--csv"],
+    ] {
+        let o = ctl(&e, args, None);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", err(&o));
+    }
+}
+
+#[test]
+fn policy_status_names_who_has_not_accepted() {
+    let e = env();
+    let st = storage(&e);
+    for (user, domain) in [
+        ("alice", "localhost"),
+        ("bob", "localhost"),
+        ("carol", "localhost"),
+        ("dave", "corp.example"),
+    ] {
+        block_on(st.users.create_user(&causerie_storage::NewUser {
+            username: user.into(),
+            domain: domain.into(),
+            credentials: vec![],
+        }))
+        .expect("create");
+    }
+    block_on(st.close());
+    let o = ctl(&e, &["policy", "status"], None);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(
+        out(&o),
+        "localhost: no policy version in force\ncorp.example: no policy version in force\n"
+    );
+
+    let old = policy_file("Old", "2024-01-01", "", "old\n");
+    let new = policy_file("New", "2025-01-01", "", "new\n");
+    let (h_old, h_new) = (hash_of(&old), hash_of(&new));
+    assert!(publish(&e, "old.md", &old).status.success());
+    assert!(publish(&e, "new.md", &new).status.success());
+    let key = server_key(&e);
+    append_receipts(
+        &e,
+        &key,
+        &[
+            ("alice", "localhost", "laptop", &h_new, now() - 60),
+            // An older version does not count, nor does the same name on another domain.
+            ("bob", "localhost", "", &h_old, now() - 50),
+            ("carol", "corp.example", "", &h_new, now() - 40),
+            ("dave", "corp.example", "", &h_new, now() - 30),
+        ],
+    );
+    let o = ctl(&e, &["policy", "status"], None);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(
+        out(&o),
+        format!(
+            "localhost: 2 of 3 accounts have not accepted version 2 {} (code {}): \
+             bob@localhost, carol@localhost\n\
+             corp.example: 0 of 1 accounts have not accepted version 2 {} (code {})\n",
+            &h_new[..12],
+            &h_new[..4],
+            &h_new[..12],
+            &h_new[..4]
+        )
+    );
+    let o = ctl(&e, &["policy", "status", "--json"], None);
+    let items = Json::parse(&out(&o)).unwrap_or_else(|e| panic!("{e}: {}", out(&o)));
+    let items = items.array();
+    assert_eq!(items[0].get("domain").str(), "localhost");
+    assert_eq!(items[0].get("version").get("hash").str(), h_new);
+    assert_eq!(items[0].get("accounts").num(), 3.0);
+    let pending: Vec<&str> = items[0]
+        .get("not_accepted")
+        .array()
+        .iter()
+        .map(Json::str)
+        .collect();
+    assert_eq!(pending, ["bob@localhost", "carol@localhost"]);
+    assert_eq!(items[1].get("not_accepted").array().len(), 0);
+}
+
+#[test]
+fn policy_has_help() {
+    let e = env();
+    for (args, needle) in [
+        (&["policy", "--help"][..], "policy.key"),
+        (&["policy", "publish", "--help"], "--by"),
+        (&["policy", "show", "--help"], "prefix"),
+        (&["policy", "list", "--help"], "*current*"),
+        (&["policy", "key", "--help"], "DATA_DIR/policy.key"),
+        (&["policy", "acceptances", "--help"], "--csv"),
+        (&["policy", "status", "--help"], "not accepted"),
+        (&["policy", "verify", "--help"], "--checkpoint"),
+    ] {
+        let o = ctl(&e, args, None);
+        assert!(o.status.success(), "{args:?}: {}", err(&o));
+        assert!(out(&o).contains(needle), "{args:?}: {}", out(&o));
+    }
+}
