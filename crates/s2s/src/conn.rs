@@ -121,6 +121,11 @@ impl Authorized {
         self.pairs.is_empty()
     }
 
+    /// Whether the stream authenticated `remote` for any local domain.
+    pub fn has_remote(&self, remote: &str) -> bool {
+        self.pairs.iter().any(|(r, _)| r == remote)
+    }
+
     pub fn first_remote(&self) -> Option<&str> {
         self.pairs.iter().next().map(|(r, _)| r.as_str())
     }
@@ -157,11 +162,20 @@ pub async fn receive_stanza(
         return Err(StreamError::new(SE::HostUnknown)
             .with_text(format!("{} is not hosted here", to.domain())));
     }
-    if !authorized.contains(from.domain(), to.domain()) {
+    if !authorized.has_remote(from.domain()) {
         tracing::warn!(from = %from, to = %to, "stanza from a domain the stream did not authenticate");
         return Err(StreamError::new(SE::InvalidFrom).with_text(format!(
             "this stream is not authenticated for {}",
             from.domain()
+        )));
+    }
+    if !authorized.contains(from.domain(), to.domain()) {
+        // Authenticated towards another of our domains (RFC 6120 §4.7.2: a stream serves the
+        // domain pair it was opened for).
+        return Err(StreamError::new(SE::ImproperAddressing).with_text(format!(
+            "this stream is authenticated for {} to another domain than {}",
+            from.domain(),
+            to.domain()
         )));
     }
     if let Decision::Refused(why) = s2s.policy().decide(from.domain()) {
