@@ -111,6 +111,15 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let data_dir = &config.server.data_dir;
     create_private_dir(data_dir)?;
     let secret = load_or_create_secret(&data_dir.join("server.secret"))?;
+    // The key that signs usage-policy acceptance receipts; `causeriectl policy key` shows it.
+    let receipt_key =
+        causerie_policy::keys::load_or_create(&data_dir.join("policy.key")).map_err(|e| {
+            StartError::Secret {
+                path: data_dir.join("policy.key").display().to_string(),
+                reason: e.to_string(),
+            }
+        })?;
+    tracing::info!(fingerprint = %receipt_key.fingerprint(), "policy receipt key ready");
 
     let certs = Arc::new(load_certificates(config)?);
     let tls_cfg = causerie_tls::server_config(
@@ -349,7 +358,8 @@ fn create_private_dir(path: &Path) -> Result<(), StartError> {
     Ok(())
 }
 
-/// The 32-byte server secret (fake SASL salts now, dialback keys later), created once with mode 0600.
+/// The 32-byte server secret (fake SASL salts, and the dialback secret derived from it), created once
+/// with mode 0600.
 pub fn load_or_create_secret(path: &Path) -> Result<[u8; 32], StartError> {
     let err = |reason: String| StartError::Secret {
         path: path.display().to_string(),

@@ -275,3 +275,25 @@ async fn shutdown_closes_streams_with_system_shutdown() {
     assert_eq!(stream_error(&e), Some("system-shutdown"), "{e}");
     stop.await.expect("stopped");
 }
+
+#[tokio::test]
+async fn secrets_are_created_on_first_start_readable_by_the_owner_only_and_kept() {
+    let s = TestServer::start().await.expect("start");
+    let data = s.config.server.data_dir.clone();
+    let read = |name: &str| std::fs::read(data.join(name)).expect(name);
+    let (secret, receipt_key) = (read("server.secret"), read("policy.key"));
+    assert_eq!((secret.len(), receipt_key.len()), (32, 32));
+    #[cfg(unix)]
+    for name in ["server.secret", "policy.key"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(data.join(name))
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{name}");
+    }
+    let s = s.restart().await.expect("restart");
+    assert_eq!(read("server.secret"), secret);
+    assert_eq!(read("policy.key"), receipt_key);
+    s.stop().await;
+}
