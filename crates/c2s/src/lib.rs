@@ -16,16 +16,7 @@ mod session;
 pub use limiter::AuthLimiter;
 pub use listener::{C2sServer, C2sSettings, serve};
 
-/// Random identifiers (stream ids, generated resources): 64 bits from the OS, hex-encoded.
+/// Random identifiers (stream ids, generated resources): 64 bits, hex-encoded.
 pub(crate) fn random_id() -> String {
-    let mut b = [0u8; 8];
-    if getrandom::fill(&mut b).is_err() {
-        // The OS generator failing is not something a connection can fix; fall back to the clock so the
-        // id stays unique enough to tell streams apart (ids are not secrets).
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        b = (t.as_nanos() as u64).to_le_bytes();
-    }
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    causerie_stream::random_hex(8)
 }

@@ -252,16 +252,9 @@ pub fn dialback_error(name: &str, from: &str, to: &str, condition: &str, text: &
     dialback_element(name, from, to, None, Some("error")).with_child(err)
 }
 
-/// A random stream id.
+/// A random stream id: 128 bits, since dialback keys are bound to it (XEP-0185 §4).
 pub fn random_id() -> String {
-    let mut b = [0u8; 12];
-    if getrandom::fill(&mut b).is_err() {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        b[..8].copy_from_slice(&(t.as_nanos() as u64).to_le_bytes());
-    }
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    causerie_stream::random_hex(16)
 }
 
 /// Prepares a domain named by a peer, as a JID domainpart.

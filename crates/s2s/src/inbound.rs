@@ -104,28 +104,14 @@ async fn run(s2s: Arc<S2s>, tcp: TcpStream, peer: SocketAddr, direct_tls: bool) 
         bidi_route = Some((remote, rx, generation));
     }
     let listed = std::mem::take(&mut inbound.listed);
-    match &mut bidi_route {
-        Some((_, rx, _)) => {
-            crate::link::serve(
-                &s2s,
-                stream,
-                crate::link::Role::Inbound(Box::new(inbound)),
-                &local,
-                Some(rx),
-            )
-            .await
-        }
-        None => {
-            crate::link::serve(
-                &s2s,
-                stream,
-                crate::link::Role::Inbound(Box::new(inbound)),
-                &local,
-                None,
-            )
-            .await
-        }
-    }
+    crate::link::serve(
+        &s2s,
+        stream,
+        crate::link::Role::Inbound(Box::new(inbound)),
+        &local,
+        bidi_route.as_mut().map(|(_, rx, _)| rx),
+    )
+    .await;
     for id in listed {
         s2s.stream_down(id);
     }

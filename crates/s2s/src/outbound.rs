@@ -194,16 +194,12 @@ async fn establish(
         let peer = tcp
             .peer_addr()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], target.port)));
-        let purpose = match &purpose {
-            Purpose::Stanzas => Purpose::Stanzas,
-            Purpose::Verify(v) => Purpose::Verify(v.clone()),
-        };
         let found = Found {
             target: &target,
             from_dns,
         };
         match Box::pin(negotiate(
-            s2s, tcp, peer, found, local, remote, purpose, deadline,
+            s2s, tcp, peer, found, local, remote, &purpose, deadline,
         ))
         .await
         {
@@ -238,7 +234,7 @@ async fn negotiate(
     found: Found<'_>,
     local: &str,
     remote: &str,
-    purpose: Purpose,
+    purpose: &Purpose,
     deadline: Instant,
 ) -> Result<Negotiated, Failure> {
     let target = found.target;
@@ -325,7 +321,7 @@ async fn negotiate(
                 tracing::debug!(remote, %problem, "peer certificate does not validate");
             }
         }
-        if let Purpose::Verify(question) = &purpose {
+        if let Purpose::Verify(question) = purpose {
             return ask_verify(&mut stream, question, local, deadline).await;
         }
         if let Some(method) = authenticated {

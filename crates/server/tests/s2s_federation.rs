@@ -335,16 +335,7 @@ async fn valid_certificates_can_be_required() {
         .send(&chat("bob@b.test", "refused"))
         .await
         .expect("send");
-    let err = expect(&mut alice, "the bounce", |e| {
-        e.attr("type") == Some("error")
-    })
-    .await;
-    assert_eq!(
-        error_condition(&err).as_deref(),
-        Some("remote-server-not-found"),
-        "{}",
-        err.to_xml()
-    );
+    expect_error(&mut alice, "remote-server-not-found").await;
     let audit = audit_actions(&b, "a.test").await;
     assert!(
         audit.iter().any(|l| l.starts_with("s2s.inbound.refused")),
@@ -380,29 +371,11 @@ async fn allowlist_refuses_a_third_domain_until_an_admin_allows_it() {
         .send(&chat("carol@c.test", "out"))
         .await
         .expect("send");
-    let err = expect(&mut alice, "the refusal", |e| {
-        e.attr("type") == Some("error")
-    })
-    .await;
-    assert_eq!(
-        error_condition(&err).as_deref(),
-        Some("not-allowed"),
-        "{}",
-        err.to_xml()
-    );
+    expect_error(&mut alice, "not-allowed").await;
 
     // Incoming: c.test's stream is refused by a.test; carol learns the message did not go.
     carol.send(&chat("alice@a.test", "in")).await.expect("send");
-    let err = expect(&mut carol, "the bounce", |e| {
-        e.attr("type") == Some("error")
-    })
-    .await;
-    assert_eq!(
-        error_condition(&err).as_deref(),
-        Some("remote-server-not-found"),
-        "{}",
-        err.to_xml()
-    );
+    expect_error(&mut carol, "remote-server-not-found").await;
     let audit = audit_actions(&a, "c.test").await;
     assert!(
         audit.iter().any(|l| l.starts_with("s2s.inbound.refused")),
@@ -451,11 +424,7 @@ async fn allowlist_refuses_a_third_domain_until_an_admin_allows_it() {
         .send(&chat("carol@c.test", "denied"))
         .await
         .expect("send");
-    let err = expect(&mut alice, "the refusal", |e| {
-        e.attr("type") == Some("error")
-    })
-    .await;
-    assert_eq!(error_condition(&err).as_deref(), Some("not-allowed"));
+    expect_error(&mut alice, "not-allowed").await;
     a.stop().await;
     c.stop().await;
 }
@@ -492,14 +461,7 @@ async fn unreachable_partners_bounce_with_the_right_error_in_time() {
         .send(&chat("x@closed.test", "refused"))
         .await
         .expect("send");
-    let err = expect(&mut alice, "the bounce", |e| {
-        e.attr("type") == Some("error")
-    })
-    .await;
-    assert_eq!(
-        error_condition(&err).as_deref(),
-        Some("remote-server-not-found")
-    );
+    expect_error(&mut alice, "remote-server-not-found").await;
     assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
 
     let t0 = Instant::now();
@@ -510,16 +472,7 @@ async fn unreachable_partners_bounce_with_the_right_error_in_time() {
             .expect("send");
     }
     for _ in 0..3 {
-        let err = expect(&mut alice, "the bounce", |e| {
-            e.attr("type") == Some("error")
-        })
-        .await;
-        assert_eq!(
-            error_condition(&err).as_deref(),
-            Some("remote-server-timeout"),
-            "{}",
-            err.to_xml()
-        );
+        expect_error(&mut alice, "remote-server-timeout").await;
     }
     let took = t0.elapsed();
     assert!(
@@ -874,13 +827,7 @@ async fn a_wrong_pin_is_refused_without_falling_back_to_dialback() {
     bob.send(&chat("alice@a.test/res", "pinned"))
         .await
         .expect("send");
-    let err = expect(&mut bob, "the bounce", |e| e.attr("type") == Some("error")).await;
-    assert_eq!(
-        error_condition(&err).as_deref(),
-        Some("remote-server-not-found"),
-        "{}",
-        err.to_xml()
-    );
+    expect_error(&mut bob, "remote-server-not-found").await;
     let audit = audit_actions(&a, "b.test").await;
     assert!(
         audit
@@ -893,19 +840,22 @@ async fn a_wrong_pin_is_refused_without_falling_back_to_dialback() {
         .send(&chat("bob@b.test/res", "no"))
         .await
         .expect("send");
-    let err = expect(&mut alice, "the bounce", |e| {
-        e.attr("type") == Some("error")
-    })
-    .await;
-    assert_eq!(
-        error_condition(&err).as_deref(),
-        Some("remote-server-not-found"),
-        "{}",
-        err.to_xml()
-    );
+    let err = expect_error(&mut alice, "remote-server-not-found").await;
     assert!(error_text_of(&err).contains("pinned"), "{}", err.to_xml());
     a.stop().await;
     b.stop().await;
+}
+
+/// Waits for the error answering a stanza and checks its condition.
+async fn expect_error(c: &mut Client, condition: &str) -> Element {
+    let err = expect(c, "the error answer", |e| e.attr("type") == Some("error")).await;
+    assert_eq!(
+        error_condition(&err).as_deref(),
+        Some(condition),
+        "{}",
+        err.to_xml()
+    );
+    err
 }
 
 fn error_text_of(el: &Element) -> String {
@@ -1079,16 +1029,7 @@ async fn a_tlsa_record_that_matches_nothing_refuses_the_peer() {
         .send(&chat("bob@b.test/res", "dane"))
         .await
         .expect("send");
-    let err = expect(&mut alice, "the bounce", |e| {
-        e.attr("type") == Some("error")
-    })
-    .await;
-    assert_eq!(
-        error_condition(&err).as_deref(),
-        Some("remote-server-not-found"),
-        "{}",
-        err.to_xml()
-    );
+    let err = expect_error(&mut alice, "remote-server-not-found").await;
     assert!(error_text_of(&err).contains("DANE"), "{}", err.to_xml());
     a.stop().await;
     b.stop().await;

@@ -400,6 +400,24 @@ impl XmlStream {
     }
 }
 
+/// `n` random bytes from the OS, hex-encoded: stream ids (RFC 6120 §4.7.3), generated resources.
+/// If the OS generator fails (nothing a connection can fix), the clock stands in, so ids still tell
+/// streams apart; callers never use them as secrets.
+pub fn random_hex(n: usize) -> String {
+    let mut b = vec![0u8; n];
+    if getrandom::fill(&mut b).is_err() {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos()
+            .to_le_bytes();
+        for (i, x) in b.iter_mut().enumerate() {
+            *x = t[i % t.len()];
+        }
+    }
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
 /// Checks an initiating stream header (RFC 6120 §4.7, §4.8, §4.9.3): stream namespace and name, the
 /// default namespace this listener serves, and a version 1.x.
 pub fn check_header(h: &StreamHeader, content_ns: &str) -> Result<(), StreamError> {
