@@ -7,6 +7,9 @@
 # per check ("ok - ..." / "not ok - ..."); the server stopped by its PID.
 # Suites: slixmpp (login, TLS, SASL), im (RFC 6121 and the XEPs, slixmpp),
 # xmppjs (a second client library, xmpp.js on Node, against slixmpp),
+# policy (the usage-policy gate, xeps/policy-acceptance.md: a policy
+# published with causeriectl, accepted by slixmpp clients through the chat
+# prompt and the ad-hoc command, the receipts checked with causeriectl),
 # federation (Causerie with a real Prosody and a real ejabberd on their own
 # loopback addresses; s2s/suite.sh, s2s/README.md; needs root).
 # The run ends with the line "interop: N passed, M failed" and exits non-zero
@@ -21,6 +24,10 @@
 #                               (default: /var/tmp/causerie-interop)
 #   CAUSERIE_INTEROP_LOG_LEVEL  the servers' [log] level (default: info)
 #   CAUSERIE_INTEROP_KEEP=1     keep the work folder even when all passed
+#   CAUSERIE_INTEROP_SUITES     the suites to run, separated by spaces or
+#                               commas, e.g. "policy" or "slixmpp,im"
+#                               (default: all of slixmpp im xmppjs policy
+#                               federation); an unknown name is a failure
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -37,6 +44,9 @@ NODE_MIN="20.10"
 NODE_DIR="$CACHE_DIR/node"
 LOG_LEVEL="${CAUSERIE_INTEROP_LOG_LEVEL:-info}"
 DOMAIN="localhost"
+ALL_SUITES=(slixmpp im xmppjs policy federation)
+SUITES_WANTED="${CAUSERIE_INTEROP_SUITES:-${ALL_SUITES[*]}}"
+read -r -a SUITES <<<"${SUITES_WANTED//,/ }"
 
 # Every wait is bounded (seconds).
 SCENARIO_TIMEOUT=120 # one scenario script, overall, unless its line says otherwise
@@ -110,6 +120,35 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+# suite_selected NAME: true when the run includes that suite.
+suite_selected() {
+    local suite
+    for suite in "${SUITES[@]}"; do
+        [ "$suite" = "$1" ] && return 0
+    done
+    return 1
+}
+
+# An unknown name in CAUSERIE_INTEROP_SUITES, or none at all, is a failure:
+# a typo must not turn into a run that checks less than asked.
+check_suites() {
+    local suite rc=0
+    for suite in "${SUITES[@]}"; do
+        case " ${ALL_SUITES[*]} " in
+        *" $suite "*) ;;
+        *)
+            fail "unknown suite '$suite' in CAUSERIE_INTEROP_SUITES (known: ${ALL_SUITES[*]})"
+            rc=1
+            ;;
+        esac
+    done
+    if [ "${#SUITES[@]}" -eq 0 ]; then
+        fail "CAUSERIE_INTEROP_SUITES='$SUITES_WANTED' names no suite (known: ${ALL_SUITES[*]})"
+        rc=1
+    fi
+    return "$rc"
+}
 
 print_file() {
     local title="$1" file="$2" max="${3:-400}"
@@ -259,7 +298,9 @@ ensure_tools() {
     local rc=0
     ensure_slixmpp || rc=1
     # Without xmpp.js only its suite fails (ensure_xmppjs counted that).
-    ensure_xmppjs || true
+    if suite_selected xmppjs; then
+        ensure_xmppjs || true
+    fi
     flock -u 9
     exec 9>&-
     [ "$rc" -eq 0 ] || return 1
@@ -655,6 +696,174 @@ suite_xmppjs() {
     fi
 }
 
+# ---------------------------------------------------------------------------
+# Usage policy (xeps/policy-acceptance.md)
+
+# ctl_expect NAME WHAT STATUS OUT ARGS...: runs causeriectl ARGS with its
+# output in OUT and checks its exit status; prints the output on a mismatch.
+ctl_expect() {
+    local name="$1" what="$2" want="$3" out="$4" status=0
+    shift 4
+    ctl "$@" >"$out" 2>&1 </dev/null || status=$?
+    if [ "$status" -eq "$want" ]; then
+        pass "$name: $what (exit $status)"
+    else
+        fail "$name: $what: causeriectl $* exited with $status, expected $want"
+        print_file "causeriectl output" "$out" 50
+        return 1
+    fi
+}
+
+# expect_in_file NAME WHAT FILE TEXT...: each TEXT occurs in FILE (as is).
+expect_in_file() {
+    local name="$1" what="$2" file="$3" text missing=()
+    shift 3
+    for text in "$@"; do
+        grep -qF -- "$text" "$file" || missing+=("$text")
+    done
+    if [ "${#missing[@]}" -eq 0 ]; then
+        pass "$name: $what"
+    else
+        fail "$name: $what: missing $(printf "'%s' " "${missing[@]}")"
+        print_file "$(basename "$file")" "$file" 50
+    fi
+}
+
+# expect_receipts NAME FILE VERSION: the output of 'policy acceptances
+# --json' lists, in chain order, bob's and alice's receipts by chat and
+# carol's (from her 'laptop' session) by the ad-hoc command, the order in
+# which the scenarios accept; all for VERSION, from 127.0.0.1; alice's client
+# as her XEP-0092 answer names it, none for the others, who did not answer
+# (xeps/policy-acceptance.md 5.10).
+expect_receipts() {
+    local name="$1" file="$2" version="$3" problems
+    if problems="$("$VENV/bin/python" - "$file" "$version" "$DOMAIN" "$SLIXMPP_VERSION" 2>&1 <<'PY'
+import json, sys
+path, version, domain, slixmpp_version = sys.argv[1:]
+try:
+    with open(path, encoding="utf-8") as f:
+        receipts = json.load(f)
+except ValueError as err:
+    sys.exit(f"not JSON: {err}")
+want = [
+    ("bob", "chat", None, None),
+    ("alice", "chat", None, f"Slixmpp {slixmpp_version}"),
+    ("carol", "adhoc", "laptop", None),
+]
+if not isinstance(receipts, list) or len(receipts) != len(want):
+    sys.exit(f"expected {len(want)} receipts, got {receipts!r}")
+problems = []
+for i, (r, (user, method, resource, client)) in enumerate(zip(receipts, want), start=1):
+    keys = ("seq", "username", "domain", "method", "policy_hash", "remote_addr", "client")
+    got = {k: r.get(k) for k in keys}
+    expected = dict(zip(keys, (i, user, domain, method, version, "127.0.0.1", client)))
+    if got != expected:
+        problems.append(f"receipt {i}: {got} is not {expected}")
+    res = r.get("resource")
+    if not res or (resource is not None and res != resource):
+        problems.append(f"receipt {i}: resource {res!r}, expected {resource or 'one'}")
+    if r.get("jid") != f"{user}@{domain}/{res}":
+        problems.append(f"receipt {i}: jid {r.get('jid')!r}")
+if problems:
+    sys.exit("; ".join(problems))
+PY
+    )"; then
+        pass "$name: policy acceptances --json lists bob (chat), alice (chat, client Slixmpp $SLIXMPP_VERSION) and carol/laptop (adhoc) as receipts 1 to 3 of the published version, from 127.0.0.1"
+    else
+        fail "$name: policy acceptances --json: $problems"
+        print_file "$(basename "$file")" "$file" 50
+    fi
+}
+
+suite_policy() {
+    local name="policy"
+    header "interop suite: $name (usage-policy gate, slixmpp $SLIXMPP_VERSION)"
+    local failed_before="$FAILED"
+    if ! start_server "$name"; then
+        stop_server "$name"
+        return 0
+    fi
+
+    local alice="alice@$DOMAIN" alice_pw="alice-Policy-1"
+    local bob="bob@$DOMAIN" bob_pw="bob-Policy-2"
+    local carol="carol@$DOMAIN" carol_pw="carol-Policy-3"
+    add_user "$name" "$alice" "$alice_pw"
+    add_user "$name" "$bob" "$bob_pw"
+    add_user "$name" "$carol" "$carol_pw"
+
+    # Non-ASCII in the title, a category and the text: the version is the
+    # SHA-256 of these exact bytes, and clients must get the text unchanged.
+    local file="$SUITE_DIR/policy.md" version
+    cat >"$file" <<'POLICY'
++++
+title = "Use of the Causerie interop service – tests"
+effective = "2025-01-01"
+categories = ["message archiving", "keyword alerts (café, naïve)"]
++++
+This service exists for the interop tests of Causerie.
+
+- Messages are kept only while the tests run.
+- Accepting is the only way in: reply with the code, or run the command.
+POLICY
+    version="$(sha256sum "$file" | cut -d' ' -f1)"
+    say "$name: policy file $file, version $version"
+    if ! ctl_expect "$name" "causeriectl policy publish" 0 "$SUITE_DIR/ctl-publish.out" \
+        policy publish "$file" --by interop; then
+        stop_server "$name"
+        print_file "server log" "$SERVER_LOG"
+        return 0
+    fi
+    expect_in_file "$name" "policy publish printed version 1, the SHA-256 of the file and its code" \
+        "$SUITE_DIR/ctl-publish.out" "published version 1 $version (code ${version:0:4})"
+    ctl_expect "$name" "publishing the same file again is refused" 1 \
+        "$SUITE_DIR/ctl-publish-again.out" policy publish "$file" || true
+    if ctl_expect "$name" "causeriectl policy show" 0 "$SUITE_DIR/ctl-show.out" policy show; then
+        expect_in_file "$name" "policy show names the version in force, its title and its text" \
+            "$SUITE_DIR/ctl-show.out" "title: Use of the Causerie interop service – tests" \
+            "version: 1 $version (code ${version:0:4})" "keyword alerts (café, naïve)" \
+            "- Messages are kept only while the tests run."
+    fi
+    if ctl_expect "$name" "causeriectl policy status (before)" 0 \
+        "$SUITE_DIR/ctl-status-before.out" policy status; then
+        expect_in_file "$name" "policy status lists alice, bob and carol as not accepted" \
+            "$SUITE_DIR/ctl-status-before.out" "$DOMAIN: 3 of 3 accounts have not accepted" \
+            "$alice" "$bob" "$carol"
+    fi
+
+    local tls=(--host 127.0.0.1 --domain "$DOMAIN" --ca-file "$CA_FILE" --policy-file "$file")
+    # bob accepts in the first scenario; the second relies on it.
+    run_slixmpp -t 90 "policy chat" policy_chat.py \
+        "${tls[@]}" --port "$STARTTLS_PORT" --mode starttls \
+        --account "$alice" "$alice_pw" --account "$bob" "$bob_pw"
+    run_slixmpp -t 90 "policy adhoc" policy_adhoc.py \
+        "${tls[@]}" --port "$DIRECT_TLS_PORT" --mode direct \
+        --account "$carol" "$carol_pw" --account "$bob" "$bob_pw"
+
+    if ctl_expect "$name" "causeriectl policy acceptances --json" 0 \
+        "$SUITE_DIR/ctl-acceptances.json" policy acceptances --json; then
+        expect_receipts "$name" "$SUITE_DIR/ctl-acceptances.json" "$version"
+    fi
+    if ctl_expect "$name" "causeriectl policy verify" 0 "$SUITE_DIR/ctl-verify.out" policy verify; then
+        expect_in_file "$name" "policy verify found the 3 receipts intact" \
+            "$SUITE_DIR/ctl-verify.out" "3 receipts, chain intact, signatures valid"
+    fi
+    local after="$SUITE_DIR/ctl-status-after.out"
+    if ctl_expect "$name" "causeriectl policy status (after)" 0 "$after" policy status; then
+        if grep -qF -- "$DOMAIN: 0 of 3 accounts have not accepted version 1" "$after" &&
+            ! grep -qE -- "(alice|bob|carol)@" "$after"; then
+            pass "$name: policy status no longer lists alice, bob or carol"
+        else
+            fail "$name: policy status still lists accounts that accepted"
+            print_file "policy status" "$after" 20
+        fi
+    fi
+
+    stop_server "$name"
+    if [ "$FAILED" -gt "$failed_before" ]; then
+        print_file "server log" "$SERVER_LOG"
+    fi
+}
+
 # shellcheck source=s2s/suite.sh
 . "$HERE/s2s/suite.sh"
 
@@ -662,11 +871,14 @@ suite_xmppjs() {
 
 main() {
     header "interop"
-    if ensure_tools && ensure_binaries; then
-        suite_slixmpp
-        suite_im
-        suite_xmppjs
-        suite_federation
+    say "suites: ${SUITES[*]}"
+    if check_suites && ensure_tools && ensure_binaries; then
+        local suite
+        for suite in "${ALL_SUITES[@]}"; do
+            if suite_selected "$suite"; then
+                "suite_$suite"
+            fi
+        done
     fi
     printf '\n'
     if [ "$FAILED" -gt 0 ] || [ "${CAUSERIE_INTEROP_KEEP:-0}" = 1 ]; then

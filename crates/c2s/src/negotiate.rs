@@ -129,7 +129,15 @@ async fn negotiate(
             .and_then(|f| causerie_jid::Jid::parse(f).ok())
             .map(|j| j.to_string());
         stream.queue_header(&domain, client_from.as_deref(), &id);
-        stream.queue(&features(server, &stream, &phase));
+        let mut offered = features(server, &stream, &phase);
+        if let Phase::Authenticated(user) = &phase
+            && let Ok(account) = causerie_jid::BareJid::new(Some(user), &domain)
+        {
+            for extra in server.core.account_features(&account).await {
+                offered.push_child(extra);
+            }
+        }
+        stream.queue(&offered);
         flush(&mut stream, &domain).await?;
 
         loop {
@@ -196,6 +204,8 @@ async fn negotiate(
                         Ok((handle, inbox, reply)) => {
                             stream.queue(&reply);
                             flush(&mut stream, &domain).await?;
+                            // Before the first stanza is read: a hook may restrict the session.
+                            server.core.session_binding(&handle).await;
                             return Ok((stream, handle, inbox, domain));
                         }
                         Err(reply) => {

@@ -136,6 +136,11 @@ pub static SECTIONS: &[SectionDoc] = &[
         description: "Instant-messaging features: offline messages (XEP-0160), vCards (XEP-0054), private XML storage (XEP-0049), rosters and presence (RFC 6121), blocking (XEP-0191), client state indication (XEP-0352), software version (XEP-0092) and server-to-client pings (XEP-0199), with the bounds they keep per account and per session.",
     },
     SectionDoc {
+        path: "policy",
+        array: false,
+        description: "The usage policy (`causeriectl policy publish`): while a version is in force that an account has not accepted, its sessions are restricted to reading and accepting it (xeps/policy-acceptance.md).",
+    },
+    SectionDoc {
         path: "log",
         array: false,
         description: "What the server logs.",
@@ -739,6 +744,50 @@ pub static KEYS: &[KeyDoc] = &[
         example: None,
         description: "Every this many seconds the server pings each client session (XEP-0199); a session that has not answered by the next round is closed with a `connection-timeout` stream error. 0 turns server pings off.",
     },
+    // [policy]
+    KeyDoc {
+        path: "policy.enabled",
+        kind: Kind::Bool,
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "Hold every session whose account has not accepted the usage policy in force until it accepts. With no version published nothing is held. `false` turns the gate off: nobody is asked, published versions stay readable, and receipts are kept.",
+    },
+    KeyDoc {
+        path: "policy.mode",
+        kind: Kind::Str,
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "`\"once\"`: an account accepts each version once, and its later sessions are not held. `\"every-session\"`: every new session must accept the version in force again, and each acceptance writes a receipt.",
+    },
+    KeyDoc {
+        path: "policy.timeout_secs",
+        kind: Kind::Int {
+            min: 5,
+            max: 86_400,
+            get: |c| c.policy.timeout_secs,
+        },
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "A held session that has neither accepted nor declined after this many seconds is closed with the `<policy-violation/>` stream error. Leave readers of a long text enough time.",
+    },
+    KeyDoc {
+        path: "policy.localpart",
+        kind: Kind::Str,
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "Localpart of the policy address of each hosted domain (`policy@DOMAIN`), which sends the policy as a chat message and understands the replies `ACCEPT code`, `DECLINE` and `MY POLICY`. No account may have this name: the server refuses to start when one does.",
+    },
+    KeyDoc {
+        path: "policy.messages_per_minute",
+        kind: Kind::Int {
+            min: 1,
+            max: 10_000,
+            get: |c| u64::from(c.policy.messages_per_minute),
+        },
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "Messages one session may send to the policy address per minute; past it they are dropped without a reply, so that two automatic responders cannot answer each other forever.",
+    },
     // [log]
     KeyDoc {
         path: "log.level",
@@ -804,7 +853,8 @@ mod tests {
     use super::*;
     use crate::{
         AdminConfig, AuthConfig, C2sConfig, CertificateConfig, DatabaseConfig, FederationConfig,
-        ImConfig, LimitsConfig, LogConfig, PartnerConfig, S2sConfig, ServerConfig, TlsConfig,
+        ImConfig, LimitsConfig, LogConfig, PartnerConfig, PolicyConfig, S2sConfig, ServerConfig,
+        TlsConfig,
     };
 
     /// Every field set, optional ones included, and written without `..Default::default()`
@@ -895,6 +945,13 @@ mod tests {
                 hide_version: true,
                 version_show_os: true,
                 server_ping_interval_secs: 60,
+            },
+            policy: PolicyConfig {
+                enabled: false,
+                mode: "every-session".to_owned(),
+                timeout_secs: 120,
+                localpart: "terms".to_owned(),
+                messages_per_minute: 5,
             },
             log: LogConfig {
                 level: "debug".to_owned(),

@@ -52,6 +52,7 @@ pub struct Config {
     pub federation: FederationConfig,
     pub limits: LimitsConfig,
     pub im: ImConfig,
+    pub policy: PolicyConfig,
     pub log: LogConfig,
     pub admin: AdminConfig,
 }
@@ -336,6 +337,32 @@ impl Default for LimitsConfig {
             max_depth: 32,
             max_attributes: 64,
             max_sessions_per_user: 32,
+        }
+    }
+}
+
+/// `[policy]`: the usage policy every account must accept before using the service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    pub enabled: bool,
+    pub mode: String,
+    pub timeout_secs: u64,
+    pub localpart: String,
+    pub messages_per_minute: u32,
+}
+
+/// The values of `policy.mode`.
+pub const POLICY_MODES: [&str; 2] = ["once", "every-session"];
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            enabled: true,
+            mode: "once".to_owned(),
+            timeout_secs: 900,
+            localpart: "policy".to_owned(),
+            messages_per_minute: 20,
         }
     }
 }

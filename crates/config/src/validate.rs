@@ -27,6 +27,7 @@ pub(crate) fn check(config: &Config) -> Vec<Problem> {
     auth(config, &mut problems);
     s2s(config, &mut problems);
     federation(config, &mut problems);
+    policy(config, &mut problems);
     log(config, &mut problems);
     admin(config, &mut problems);
     problems
@@ -360,6 +361,30 @@ fn s2s(config: &Config, problems: &mut Vec<Problem>) {
                 }
             }
         }
+    }
+}
+
+fn policy(config: &Config, problems: &mut Vec<Problem>) {
+    let policy = &config.policy;
+    if !crate::POLICY_MODES.contains(&policy.mode.as_str()) {
+        problems.push(Problem::at(
+            "policy.mode",
+            format!(
+                "must be \"once\" or \"every-session\" (got \"{}\")",
+                policy.mode
+            ),
+        ));
+    }
+    let localpart_ok = causerie_jid::prepare_localpart(&policy.localpart)
+        .is_ok_and(|prepared| prepared == policy.localpart);
+    if !localpart_ok {
+        problems.push(Problem::at(
+            "policy.localpart",
+            format!(
+                "`{}` is not a valid localpart in its prepared form (lowercase, no `@`, `/` or spaces)",
+                policy.localpart
+            ),
+        ));
     }
 }
 

@@ -13,8 +13,9 @@ pub mod router;
 pub mod session;
 
 pub use module::{
-    Drain, Event, EventListener, FeatureProvider, Identity, IqHandler, IqRequest, IqTarget, Module,
-    ModuleRegistry, NonzaHandler, OfflineOutcome, OfflineSink, Stage, StageContext, Verdict,
+    COMMANDS_NS, Command, Drain, Event, EventListener, FeatureProvider, Identity, IqHandler,
+    IqRequest, IqTarget, Module, ModuleRegistry, NonzaHandler, OfflineOutcome, OfflineSink,
+    SessionHook, Stage, StageContext, Verdict,
 };
 pub use registry::{BindOutcome, Registry};
 pub use router::{Core, CoreBuilder, Origin, RemoteRoute};

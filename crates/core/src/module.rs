@@ -130,6 +130,31 @@ pub trait IqHandler: Send + Sync {
     async fn handle(&self, req: IqRequest<'_>) -> Result<Option<Element>, StanzaError>;
 }
 
+/// The namespace of XEP-0050 Ad-Hoc Commands: of the `<command/>` element, of the server's disco
+/// feature, and the well-known disco node under which the commands are listed (XEP-0050 §2.2).
+pub const COMMANDS_NS: &str = "http://jabber.org/protocol/commands";
+
+/// An ad-hoc command the server offers on its own JID (XEP-0050), registered under a disco node
+/// with [`ModuleRegistry::command`]. The commands module checks the node, [`Command::allowed`] and
+/// the `action` attribute before calling [`Command::execute`]; service discovery lists the command
+/// only to requesters it is allowed for.
+#[async_trait]
+pub trait Command: Send + Sync {
+    /// Whether `requester` (the full JID as stamped by the server) may see and run the command.
+    fn allowed(&self, _core: &Core, _requester: &Jid) -> bool {
+        true
+    }
+
+    /// Runs one stage of the command. `req.payload` is the requester's
+    /// `<command xmlns='http://jabber.org/protocol/commands'/>`, whose `action` is absent or one of
+    /// the five XEP-0050 §4.1 actions. The answer is the `<command/>` element of the result: the
+    /// handler owns the whole exchange, so it echoes `node`, creates and checks `sessionid`, sets
+    /// `status`, offers `<actions/>` and keeps whatever state a multi-stage command needs
+    /// (XEP-0050 §2.4). Errors go back to the requester as they are, e.g. `bad-request` with
+    /// `<bad-sessionid/>` (XEP-0050 §4.4).
+    async fn execute(&self, req: IqRequest<'_>) -> Result<Element, StanzaError>;
+}
+
 /// Something that happened to a session, for modules that keep per-session state.
 #[derive(Debug)]
 pub enum Event<'a> {
@@ -137,10 +162,29 @@ pub enum Event<'a> {
     /// The session sent initial presence (RFC 6121 §4.2): offline messages are due now.
     SessionAvailable(&'a SessionHandle),
     SessionEnded(&'a SessionHandle),
+    /// A session that a stage held back ([`crate::flags::RESTRICTED`]) was released: messages
+    /// kept offline for the account are due to it now, whether or not it sent presence.
+    SessionReleased(&'a SessionHandle),
 }
 
 pub trait EventListener: Send + Sync {
     fn on_event(&self, core: &Arc<Core>, event: &Event<'_>);
+}
+
+/// Takes part in opening a client session: adds stream features that depend on the account, and
+/// sees each session before it is handed to its task (so that it can set flags such as
+/// [`crate::flags::RESTRICTED`] before the first stanza is read).
+#[async_trait]
+pub trait SessionHook: Send + Sync {
+    /// After authentication, when the features for binding are offered: extra features for this
+    /// account (RFC 6120 §4.3.2).
+    async fn account_features(&self, _core: &Arc<Core>, _account: &BareJid) -> Vec<Element> {
+        Vec::new()
+    }
+
+    /// The session was bound and is about to start; nothing it sends has been read yet. Stanzas
+    /// delivered to it here are written after the bind result.
+    async fn binding(&self, core: &Arc<Core>, session: &SessionHandle);
 }
 
 /// A service discovery identity (XEP-0030 §3.1).
@@ -161,12 +205,38 @@ type IqKey = (IqType, String, String);
 /// Handlers for one IQ key, each with the addresses it answers for.
 type IqHandlers = Vec<(IqTarget, Arc<dyn IqHandler>)>;
 
+/// Whether a feature registered with [`ModuleRegistry::feature_when`] is announced.
+type FeatureCondition = fn(&Core) -> bool;
+
+/// An ad-hoc command with the disco node and the label it is listed under (XEP-0050 §2.2).
+pub(crate) struct RegisteredCommand {
+    pub(crate) node: String,
+    pub(crate) name: String,
+    pub(crate) handler: Arc<dyn Command>,
+}
+
+/// The namespace of XEP-0004 data forms.
+const DATA_FORMS_NS: &str = "jabber:x:data";
+
+/// The value of a form's hidden `FORM_TYPE` field (XEP-0068), which names an extended disco
+/// form (XEP-0128) and orders it for the capabilities hash (XEP-0115 §5.4).
+fn hidden_form_type(form: &Element) -> Option<String> {
+    form.children()
+        .find(|f| f.is("field", DATA_FORMS_NS) && f.attr("var") == Some("FORM_TYPE"))
+        .filter(|f| f.attr("type") == Some("hidden"))
+        .and_then(|f| f.get_child("value", DATA_FORMS_NS))
+        .map(Element::text)
+}
+
 /// Where modules put what they provide. Built once, read-only afterwards.
 #[derive(Default)]
 pub struct ModuleRegistry {
     pub(crate) iq: HashMap<IqKey, IqHandlers>,
     pub(crate) features: Vec<(IqTarget, String)>,
+    pub(crate) features_when: Vec<(IqTarget, String, FeatureCondition)>,
     pub(crate) identities: Vec<Identity>,
+    pub(crate) commands: Vec<RegisteredCommand>,
+    pub(crate) disco_forms: Vec<Element>,
     pub(crate) stages: Vec<(i32, Arc<dyn Stage>)>,
     pub(crate) listeners: Vec<Arc<dyn EventListener>>,
     pub(crate) modules: Vec<&'static str>,
@@ -174,6 +244,7 @@ pub struct ModuleRegistry {
     pub(crate) stream_features: Vec<FeatureProvider>,
     pub(crate) offline: Option<Arc<dyn OfflineSink>>,
     pub(crate) drains: Vec<Arc<dyn Drain>>,
+    pub(crate) session_hooks: Vec<Arc<dyn SessionHook>>,
 }
 
 impl ModuleRegistry {
@@ -215,6 +286,55 @@ impl ModuleRegistry {
         });
     }
 
+    /// A disco feature announced only while `when` holds for the built core, for features that
+    /// depend on what other modules registered (e.g. ad-hoc commands only if there is a command).
+    pub fn feature_when(&mut self, target: IqTarget, var: &str, when: FeatureCondition) {
+        self.features_when.push((target, var.to_owned(), when));
+    }
+
+    /// Offers an ad-hoc command (XEP-0050) under `node` of the server's JID, listed as `name`.
+    /// Commands are listed in registration order; a second command on the same node replaces the
+    /// first.
+    pub fn command(&mut self, node: &str, name: &str, handler: Arc<dyn Command>) {
+        let cmd = RegisteredCommand {
+            node: node.to_owned(),
+            name: name.to_owned(),
+            handler,
+        };
+        match self.commands.iter_mut().find(|c| c.node == node) {
+            Some(old) => {
+                tracing::warn!(
+                    node,
+                    "a second ad-hoc command replaces the first on this node"
+                );
+                *old = cmd;
+            }
+            None => self.commands.push(cmd),
+        }
+    }
+
+    /// Adds an extended information form to the server's disco#info (XEP-0128): a `jabber:x:data`
+    /// form of type `result` with a hidden `FORM_TYPE` field (XEP-0068). Without that field the
+    /// form is not added (XEP-0115 §5.4 would ignore it); a second form of the same `FORM_TYPE`
+    /// replaces the first, since two of them make the capabilities hash invalid (XEP-0115 §5.4).
+    pub fn disco_form(&mut self, form: Element) {
+        let Some(form_type) = hidden_form_type(&form) else {
+            tracing::warn!("an extended disco form without a hidden FORM_TYPE is ignored");
+            return;
+        };
+        match self
+            .disco_forms
+            .iter_mut()
+            .find(|f| hidden_form_type(f).as_deref() == Some(form_type.as_str()))
+        {
+            Some(old) => {
+                tracing::warn!(%form_type, "a second extended disco form replaces the first");
+                *old = form;
+            }
+            None => self.disco_forms.push(form),
+        }
+    }
+
     /// Adds a pipeline stage. Lower priorities run first.
     pub fn stage(&mut self, priority: i32, stage: Arc<dyn Stage>) {
         self.stages.push((priority, stage));
@@ -233,6 +353,11 @@ impl ModuleRegistry {
     /// Adds a stream feature offered after authentication.
     pub fn stream_feature(&mut self, provider: FeatureProvider) {
         self.stream_features.push(provider);
+    }
+
+    /// Joins the opening of client sessions.
+    pub fn session_hook(&mut self, hook: Arc<dyn SessionHook>) {
+        self.session_hooks.push(hook);
     }
 
     /// Registers work to finish at shutdown, after the sessions are closed and before storage is.

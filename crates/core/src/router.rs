@@ -11,7 +11,8 @@ use causerie_stanza::{
 use causerie_xml::Element;
 
 use crate::module::{
-    Event, Identity, IqRequest, IqTarget, ModuleRegistry, OfflineOutcome, StageContext, Verdict,
+    Command, Event, Identity, IqRequest, IqTarget, ModuleRegistry, OfflineOutcome, StageContext,
+    Verdict,
 };
 use crate::session::{OutStanza, SessionHandle};
 
@@ -124,6 +125,13 @@ impl Core {
             .iter()
             .filter(|(t, _)| *t == target || *t == IqTarget::Both)
             .map(|(_, f)| f.as_str())
+            .chain(
+                self.modules
+                    .features_when
+                    .iter()
+                    .filter(|(t, _, when)| (*t == target || *t == IqTarget::Both) && when(self))
+                    .map(|(_, f, _)| f.as_str()),
+            )
             .collect();
         v.sort_unstable();
         v.dedup();
@@ -132,6 +140,28 @@ impl Core {
 
     pub fn identities(&self) -> &[Identity] {
         &self.modules.identities
+    }
+
+    /// The ad-hoc commands (XEP-0050) as `(node, name, handler)`, in registration order.
+    pub fn commands(&self) -> impl Iterator<Item = (&str, &str, &Arc<dyn Command>)> {
+        self.modules
+            .commands
+            .iter()
+            .map(|c| (c.node.as_str(), c.name.as_str(), &c.handler))
+    }
+
+    /// The ad-hoc command registered under `node`.
+    pub fn command(&self, node: &str) -> Option<&Arc<dyn Command>> {
+        self.modules
+            .commands
+            .iter()
+            .find(|c| c.node == node)
+            .map(|c| &c.handler)
+    }
+
+    /// The extended information forms of the server's disco#info (XEP-0128), in registration order.
+    pub fn disco_forms(&self) -> &[Element] {
+        &self.modules.disco_forms
     }
 
     /// Lets every module finish its queued work (shutdown, after the sessions have closed).
@@ -179,6 +209,22 @@ impl Core {
     pub fn emit(self: &Arc<Self>, event: Event<'_>) {
         for l in &self.modules.listeners {
             l.on_event(self, &event);
+        }
+    }
+
+    /// Stream features that depend on the authenticated account, from the session hooks.
+    pub async fn account_features(self: &Arc<Self>, account: &BareJid) -> Vec<Element> {
+        let mut out = Vec::new();
+        for h in &self.modules.session_hooks {
+            out.extend(h.account_features(self, account).await);
+        }
+        out
+    }
+
+    /// A session was bound and is about to start: the session hooks see it first.
+    pub async fn session_binding(self: &Arc<Self>, s: &SessionHandle) {
+        for h in &self.modules.session_hooks {
+            h.binding(self, s).await;
         }
     }
 
@@ -293,7 +339,11 @@ impl Core {
         kind: StanzaKind,
         to: FullJid,
     ) {
-        if let Some(session) = self.registry.get(&to) {
+        // A restricted session is not there for anybody but the server (`flags::RESTRICTED`).
+        let session = self.registry.get(&to).filter(|s| {
+            !s.info.flag(crate::session::flags::RESTRICTED) || matches!(origin, Origin::Server)
+        });
+        if let Some(session) = session {
             let out = OutStanza::new(stanza);
             self.deliver(&session, &out);
             if kind == StanzaKind::Message {

@@ -76,6 +76,10 @@ pub mod flags {
     pub const CSI_INACTIVE: u32 = 1 << 2;
     /// The session has sent initial presence at least once (RFC 6121 §4.2).
     pub const INITIAL_PRESENCE_SENT: u32 = 1 << 3;
+    /// A stage holds the session back (the usage policy is not accepted yet): it may talk only to
+    /// the server, and the router treats it as not connected for everybody else — a message to
+    /// its full JID goes to the bare JID, an IQ gets `service-unavailable`, presence is dropped.
+    pub const RESTRICTED: u32 = 1 << 4;
 }
 
 /// Per-session state shared between the session task and the router.

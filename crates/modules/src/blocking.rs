@@ -531,7 +531,7 @@ impl EventListener for Blocking {
                     .remove(&s.id());
                 st.drop_cached(core, &s.jid().to_bare());
             }
-            Event::SessionAvailable(_) => {}
+            Event::SessionAvailable(_) | Event::SessionReleased(_) => {}
         }
     }
 }

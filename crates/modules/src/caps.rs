@@ -14,15 +14,17 @@ pub const NS: &str = "http://jabber.org/protocol/caps";
 pub struct Caps;
 
 impl Caps {
-    /// The XEP-0115 §5.1 verification string for these identities and features.
+    /// The XEP-0115 §5.1 verification string for these identities, features and extended
+    /// information forms (XEP-0128).
     pub fn verification_string<'a>(
         identities: &[Identity],
         features: impl IntoIterator<Item = &'a str>,
+        forms: &[Element],
     ) -> String {
-        caps_ver::ver(identities, features)
+        caps_ver::ver(identities, features, forms)
     }
 
-    /// The `<c/>` element for the server's current identities and features.
+    /// The `<c/>` element for the server's current identities, features and extended forms.
     pub fn element(core: &Core) -> Element {
         Element::new("c", NS)
             .with_attr("hash", "sha-1")

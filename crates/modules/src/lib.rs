@@ -2,10 +2,11 @@
 //!
 //! Owns: the handlers, pipeline stages, listeners and stream features that modules register
 //! through `causerie_core::ModuleRegistry`: service discovery (XEP-0030) with entity capabilities
-//! (XEP-0115), pings both ways (XEP-0199), software version (XEP-0092), entity time (XEP-0202),
-//! last activity (XEP-0012), vcard-temp (XEP-0054), private XML storage (XEP-0049), blocking
-//! (XEP-0191), message carbons (XEP-0280), client state indication (XEP-0352) and offline
-//! messages (XEP-0160 with XEP-0203 delay stamps). Knows nothing of transports or SQL (stores are
+//! (XEP-0115) and extended information forms (XEP-0128), ad-hoc commands (XEP-0050), pings both
+//! ways (XEP-0199), software version (XEP-0092), entity time (XEP-0202), last activity
+//! (XEP-0012), vcard-temp (XEP-0054), private XML storage (XEP-0049), blocking (XEP-0191),
+//! message carbons (XEP-0280), client state indication (XEP-0352) and offline messages
+//! (XEP-0160 with XEP-0203 delay stamps). Knows nothing of transports or SQL (stores are
 //! reached through the `causerie_storage` traits), nor of rosters and presence subscriptions,
 //! which belong to `causerie-roster`; no module imports another, and what several share lives
 //! in the private `common` helpers.
@@ -15,6 +16,7 @@ mod common;
 pub mod blocking;
 pub mod caps;
 pub mod carbons;
+pub mod commands;
 pub mod csi;
 pub mod disco;
 pub mod flood;
@@ -37,6 +39,9 @@ use causerie_storage::Storage;
 pub fn register_defaults(reg: &mut ModuleRegistry, storage: &Storage) {
     reg.add_module(Arc::new(disco::Disco::new("Causerie", storage)));
     reg.add_module(Arc::new(ping::Ping));
+    // Runs the ad-hoc commands other modules register, before or after this call; it announces
+    // its feature only once there is a command.
+    reg.add_module(Arc::new(commands::AdHocCommands));
 }
 
 /// Limits and switches of the instant-messaging modules. Plain values: the server maps its

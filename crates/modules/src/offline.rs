@@ -292,13 +292,14 @@ impl OfflineMessages {
 
 impl EventListener for OfflineMessages {
     fn on_event(&self, _core: &Arc<Core>, event: &Event<'_>) {
-        let Event::SessionAvailable(session) = event else {
-            return;
-        };
-        // XEP-0160 §3: delivered when the user sends presence with a non-negative priority.
-        if session.info.priority() < 0 {
-            return;
+        match event {
+            // XEP-0160 §3: delivered when the user sends presence with a non-negative priority.
+            Event::SessionAvailable(session) if session.info.priority() >= 0 => {
+                self.start_delivery(session)
+            }
+            // Kept while the account was held back (usage policy): due to the released session.
+            Event::SessionReleased(session) => self.start_delivery(session),
+            _ => {}
         }
-        self.start_delivery(session);
     }
 }

@@ -170,7 +170,7 @@ impl EventListener for ServerPing {
                     .unwrap_or_else(|e| e.into_inner())
                     .remove(&s.id());
             }
-            Event::SessionAvailable(_) => {}
+            Event::SessionAvailable(_) | Event::SessionReleased(_) => {}
         }
     }
 }

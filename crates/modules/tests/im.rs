@@ -1376,7 +1376,8 @@ async fn caps_stream_feature_and_node_queries() {
                 "http://jabber.org/protocol/disco#items",
                 "http://jabber.org/protocol/muc",
                 "http://jabber.org/protocol/caps",
-            ]
+            ],
+            &[]
         ),
         "QgayPKawpkPSDYmwT/WM94uAlu0="
     );
@@ -1390,7 +1391,11 @@ async fn caps_stream_feature_and_node_queries() {
     let ver = c.attr("ver").expect("ver").to_owned();
     assert_eq!(
         ver,
-        Caps::verification_string(env.core.identities(), env.core.features(IqTarget::Server))
+        Caps::verification_string(
+            env.core.identities(),
+            env.core.features(IqTarget::Server),
+            env.core.disco_forms()
+        )
     );
     assert_eq!(c.attr("hash"), Some("sha-1"));
     let node = format!("{}#{ver}", c.attr("node").expect("node"));
@@ -1436,7 +1441,15 @@ async fn caps_stream_feature_and_node_queries() {
         .filter(|c| c.name() == "feature")
         .filter_map(|c| c.attr("var"))
         .collect();
-    assert_eq!(Caps::verification_string(&identities, features), ver);
+    let forms: Vec<Element> = q
+        .children()
+        .filter(|c| c.is("x", "jabber:x:data"))
+        .cloned()
+        .collect();
+    assert_eq!(
+        Caps::verification_string(&identities, features, &forms),
+        ver
+    );
 
     send(
         &env,

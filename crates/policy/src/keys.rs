@@ -83,6 +83,11 @@ impl ServerKey {
         fingerprint(&self.public_key())
     }
 
+    /// SHA-256 of the public key in lowercase hex, without spaces: the `key` of receipts.
+    pub fn key_id(&self) -> String {
+        hex(&Sha256::digest(self.public_key()))
+    }
+
     /// Signs `msg` (RFC 8032 §5.1.6: deterministic, no randomness needed).
     pub fn sign(&self, msg: &[u8]) -> [u8; 64] {
         self.signing.sign(msg).to_bytes()

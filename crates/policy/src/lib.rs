@@ -17,11 +17,13 @@
 //! and the chain check), `rfc3339.rs` (dates without a calendar library).
 
 pub mod document;
+pub mod gate;
 pub mod keys;
 pub mod receipt;
 pub mod rfc3339;
 
 pub use document::{DocumentError, MAX_DOCUMENT_BYTES, PolicyDocument, TextFormat};
+pub use gate::{GateOptions, Mode, PolicyGate};
 pub use keys::{KeyError, ServerKey, fingerprint, load_or_create, verify};
 pub use receipt::{
     CANONICAL_TAG, ChainProblem, ChainReport, FIRST_SEQ, GENESIS_PREV, ReceiptFields,

@@ -48,6 +48,10 @@ pub enum StartError {
     Secret { path: String, reason: String },
     #[error("federation: {0}")]
     Federation(String),
+    #[error(
+        "the account {0} exists, but its name is the policy address (policy.localpart): remove or rename the account, or choose another policy.localpart"
+    )]
+    PolicyAddressTaken(String),
 }
 
 /// A running server.
@@ -143,6 +147,20 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     .await?;
     tracing::info!(backend = storage.backend(), "storage ready");
 
+    // The policy address is a part of the server; an account of that name would be shadowed.
+    for domain in &config.server.domains {
+        if storage
+            .users
+            .user_exists(&config.policy.localpart, domain)
+            .await?
+        {
+            return Err(StartError::PolicyAddressTaken(format!(
+                "{}@{domain}",
+                config.policy.localpart
+            )));
+        }
+    }
+
     let mut builder = CoreBuilder::new(config.server.domains.iter().cloned())
         .max_sessions_per_user(config.limits.max_sessions_per_user);
     causerie_modules::register_defaults(builder.modules(), &storage);
@@ -156,6 +174,13 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
                 max_directed_per_session: config.im.max_directed_presences,
             },
         ));
+    builder
+        .modules()
+        .add_module(Arc::new(causerie_policy::PolicyGate::new(
+            &storage,
+            receipt_key,
+            gate_options(config),
+        )));
     let core = builder.build();
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -285,6 +310,21 @@ fn im_options(config: &Config) -> causerie_modules::ImOptions {
         version_show_os: im.version_show_os,
         server_ping_interval: (im.server_ping_interval_secs > 0)
             .then(|| Duration::from_secs(im.server_ping_interval_secs)),
+    }
+}
+
+fn gate_options(config: &Config) -> causerie_policy::GateOptions {
+    let p = &config.policy;
+    causerie_policy::GateOptions {
+        enabled: p.enabled,
+        mode: if p.mode == "every-session" {
+            causerie_policy::Mode::EverySession
+        } else {
+            causerie_policy::Mode::Once
+        },
+        timeout: Duration::from_secs(p.timeout_secs),
+        localpart: p.localpart.clone(),
+        messages_per_minute: p.messages_per_minute,
     }
 }
 

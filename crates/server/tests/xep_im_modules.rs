@@ -715,13 +715,11 @@ async fn the_server_pings_clients_and_drops_those_that_do_not_answer() {
 }
 
 /// XEP-0115 §5.1: the verification string of a disco#info answer, computed here from the answer
-/// itself (identities by category/type/lang, then features; no data forms expected).
+/// itself (identities by category/type/lang, then features, then the extended forms of §5.4:
+/// sorted by FORM_TYPE, each written as its FORM_TYPE then its other fields sorted by var, each
+/// var followed by its sorted values).
 fn caps_ver(info: &Element) -> String {
-    assert!(
-        !info.children().any(|c| c.name() == "x"),
-        "extended information would need §5.4 processing: {}",
-        info.to_xml()
-    );
+    const NS_DATA: &str = "jabber:x:data";
     let mut ids: Vec<String> = info
         .children()
         .filter(|c| c.is("identity", NS_DISCO_INFO))
@@ -750,6 +748,47 @@ fn caps_ver(info: &Element) -> String {
     for f in features {
         s.push_str(f);
         s.push('<');
+    }
+    let values = |f: &Element| -> Vec<String> {
+        let mut v: Vec<String> = f
+            .children()
+            .filter(|v| v.is("value", NS_DATA))
+            .map(Element::text)
+            .collect();
+        v.sort();
+        v
+    };
+    let mut forms: Vec<(String, String)> = info
+        .children()
+        .filter(|c| c.is("x", NS_DATA))
+        .map(|x| {
+            let form_type = x
+                .children()
+                .find(|f| f.attr("var") == Some("FORM_TYPE"))
+                .map(|f| values(f).concat())
+                .unwrap_or_default();
+            let mut fields: Vec<(&str, Vec<String>)> = x
+                .children()
+                .filter(|f| f.is("field", NS_DATA))
+                .filter_map(|f| Some((f.attr("var")?, values(f))))
+                .filter(|(var, _)| *var != "FORM_TYPE")
+                .collect();
+            fields.sort();
+            let mut text = format!("{form_type}<");
+            for (var, vals) in fields {
+                text.push_str(var);
+                text.push('<');
+                for v in vals {
+                    text.push_str(&v);
+                    text.push('<');
+                }
+            }
+            (form_type, text)
+        })
+        .collect();
+    forms.sort();
+    for (_, text) in forms {
+        s.push_str(&text);
     }
     base64::engine::general_purpose::STANDARD.encode(sha1::Sha1::digest(s.as_bytes()))
 }

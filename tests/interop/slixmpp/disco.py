@@ -29,6 +29,7 @@ import scenario
 
 ROLES = ["alice"]
 CAPS_NS = "http://jabber.org/protocol/caps"
+DATA = "jabber:x:data"
 DISCO_INFO = "http://jabber.org/protocol/disco#info"
 
 # What the server must announce: (feature, what it stands for).
@@ -79,10 +80,32 @@ def features(reply) -> list[str]:
     return [f.get("var", "") for f in query.findall(f"{{{DISCO_INFO}}}feature")]
 
 
+def extended_forms(reply) -> str:
+    """XEP-0115 section 5.1 steps 6-7: the extended forms (XEP-0128), sorted by FORM_TYPE;
+    for each, the FORM_TYPE, then the other fields sorted by var, each var followed by its
+    sorted values, every item ending with '<'."""
+    query = reply.xml.find(f"{{{DISCO_INFO}}}query")
+    if query is None:
+        return ""
+    forms = []
+    for x in query.findall(f"{{{DATA}}}x"):
+        fields = {}
+        for field in x.findall(f"{{{DATA}}}field"):
+            values = sorted(v.text or "" for v in field.findall(f"{{{DATA}}}value"))
+            fields[field.get("var", "")] = values
+        form_type = "".join(fields.pop("FORM_TYPE", []))
+        text = form_type + "<"
+        for var in sorted(fields):
+            text += var + "<" + "".join(v + "<" for v in fields[var])
+        forms.append((form_type, text))
+    return "".join(text for _, text in sorted(forms))
+
+
 def verification_string(reply) -> str:
-    """XEP-0115 section 5.1 with SHA-1 (no data forms on this server)."""
+    """XEP-0115 section 5.1 with SHA-1."""
     text = "".join("/".join(i) + "<" for i in sorted(identities(reply)))
     text += "".join(f + "<" for f in sorted(features(reply)))
+    text += extended_forms(reply)
     return base64.b64encode(hashlib.sha1(text.encode("utf-8")).digest()).decode("ascii")
 
 

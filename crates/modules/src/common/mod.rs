@@ -10,6 +10,9 @@ pub(crate) mod jid_match;
 use causerie_stanza::{StanzaError, StanzaErrorCondition as Cond};
 use causerie_storage::StoreError;
 
+/// XEP-0004 data forms, the payload of XEP-0128 extended disco information.
+pub(crate) const NS_DATA_FORMS: &str = "jabber:x:data";
+
 /// The one place where a storage failure becomes what the requester sees (RFC 6120 §8.3.3).
 ///
 /// The store's message can name accounts and database details, so it goes to the log only.
