@@ -6,14 +6,17 @@
 //! to measure throughput, delivery latency and the server's CPU time per message. `compare`
 //! runs the same scenario against two servers and prints target/reference ratios;
 //! `roster-login` measures a user with a large roster (RFC 6121 §2–4: login to roster and
-//! contacts' presence, CPU per presence broadcast); `check` is an interoperability check of the
-//! client; `users-csv` writes the bench accounts for import.
+//! contacts' presence, CPU per presence broadcast); `policy-gate` measures Causerie's usage-policy
+//! gate (xeps/policy-acceptance.md) on against off in one run, and the cost of an acceptance;
+//! `check` is an interoperability check of the client; `users-csv` writes the bench accounts for
+//! import.
 //!
 //! It knows nothing of the server's internals: everything it measures goes through the XMPP
 //! port and Linux's /proc for the PID it is given.
 
 mod check;
 mod federation;
+mod gate;
 mod procfs;
 mod report;
 mod roster;
@@ -108,6 +111,27 @@ enum Command {
         reference_label: String,
         #[command(flatten)]
         scenario: RosterArgs,
+    },
+    /// The usage-policy gate of Causerie on against off, in one run: the same message scenario
+    /// and session set-ups against a server whose bench accounts accepted the version in force
+    /// (--on) and one with `[policy] enabled = false` (--off), alternated round by round, with
+    /// on/off ratios; and an account's first session, which accepts, against a later one.
+    PolicyGate {
+        /// The gate-on server's c2s address; a usage policy must be in force there.
+        #[arg(long)]
+        on: SocketAddr,
+        #[arg(long)]
+        on_pid: Option<u32>,
+        /// The gate-off server's c2s address, with the same accounts.
+        #[arg(long)]
+        off: SocketAddr,
+        #[arg(long)]
+        off_pid: Option<u32>,
+        /// The XMPP domain of both servers.
+        #[arg(long, default_value = "localhost")]
+        domain: String,
+        #[command(flatten)]
+        scenario: GateArgs,
     },
     /// Check the client against a server: each mechanism, login, messages, close.
     Check {
@@ -241,6 +265,73 @@ struct RosterArgs {
     ca_file: Option<PathBuf>,
     #[command(flatten)]
     accounts: AccountArgs,
+}
+
+#[derive(Args, Clone)]
+struct GateArgs {
+    /// Rounds; each runs the set-up blocks and the message scenario against both servers.
+    #[arg(long, default_value_t = 8)]
+    rounds: usize,
+    /// Sessions one after the other in each set-up block (gate off, gate on, first sessions).
+    #[arg(long, default_value_t = 50)]
+    sessions: usize,
+    /// Users of the message scenario (even), logged in at once.
+    #[arg(long, default_value_t = 200)]
+    users: usize,
+    /// Messages each user sends to its peer in each message run.
+    #[arg(long, default_value_t = 200)]
+    messages: usize,
+    /// Logins in progress at once.
+    #[arg(long, default_value_t = 50)]
+    concurrency: usize,
+    /// Messages in flight per direction of a pair.
+    #[arg(long, default_value_t = 1)]
+    window: usize,
+    /// TLS from the first byte (XEP-0368) instead of STARTTLS.
+    #[arg(long)]
+    direct_tls: bool,
+    /// Force this SASL mechanism (default: the best offered).
+    #[arg(long)]
+    mechanism: Option<String>,
+    /// Upper bound of each message phase, in seconds.
+    #[arg(long, default_value_t = 60.0)]
+    max_duration_secs: f64,
+    /// Trust only this PEM CA file instead of accepting any certificate.
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+    #[command(flatten)]
+    accounts: AccountArgs,
+}
+
+impl GateArgs {
+    fn scenario(&self) -> Result<gate::GateScenario> {
+        let base = Scenario {
+            users: self.users,
+            messages: self.messages,
+            concurrency: self.concurrency,
+            window: self.window,
+            tls: if self.direct_tls {
+                TlsMode::DirectTls
+            } else {
+                TlsMode::StartTls
+            },
+            trust: trust(self.ca_file.as_ref())?,
+            mechanism: self.mechanism.clone(),
+            user_pattern: self.accounts.user_pattern.clone(),
+            password_pattern: self.accounts.password_pattern.clone(),
+            first_index: self.accounts.first_index,
+            // Memory per session is not compared: the servers are not fresh after round one.
+            idle: Duration::ZERO,
+            max_duration: seconds(self.max_duration_secs, "--max-duration-secs")?,
+        };
+        let s = gate::GateScenario {
+            base,
+            rounds: self.rounds,
+            sessions: self.sessions,
+        };
+        s.validate()?;
+        Ok(s)
+    }
 }
 
 impl RosterArgs {
@@ -474,6 +565,32 @@ async fn main_async(cli: Cli) -> Result<()> {
                 }
             }
         }
+        Command::PolicyGate {
+            on,
+            on_pid,
+            off,
+            off_pid,
+            domain,
+            scenario,
+        } => {
+            require_loopback(&on)?;
+            require_loopback(&off)?;
+            let s = scenario.scenario()?;
+            let on = Target {
+                label: "gate on".into(),
+                addr: on,
+                domain: domain.clone(),
+                pid: on_pid,
+            };
+            let off = Target {
+                label: "gate off".into(),
+                addr: off,
+                domain,
+                pid: off_pid,
+            };
+            let r = gate::run(&on, &off, &s).await?;
+            print!("{}", gate::table(&s, &r));
+        }
         Command::Check {
             addr,
             domain,
@@ -600,6 +717,34 @@ mod tests {
         match bad.command {
             Command::RosterLogin { scenario, .. } => assert!(scenario.scenario().is_err()),
             _ => panic!("expected roster-login"),
+        }
+    }
+
+    #[test]
+    fn policy_gate_command_line_parses() {
+        let cli = Cli::try_parse_from([
+            "causerie-bench",
+            "policy-gate",
+            "--on",
+            "127.0.0.1:15242",
+            "--off",
+            "127.0.0.1:15252",
+            "--rounds",
+            "4",
+            "--sessions",
+            "10",
+            "--users",
+            "20",
+        ])
+        .expect("parses");
+        match cli.command {
+            Command::PolicyGate { scenario, .. } => {
+                let s = scenario.scenario().expect("valid scenario");
+                assert_eq!((s.rounds, s.sessions, s.base.users), (4, 10, 20));
+                assert_eq!(s.accounts(), 60);
+                assert_eq!(s.base.idle, Duration::ZERO);
+            }
+            _ => panic!("expected policy-gate"),
         }
     }
 

@@ -177,7 +177,11 @@ async fn open_storage(config: &Config) -> Result<Storage, ExitCode> {
 async fn run_user(config: Config, cmd: UserCommand) -> ExitCode {
     // Validate what can be validated before touching the database or asking for a password.
     let jid = match &cmd {
-        UserCommand::Add { jid } | UserCommand::Remove { jid } | UserCommand::Passwd { jid } => {
+        UserCommand::Add { jid } => match users::new_account_jid(&config, jid) {
+            Ok(j) => Some(j),
+            Err(e) => return fail(&e),
+        },
+        UserCommand::Remove { jid } | UserCommand::Passwd { jid } => {
             match users::account_jid(&config, jid) {
                 Ok(j) => Some(j),
                 Err(e) => return fail(&e),

@@ -95,6 +95,11 @@ fn bad_input_gets_clear_errors_and_code_2() {
         ),
         (&["user", "add", "localhost"], "pw\n", "local part"),
         (&["user", "add", "carol@localhost"], "\n", "empty"),
+        (
+            &["user", "add", "Policy@localhost"],
+            "pw\n",
+            "usage-policy address",
+        ),
     ] {
         let o = ctl(&e, args, Some(stdin));
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", err(&o));

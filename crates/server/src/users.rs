@@ -24,6 +24,10 @@ pub enum UserError {
         line: usize,
         reason: String,
     },
+    #[error(
+        "{0} is the usage-policy address of the server (policy.localpart) and cannot be an account"
+    )]
+    Reserved(String),
     #[error("storage: {0}")]
     Storage(StoreError),
 }
@@ -52,6 +56,16 @@ pub fn account_jid(config: &Config, s: &str) -> Result<BareJid, UserError> {
     }
     if !config.server.domains.iter().any(|d| d == jid.domain()) {
         return Err(UserError::NotHosted(jid.domain().to_owned()));
+    }
+    Ok(jid)
+}
+
+/// [`account_jid`] for an account about to be created: the policy address's localpart is the
+/// server's own and refused.
+pub fn new_account_jid(config: &Config, s: &str) -> Result<BareJid, UserError> {
+    let jid = account_jid(config, s)?;
+    if jid.node() == Some(config.policy.localpart.as_str()) {
+        return Err(UserError::Reserved(jid.to_string()));
     }
     Ok(jid)
 }
@@ -140,7 +154,7 @@ pub fn parse_import(
         let Some((jid, password)) = l.split_once(',') else {
             return Err(err("expected `jid,password`".into()));
         };
-        let jid = account_jid(config, jid).map_err(|e| err(e.to_string()))?;
+        let jid = new_account_jid(config, jid).map_err(|e| err(e.to_string()))?;
         if password.is_empty() {
             return Err(err("empty password".into()));
         }
@@ -219,6 +233,22 @@ mod tests {
         assert!(e.to_string().starts_with("u.csv:1:"), "{e}");
         let e = parse_import(&config, "u.csv", "a@localhost,x\nA@localhost,y\n").expect_err("dup");
         assert!(e.to_string().contains("twice"), "{e}");
+        let e = parse_import(&config, "u.csv", "Policy@localhost,x\n").expect_err("reserved");
+        assert!(e.to_string().contains("usage-policy address"), "{e}");
+    }
+
+    #[test]
+    fn the_policy_address_is_not_an_account() {
+        let mut config = Config::default();
+        assert!(matches!(
+            new_account_jid(&config, "policy@localhost"),
+            Err(UserError::Reserved(_))
+        ));
+        // Removing such an account stays possible, and another localpart frees the name.
+        assert!(account_jid(&config, "policy@localhost").is_ok());
+        config.policy.localpart = "terms".into();
+        assert!(new_account_jid(&config, "policy@localhost").is_ok());
+        assert!(new_account_jid(&config, "terms@localhost").is_err());
     }
 
     #[tokio::test]

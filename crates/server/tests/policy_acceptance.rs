@@ -876,3 +876,72 @@ async fn no_policy_no_gate_and_the_policy_address_is_reserved() {
         .expect("refuses to start");
     assert!(err.to_string().contains("policy@localhost"), "{err}");
 }
+
+#[tokio::test]
+async fn a_domain_of_its_own_gets_its_own_policy() {
+    let s = server(&["alice"], |c| {
+        c.server.domains = vec!["localhost".into(), "corp.test".into()];
+    })
+    .await;
+    s.add_account("dave@corp.test", "secret").await.unwrap();
+    let all = publish(&s, "For everyone").await;
+    let doc = PolicyDocument::parse(policy_file("Corp only", "2020-01-01").as_bytes()).unwrap();
+    s.storage()
+        .policy
+        .publish(&NewPolicyVersion {
+            hash: doc.hash().to_owned(),
+            title: doc.title().to_owned(),
+            text: doc.body().to_owned(),
+            format: doc.format().as_str().to_owned(),
+            effective_at: doc.effective(),
+            categories: doc.categories().to_vec(),
+            domain: Some("corp.test".into()),
+            published_at: 2,
+            published_by: "test".into(),
+        })
+        .await
+        .unwrap();
+
+    let (_alice, prompt) = restricted(&cfg(&s, "alice", "a"), "X").await;
+    assert!(body(&prompt).contains("For everyone"));
+    let mut dave_cfg = ClientConfig::new(s.starttls_addr(), "corp.test", "dave", "secret");
+    dave_cfg.trust = causerie_testkit::client::Trust::AnyCertificate;
+    dave_cfg.resource = Some("d".into());
+    let (mut dave, prompt) = restricted(&dave_cfg, "X").await;
+    assert!(body(&prompt).contains("Corp only"), "{}", body(&prompt));
+    assert_eq!(prompt.attr("from"), Some("policy@corp.test"));
+    // The version for every domain is not the one in force here.
+    dave.send(&iq(
+        "set",
+        "x",
+        Some("corp.test"),
+        Element::new("accept", NS).with_attr("version", all.hash.as_str()),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        stanza_error_condition(&answer(&mut dave, "x").await).as_deref(),
+        Some("conflict")
+    );
+    // A policy address of another domain does not talk with him.
+    dave.send(&chat("policy@localhost", "my policy"))
+        .await
+        .unwrap();
+    let err = dave
+        .recv_matching(T, |e| e.attr("type") == Some("error"))
+        .await
+        .unwrap();
+    assert_eq!(
+        stanza_error_condition(&err).as_deref(),
+        Some("service-unavailable")
+    );
+    dave.send(&iq(
+        "set",
+        "y",
+        Some("corp.test"),
+        Element::new("accept", NS).with_attr("version", doc.hash()),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(answer(&mut dave, "y").await.attr("type"), Some("result"));
+}

@@ -10,6 +10,7 @@ use causerie_stanza::{
 };
 use causerie_storage::policy::is_hash;
 use causerie_storage::{NewReceipt, PolicyVersion, StoreError};
+use causerie_xml::Element;
 
 use super::{Inner, Mode, address, wire};
 use crate::receipt::{ReceiptFields, SignedReceipt, next_link, sign};
@@ -223,11 +224,12 @@ pub(crate) async fn release_others(
     }
 }
 
-/// Lifts the restriction of one session: the time limit is disarmed, the presence it sent
-/// meanwhile is processed now, and the messages kept for the account are delivered (§5.4).
-pub(crate) async fn release(inner: &Arc<Inner>, core: &Arc<Core>, session: &SessionHandle) {
+/// Lifts the restriction of one session at once, so that nothing it sends from now on is
+/// refused: the time limit is disarmed. Returns the presence it sent meanwhile, for
+/// [`after_release`]; `None` when the session was not restricted.
+pub(crate) fn lift(inner: &Inner, session: &SessionHandle) -> Option<Option<Element>> {
     if !session.info.set_flag(flags::RESTRICTED, false) {
-        return;
+        return None;
     }
     let (held, timer) = inner.with_state(session.id(), |st| {
         st.prompted = None;
@@ -236,6 +238,16 @@ pub(crate) async fn release(inner: &Arc<Inner>, core: &Arc<Core>, session: &Sess
     if let Some(t) = timer {
         t.abort();
     }
+    Some(held)
+}
+
+/// What follows a [`lift`]: the held presence is processed now, and the messages kept for the
+/// account are delivered (§5.4).
+pub(crate) async fn after_release(
+    core: &Arc<Core>,
+    session: &SessionHandle,
+    held: Option<Element>,
+) {
     if let Some(presence) = held
         && let Err(e) = core
             .process(&Origin::Session(session.clone()), presence)
@@ -245,6 +257,13 @@ pub(crate) async fn release(inner: &Arc<Inner>, core: &Arc<Core>, session: &Sess
         return;
     }
     core.emit(Event::SessionReleased(session));
+}
+
+/// [`lift`] then [`after_release`].
+pub(crate) async fn release(inner: &Arc<Inner>, core: &Arc<Core>, session: &SessionHandle) {
+    if let Some(held) = lift(inner, session) {
+        after_release(core, session, held).await;
+    }
 }
 
 /// The stream error that ends a session that declined (§4.6).

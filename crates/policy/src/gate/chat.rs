@@ -203,14 +203,18 @@ async fn accept_version(
     };
     match result {
         Ok((v, receipt)) => {
+            // Lifted before the confirmation leaves, so that the user's next message passes.
+            let held = accept::lift(inner, session);
             inner.tell(
                 core,
                 session,
                 &wire::accepted_text(&v.title, &receipt.fields),
                 vec![wire::receipt(&receipt, &inner.fingerprint)],
             );
+            if let Some(held) = held {
+                accept::after_release(core, session, held).await;
+            }
             accept::release_others(inner, core, session, &v, &receipt).await;
-            accept::release(inner, core, session).await;
         }
         Err(refusal) => refused(inner, core, session, refusal),
     }

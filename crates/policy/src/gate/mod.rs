@@ -267,16 +267,17 @@ impl Inner {
         }
     }
 
-    /// Whether `to` is the policy address of a hosted domain; its domain when it is.
-    fn policy_domain<'a>(&self, core: &Core, to: &'a str) -> Option<&'a str> {
+    /// Whether `to` is the policy address of a hosted domain; that domain when it is. A
+    /// prefix test first, so that other messages cost one comparison.
+    fn policy_domain(&self, core: &Core, to: &str) -> Option<String> {
         let lp = self.opts.localpart.as_bytes();
         let b = to.as_bytes();
         if b.len() <= lp.len() || b[lp.len()] != b'@' || !b[..lp.len()].eq_ignore_ascii_case(lp) {
             return None;
         }
-        let rest = &to[lp.len() + 1..];
-        let domain = rest.split('/').next().unwrap_or(rest);
-        core.is_local_domain(domain).then_some(domain)
+        let jid = Jid::parse(to).ok()?;
+        (jid.node() == Some(self.opts.localpart.as_str()) && core.is_local_domain(jid.domain()))
+            .then(|| jid.domain().to_owned())
     }
 }
 
@@ -405,7 +406,6 @@ impl Stage for PolicyGate {
             && let Some(to) = stanza.attr("to")
             && let Some(domain) = self.inner.policy_domain(ctx.core, to)
         {
-            let domain = domain.to_owned();
             return chat::inbound(&self.inner, ctx.core, session, &domain, stanza);
         }
         if !session.info.flag(flags::RESTRICTED) {
@@ -427,16 +427,22 @@ impl Stage for PolicyGate {
         });
         let Some(due) = due else { return true };
         // The answer goes out first, then what it announced.
-        let _ = to.deliver_stanza(stanza);
         match due {
-            AfterAnswer::Close(err) => to.close(err),
+            AfterAnswer::Close(err) => {
+                let _ = to.deliver_stanza(stanza);
+                to.close(err);
+            }
             AfterAnswer::Release => {
-                let Some(core) = self.inner.core.get().and_then(Weak::upgrade) else {
-                    return false;
-                };
-                let inner = self.inner.clone();
-                let session = to.clone();
-                tokio::spawn(async move { accept::release(&inner, &core, &session).await });
+                // Lifted before the answer leaves, so that whatever the client sends once it
+                // has the answer is not refused.
+                let held = accept::lift(&self.inner, to);
+                let _ = to.deliver_stanza(stanza);
+                if let (Some(held), Some(core)) =
+                    (held, self.inner.core.get().and_then(Weak::upgrade))
+                {
+                    let session = to.clone();
+                    tokio::spawn(async move { accept::after_release(&core, &session, held).await });
+                }
             }
         }
         false
