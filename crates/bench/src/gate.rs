@@ -237,8 +237,7 @@ async fn messages(target: &Target, s: &Scenario) -> Result<Report> {
     let r = crate::scenario::run(target, s)
         .await
         .with_context(|| format!("message scenario against {}", target.label))?;
-    if r.logins_failed > 0 || r.message_errors > 0 || r.messages_delivered < r.messages_expected
-    {
+    if r.logins_failed > 0 || r.message_errors > 0 || r.messages_delivered < r.messages_expected {
         let mut why = r.login_errors.clone();
         why.extend(r.message_error_samples.iter().cloned());
         bail!(
@@ -325,8 +324,7 @@ async fn request(client: &mut Client, iq: Element) -> Result<Element> {
             .recv_matching(left, |el| el.is("iq", NS_CLIENT))
             .await
             .with_context(|| format!("waiting for the answer to IQ {id}"))?;
-        if el.attr("id") == Some(id.as_str())
-            && matches!(el.attr("type"), Some("result" | "error"))
+        if el.attr("id") == Some(id.as_str()) && matches!(el.attr("type"), Some("result" | "error"))
         {
             return Ok(el);
         }
@@ -576,8 +574,12 @@ const ON_OFF: &[Figure] = &[
         unit: "ms",
         sides: |r| {
             (
-                r.messages_on.server_cpu_per_1000_messages.map(|s| s * 1000.0),
-                r.messages_off.server_cpu_per_1000_messages.map(|s| s * 1000.0),
+                r.messages_on
+                    .server_cpu_per_1000_messages
+                    .map(|s| s * 1000.0),
+                r.messages_off
+                    .server_cpu_per_1000_messages
+                    .map(|s| s * 1000.0),
             )
         },
     },
@@ -624,7 +626,12 @@ const ON_OFF: &[Figure] = &[
     Figure {
         label: "server CPU per login (concurrent)",
         unit: "ms",
-        sides: |r| (cpu_per_login(&r.messages_on), cpu_per_login(&r.messages_off)),
+        sides: |r| {
+            (
+                cpu_per_login(&r.messages_on),
+                cpu_per_login(&r.messages_off),
+            )
+        },
     },
     Figure {
         label: "session set-up p50 (one at a time)",
@@ -738,11 +745,7 @@ fn section(out: &mut String, rounds: &[Round], figures: &[Figure], a: &str, b: &
     let _ = writeln!(
         out,
         "  {:<40} {:>14} {:>14} {:>9} {:>13}",
-        "",
-        a,
-        b,
-        "ratio",
-        "range"
+        "", a, b, "ratio", "range"
     );
     for f in figures {
         let pairs: Vec<_> = rounds.iter().map(f.sides).collect();

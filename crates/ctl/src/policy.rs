@@ -8,12 +8,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use causerie_config::Config;
-use causerie_policy::{ChainReport, PolicyDocument, ReceiptFields, ServerKey, SignedReceipt};
+use causerie_policy::{ChainReport, PolicyDocument, ServerKey, SignedReceipt};
 use causerie_storage::audit::MAX_DETAIL_BYTES;
 use causerie_storage::policy::{MAX_FIELD_BYTES, is_hash};
 use causerie_storage::{
-    NewAuditEvent, NewPolicyVersion, PolicyVersion, ReceiptFilter, Storage, StoreError,
-    StoredReceipt,
+    NewAuditEvent, PolicyVersion, ReceiptFilter, Storage, StoreError, StoredReceipt,
 };
 use clap::Subcommand;
 
@@ -403,17 +402,7 @@ async fn publish(
         );
         return ExitCode::from(1);
     }
-    let new = NewPolicyVersion {
-        hash: doc.hash().to_owned(),
-        title: doc.title().to_owned(),
-        text: doc.body().to_owned(),
-        format: doc.format().as_str().to_owned(),
-        effective_at: doc.effective(),
-        categories: doc.categories().to_vec(),
-        domain,
-        published_at: unix_now(),
-        published_by: by,
-    };
+    let new = causerie_policy::rows::new_version(doc, domain, unix_now(), &by);
     let v = match storage.policy.publish(&new).await {
         Ok(v) => v,
         Err(StoreError::AlreadyExists(_)) => {
@@ -826,25 +815,6 @@ async fn status(storage: &Storage, config: &Config, json: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn signed(r: StoredReceipt) -> SignedReceipt {
-    SignedReceipt {
-        fields: ReceiptFields {
-            seq: r.seq,
-            username: r.username,
-            domain: r.domain,
-            resource: r.resource,
-            policy_hash: r.policy_hash,
-            method: r.method,
-            accepted_at: r.accepted_at,
-            remote_addr: r.remote_addr,
-            client: r.client,
-            prev_hash: r.prev_hash,
-        },
-        hash: r.hash,
-        signature: r.signature,
-    }
-}
-
 async fn verify(
     storage: &Storage,
     public: &[u8; 32],
@@ -852,7 +822,7 @@ async fn verify(
 ) -> ExitCode {
     let mut receipts = Vec::new();
     if let Err(e) = walk_receipts(storage, ReceiptFilter::default(), |r| {
-        receipts.push(signed(r));
+        receipts.push(SignedReceipt::from(r));
     })
     .await
     {

@@ -1250,25 +1250,9 @@ fn append_receipts(
     accepts: &[(&str, &str, &str, &str, i64)],
 ) -> Vec<SignedReceipt> {
     let st = storage(e);
-    let mut last: Option<SignedReceipt> =
-        block_on(st.policy.last_receipt())
-            .expect("last")
-            .map(|r| SignedReceipt {
-                fields: ReceiptFields {
-                    seq: r.seq,
-                    username: r.username,
-                    domain: r.domain,
-                    resource: r.resource,
-                    policy_hash: r.policy_hash,
-                    method: r.method,
-                    accepted_at: r.accepted_at,
-                    remote_addr: r.remote_addr,
-                    client: r.client,
-                    prev_hash: r.prev_hash,
-                },
-                hash: r.hash,
-                signature: r.signature,
-            });
+    let mut last: Option<SignedReceipt> = block_on(st.policy.last_receipt())
+        .expect("last")
+        .map(SignedReceipt::from);
     let mut out = Vec::new();
     for (i, (user, domain, resource, policy, at)) in accepts.iter().enumerate() {
         let (seq, prev_hash) = causerie_policy::next_link(last.as_ref());
@@ -1287,21 +1271,10 @@ fn append_receipts(
             },
             key,
         );
-        let f = &r.fields;
-        block_on(st.policy.append_receipt(&causerie_storage::NewReceipt {
-            seq: f.seq,
-            username: f.username.clone(),
-            domain: f.domain.clone(),
-            resource: f.resource.clone(),
-            policy_hash: f.policy_hash.clone(),
-            method: f.method.clone(),
-            accepted_at: f.accepted_at,
-            remote_addr: f.remote_addr.clone(),
-            client: f.client.clone(),
-            prev_hash: f.prev_hash.clone(),
-            hash: r.hash.clone(),
-            signature: r.signature.clone(),
-        }))
+        block_on(
+            st.policy
+                .append_receipt(&causerie_policy::rows::new_receipt(&r)),
+        )
         .expect("append");
         out.push(r.clone());
         last = Some(r);

@@ -21,6 +21,7 @@ pub mod gate;
 pub mod keys;
 pub mod receipt;
 pub mod rfc3339;
+pub mod rows;
 
 pub use document::{DocumentError, MAX_DOCUMENT_BYTES, PolicyDocument, TextFormat};
 pub use gate::{GateOptions, Mode, PolicyGate};

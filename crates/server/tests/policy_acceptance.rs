@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use causerie_policy::{PolicyDocument, SignedReceipt, verify_chain};
-use causerie_storage::{NewPolicyVersion, PolicyVersion, ReceiptFilter};
+use causerie_storage::{PolicyVersion, ReceiptFilter};
 use causerie_testkit::client::{Client, ClientConfig, ClientError, Negotiation};
 use causerie_testkit::harness::TestServer;
 use causerie_xml::Element;
@@ -32,19 +32,18 @@ async fn publish(s: &TestServer, title: &str) -> PolicyVersion {
 
 async fn publish_at(s: &TestServer, title: &str, effective: &str) -> PolicyVersion {
     let doc = PolicyDocument::parse(policy_file(title, effective).as_bytes()).expect("valid file");
+    publish_doc(s, &doc, None).await
+}
+
+async fn publish_doc(s: &TestServer, doc: &PolicyDocument, domain: Option<&str>) -> PolicyVersion {
     s.storage()
         .policy
-        .publish(&NewPolicyVersion {
-            hash: doc.hash().to_owned(),
-            title: doc.title().to_owned(),
-            text: doc.body().to_owned(),
-            format: doc.format().as_str().to_owned(),
-            effective_at: doc.effective(),
-            categories: doc.categories().to_vec(),
-            domain: None,
-            published_at: 1,
-            published_by: "test".into(),
-        })
+        .publish(&causerie_policy::rows::new_version(
+            doc,
+            domain.map(str::to_owned),
+            1,
+            "test",
+        ))
         .await
         .expect("published")
 }
@@ -886,21 +885,7 @@ async fn a_domain_of_its_own_gets_its_own_policy() {
     s.add_account("dave@corp.test", "secret").await.unwrap();
     let all = publish(&s, "For everyone").await;
     let doc = PolicyDocument::parse(policy_file("Corp only", "2020-01-01").as_bytes()).unwrap();
-    s.storage()
-        .policy
-        .publish(&NewPolicyVersion {
-            hash: doc.hash().to_owned(),
-            title: doc.title().to_owned(),
-            text: doc.body().to_owned(),
-            format: doc.format().as_str().to_owned(),
-            effective_at: doc.effective(),
-            categories: doc.categories().to_vec(),
-            domain: Some("corp.test".into()),
-            published_at: 2,
-            published_by: "test".into(),
-        })
-        .await
-        .unwrap();
+    publish_doc(&s, &doc, Some("corp.test")).await;
 
     let (_alice, prompt) = restricted(&cfg(&s, "alice", "a"), "X").await;
     assert!(body(&prompt).contains("For everyone"));

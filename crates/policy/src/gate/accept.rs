@@ -9,7 +9,7 @@ use causerie_stanza::{
     ErrorType, StanzaError, StanzaErrorCondition as Cond, StreamError, StreamErrorCondition as SE,
 };
 use causerie_storage::policy::is_hash;
-use causerie_storage::{NewReceipt, PolicyVersion, StoreError};
+use causerie_storage::{PolicyVersion, StoreError};
 use causerie_xml::Element;
 
 use super::{Inner, Mode, address, wire};
@@ -159,20 +159,7 @@ pub(crate) async fn write_receipt(
             &inner.key,
         );
         let f = &signed.fields;
-        let row = NewReceipt {
-            seq: f.seq,
-            username: f.username.clone(),
-            domain: f.domain.clone(),
-            resource: f.resource.clone(),
-            policy_hash: f.policy_hash.clone(),
-            method: f.method.clone(),
-            accepted_at: f.accepted_at,
-            remote_addr: f.remote_addr.clone(),
-            client: f.client.clone(),
-            prev_hash: f.prev_hash.clone(),
-            hash: signed.hash.clone(),
-            signature: signed.signature.clone(),
-        };
+        let row = crate::rows::new_receipt(&signed);
         match inner.store.append_receipt(&row).await {
             Ok(_) => {
                 tracing::info!(jid = %jid, version = wire::short(&v.hash), method = method.as_str(), seq = f.seq, "usage policy accepted");

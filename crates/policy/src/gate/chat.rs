@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use causerie_core::{Core, SessionHandle, Verdict, flags};
 use causerie_stanza::{MessageType, StanzaError, StanzaErrorCondition as Cond};
-use causerie_storage::{PolicyVersion, ReceiptFilter};
+use causerie_storage::PolicyVersion;
 use causerie_xml::Element;
 use tokio::time::Instant;
 
@@ -295,16 +295,7 @@ pub(super) async fn summary(
     pending: Option<&PolicyVersion>,
 ) -> Option<String> {
     let account = session.jid().to_bare();
-    let receipts = inner
-        .store
-        .receipts(&ReceiptFilter {
-            username: account.node().map(str::to_owned),
-            domain: Some(account.domain().to_owned()),
-            limit: Some(u64::MAX / 2),
-            ..ReceiptFilter::default()
-        })
-        .await
-        .ok()?;
+    let receipts = inner.account_receipts(&account).await.ok()?;
     let versions = inner.store.versions().await.ok()?;
     Some(wire::my_policy(&receipts, &versions, pending))
 }

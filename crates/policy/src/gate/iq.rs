@@ -5,7 +5,6 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use causerie_core::{IqHandler, IqRequest, IqTarget, ModuleRegistry, Origin, SessionHandle, flags};
 use causerie_stanza::{IqType, StanzaError, StanzaErrorCondition as Cond};
-use causerie_storage::ReceiptFilter;
 use causerie_storage::policy::is_hash;
 use causerie_xml::Element;
 
@@ -150,20 +149,10 @@ impl PolicyIq {
     /// §4.7: the account's receipts, oldest first.
     async fn receipts(&self, session: &SessionHandle) -> Result<Element, StanzaError> {
         let account = session.jid().to_bare();
-        let receipts = self
-            .inner
-            .store
-            .receipts(&ReceiptFilter {
-                username: account.node().map(str::to_owned),
-                domain: Some(account.domain().to_owned()),
-                limit: Some(u64::MAX / 2),
-                ..ReceiptFilter::default()
-            })
-            .await
-            .map_err(|e| {
-                tracing::warn!(error = %e, jid = %account, "cannot list policy receipts");
-                StanzaError::new(Cond::InternalServerError)
-            })?;
+        let receipts = self.inner.account_receipts(&account).await.map_err(|e| {
+            tracing::warn!(error = %e, jid = %account, "cannot list policy receipts");
+            StanzaError::new(Cond::InternalServerError)
+        })?;
         let mut list = Element::new("receipts", wire::NS);
         for r in receipts {
             list.push_child(wire::receipt(

@@ -176,6 +176,22 @@ impl Inner {
         Ok(accepted.is_none().then_some(v))
     }
 
+    /// Every receipt of an account, oldest first (one per version at most in `once` mode, so
+    /// the list stays short).
+    pub async fn account_receipts(
+        &self,
+        account: &BareJid,
+    ) -> Result<Vec<causerie_storage::StoredReceipt>, causerie_storage::StoreError> {
+        self.store
+            .receipts(&causerie_storage::ReceiptFilter {
+                username: account.node().map(str::to_owned),
+                domain: Some(account.domain().to_owned()),
+                limit: Some(u64::MAX / 2),
+                ..Default::default()
+            })
+            .await
+    }
+
     /// A message from the policy address to one session.
     pub fn tell(&self, core: &Core, session: &SessionHandle, body: &str, extra: Vec<Element>) {
         let mut msg = Element::new("message", ns::CLIENT)

@@ -93,27 +93,6 @@ pub fn receipt(r: &SignedReceipt, key: &str) -> Element {
     e.with_child(Element::new("signature", NS).with_text(r.signature.as_str()))
 }
 
-impl From<StoredReceipt> for SignedReceipt {
-    fn from(r: StoredReceipt) -> SignedReceipt {
-        SignedReceipt {
-            fields: ReceiptFields {
-                seq: r.seq,
-                username: r.username,
-                domain: r.domain,
-                resource: r.resource,
-                policy_hash: r.policy_hash,
-                method: r.method,
-                accepted_at: r.accepted_at,
-                remote_addr: r.remote_addr,
-                client: r.client,
-                prev_hash: r.prev_hash,
-            },
-            hash: r.hash,
-            signature: r.signature,
-        }
-    }
-}
-
 fn version_ref(name: &str, hash: &str) -> Element {
     Element::new(name, NS).with_attr("version", hash)
 }
