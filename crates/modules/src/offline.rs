@@ -96,7 +96,9 @@ impl State {
         }
     }
 
-    async fn deliver(&self, session: &SessionHandle) {
+    /// Hands the stored messages to `session` while it stays available, or, when it was just
+    /// `released` from a restriction (it may not have sent presence), while it stays connected.
+    async fn deliver(&self, session: &SessionHandle, released: bool) {
         let account = session.jid().to_bare();
         let Some(user) = account.node() else { return };
         let domain = account.domain();
@@ -133,9 +135,12 @@ impl State {
                     .flatten()
                     .is_some_and(|from| jid_match::blocked(&blocked, &from));
                 if !from_blocked {
-                    if !session.info.is_available()
-                        || session.deliver_stanza(&OutStanza::new(el)).is_err()
-                    {
+                    let gone = if released {
+                        session.is_closed()
+                    } else {
+                        !session.info.is_available()
+                    };
+                    if gone || session.deliver_stanza(&OutStanza::new(el)).is_err() {
                         stopped = true;
                         break;
                     }
@@ -232,7 +237,7 @@ impl OfflineSink for OfflineMessages {
                         .cloned()
                 });
                 if let Some(session) = now_available {
-                    self.start_delivery(&session);
+                    self.start_delivery(&session, false);
                 }
                 OfflineOutcome::Stored
             }
@@ -249,7 +254,7 @@ impl OfflineSink for OfflineMessages {
 impl OfflineMessages {
     /// Delivers the account's stored messages to `session`, unless a delivery for the account is
     /// running; that one then goes round once more.
-    fn start_delivery(&self, session: &SessionHandle) {
+    fn start_delivery(&self, session: &SessionHandle, released: bool) {
         let account = session.jid().to_bare();
         {
             let mut running = self
@@ -274,7 +279,7 @@ impl OfflineMessages {
         let session = session.clone();
         rt.spawn(async move {
             loop {
-                guard.state.deliver(&session).await;
+                guard.state.deliver(&session, released).await;
                 let mut running = guard
                     .state
                     .delivering
@@ -295,10 +300,10 @@ impl EventListener for OfflineMessages {
         match event {
             // XEP-0160 §3: delivered when the user sends presence with a non-negative priority.
             Event::SessionAvailable(session) if session.info.priority() >= 0 => {
-                self.start_delivery(session)
+                self.start_delivery(session, false)
             }
             // Kept while the account was held back (usage policy): due to the released session.
-            Event::SessionReleased(session) => self.start_delivery(session),
+            Event::SessionReleased(session) => self.start_delivery(session, true),
             _ => {}
         }
     }

@@ -1082,3 +1082,64 @@ async fn an_insecure_test_partner_needs_no_valid_certificate() {
     a.stop().await;
     b.stop().await;
 }
+
+/// The usage-policy gate across federation: a restricted session cannot reach the partner, the
+/// policy address answers no remote sender, and a message from the partner to the held session
+/// waits until it accepts.
+#[tokio::test]
+async fn the_usage_policy_holds_federated_traffic_until_accepted() {
+    let (a, b) = pair(
+        ("127.0.0.33", "127.0.0.34"),
+        (Certs::FromCa, Certs::FromCa),
+        |_| {},
+        |_| {},
+    )
+    .await;
+    let doc = causerie_policy::PolicyDocument::parse(
+        b"+++\ntitle = \"a.test rules\"\neffective = \"2020-01-01\"\ncategories = []\n+++\nBe nice.\n",
+    )
+    .unwrap();
+    a.storage()
+        .policy
+        .publish(&causerie_policy::rows::new_version(&doc, None, 1, "test"))
+        .await
+        .unwrap();
+    let mut bob = online(&b, "bob").await;
+    let mut alice = Client::login(&client(&a, "alice")).await.expect("login");
+    let prompt = expect(&mut alice, "the prompt", |e| {
+        e.name() == "message" && e.attr("from") == Some("policy@a.test")
+    })
+    .await;
+    assert!(body(&prompt).unwrap_or_default().contains("a.test rules"));
+    alice.send(&chat("bob@b.test", "too early")).await.unwrap();
+    expect_error(&mut alice, "policy-violation").await;
+    // The remote side gets no answer from the policy address.
+    bob.send(&chat("policy@a.test", "ACCEPT 0000"))
+        .await
+        .unwrap();
+    expect_error(&mut bob, "service-unavailable").await;
+    // Bob writes to alice while she is held: kept, then delivered once she accepts.
+    bob.send(&chat("alice@a.test/res", "waiting for you"))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    alice
+        .send(&chat(
+            "policy@a.test",
+            &format!("accept {}", doc.short_code()),
+        ))
+        .await
+        .unwrap();
+    expect(&mut alice, "the confirmation", |e| {
+        body(e).is_some_and(|b| b.starts_with("Accepted:"))
+    })
+    .await;
+    expect_body(&mut alice, "bob@b.test/res", "waiting for you").await;
+    alice
+        .send(&chat("bob@b.test", "hello from a"))
+        .await
+        .unwrap();
+    expect_body(&mut bob, "alice@a.test/res", "hello from a").await;
+    a.stop().await;
+    b.stop().await;
+}
