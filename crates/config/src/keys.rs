@@ -141,6 +141,11 @@ pub static SECTIONS: &[SectionDoc] = &[
         description: "The usage policy (`causeriectl policy publish`): while a version is in force that an account has not accepted, its sessions are restricted to reading and accepting it (xeps/policy-acceptance.md).",
     },
     SectionDoc {
+        path: "compliance",
+        array: false,
+        description: "The compliance engine: rules (in their own file, reloaded when it changes; `causeriectl rules`) that scan messages and can log, capture evidence, warn, mask, block, end the session, hold for review and alert the security officers (docs/compliance.md).",
+    },
+    SectionDoc {
         path: "log",
         array: false,
         description: "What the server logs.",
@@ -788,6 +793,57 @@ pub static KEYS: &[KeyDoc] = &[
         example: None,
         description: "Messages one session may send to the policy address per minute; past it they are dropped without a reply, so that two automatic responders cannot answer each other forever.",
     },
+    // [compliance]
+    KeyDoc {
+        path: "compliance.enabled",
+        kind: Kind::Bool,
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "Apply the rules of the rules file to messages. `false` applies none (the file is not read).",
+    },
+    KeyDoc {
+        path: "compliance.rules_file",
+        kind: Kind::Path,
+        default: DefaultValue::Unset("`rules.toml` in `server.data_dir`"),
+        example: Some("\"/etc/causerie/rules.toml\""),
+        description: "The rules (format in docs/compliance.md). A missing file means no rules. A file with an error keeps the server from starting; later, a change with an error is refused whole and the rules in force stay.",
+    },
+    KeyDoc {
+        path: "compliance.reload_secs",
+        kind: Kind::Int {
+            min: 1,
+            max: 3600,
+            get: |c| c.compliance.reload_secs,
+        },
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "How often the rules file is checked for changes, in seconds.",
+    },
+    KeyDoc {
+        path: "compliance.officers",
+        kind: Kind::StrList,
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "Accounts of this server (bare JIDs) that receive the alerts of rules with the `alert` action, as chat messages from the policy address.",
+    },
+    KeyDoc {
+        path: "compliance.project_names",
+        kind: Kind::StrList,
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "Confidential project names that the `project` detector finds in messages (case, accents and spacing ignored, whole words).",
+    },
+    KeyDoc {
+        path: "compliance.context_messages",
+        kind: Kind::Int {
+            min: 0,
+            max: 50,
+            get: |c| widen(c.compliance.context_messages),
+        },
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "How many earlier messages of the same conversation are kept, in memory only, and stored with captured evidence for context.",
+    },
     // [log]
     KeyDoc {
         path: "log.level",
@@ -852,9 +908,9 @@ mod tests {
 
     use super::*;
     use crate::{
-        AdminConfig, AuthConfig, C2sConfig, CertificateConfig, DatabaseConfig, FederationConfig,
-        ImConfig, LimitsConfig, LogConfig, PartnerConfig, PolicyConfig, S2sConfig, ServerConfig,
-        TlsConfig,
+        AdminConfig, AuthConfig, C2sConfig, CertificateConfig, ComplianceConfig, DatabaseConfig,
+        FederationConfig, ImConfig, LimitsConfig, LogConfig, PartnerConfig, PolicyConfig,
+        S2sConfig, ServerConfig, TlsConfig,
     };
 
     /// Every field set, optional ones included, and written without `..Default::default()`
@@ -952,6 +1008,14 @@ mod tests {
                 timeout_secs: 120,
                 localpart: "terms".to_owned(),
                 messages_per_minute: 5,
+            },
+            compliance: ComplianceConfig {
+                enabled: false,
+                rules_file: Some(PathBuf::from("/etc/causerie/rules.toml")),
+                reload_secs: 30,
+                officers: vec!["security@example.com".to_owned()],
+                project_names: vec!["Falcon".to_owned()],
+                context_messages: 3,
             },
             log: LogConfig {
                 level: "debug".to_owned(),

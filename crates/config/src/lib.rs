@@ -53,6 +53,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub im: ImConfig,
     pub policy: PolicyConfig,
+    pub compliance: ComplianceConfig,
     pub log: LogConfig,
     pub admin: AdminConfig,
 }
@@ -364,6 +365,42 @@ impl Default for PolicyConfig {
             localpart: "policy".to_owned(),
             messages_per_minute: 20,
         }
+    }
+}
+
+/// `[compliance]`: the rules that scan messages, and what they keep.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ComplianceConfig {
+    pub enabled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rules_file: Option<PathBuf>,
+    pub reload_secs: u64,
+    pub officers: Vec<String>,
+    pub project_names: Vec<String>,
+    pub context_messages: usize,
+}
+
+impl Default for ComplianceConfig {
+    fn default() -> Self {
+        ComplianceConfig {
+            enabled: true,
+            rules_file: None,
+            reload_secs: 5,
+            officers: Vec::new(),
+            project_names: Vec::new(),
+            context_messages: 5,
+        }
+    }
+}
+
+impl Config {
+    /// The rules file: `compliance.rules_file`, or `rules.toml` in the data folder.
+    pub fn rules_file(&self) -> PathBuf {
+        self.compliance
+            .rules_file
+            .clone()
+            .unwrap_or_else(|| self.server.data_dir.join("rules.toml"))
     }
 }
 

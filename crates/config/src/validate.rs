@@ -28,6 +28,7 @@ pub(crate) fn check(config: &Config) -> Vec<Problem> {
     s2s(config, &mut problems);
     federation(config, &mut problems);
     policy(config, &mut problems);
+    compliance(config, &mut problems);
     log(config, &mut problems);
     admin(config, &mut problems);
     problems
@@ -385,6 +386,29 @@ fn policy(config: &Config, problems: &mut Vec<Problem>) {
                 policy.localpart
             ),
         ));
+    }
+}
+
+fn compliance(config: &Config, problems: &mut Vec<Problem>) {
+    for (i, officer) in config.compliance.officers.iter().enumerate() {
+        let key = format!("compliance.officers[{i}]");
+        match causerie_jid::BareJid::parse(officer) {
+            Ok(j)
+                if j.node().is_some() && config.server.domains.iter().any(|d| d == j.domain()) => {}
+            Ok(_) => problems.push(Problem::at(
+                key,
+                format!("`{officer}` is not an account of a hosted domain (server.domains)"),
+            )),
+            Err(e) => problems.push(Problem::at(key, format!("`{officer}`: {e}"))),
+        }
+    }
+    for (i, name) in config.compliance.project_names.iter().enumerate() {
+        if name.trim().is_empty() {
+            problems.push(Problem::at(
+                format!("compliance.project_names[{i}]"),
+                "an empty name would match everything",
+            ));
+        }
     }
 }
 

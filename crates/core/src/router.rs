@@ -39,6 +39,12 @@ impl Origin {
 /// Delivery to domains the server does not host. Federation replaces the default, which bounces.
 pub trait RemoteRoute: Send + Sync {
     fn route(&self, core: &Arc<Core>, stanza: Element);
+
+    /// Whether federation with `domain` is allowed now (a partner, or a domain an open policy
+    /// lets in). Without federation, none is.
+    fn allows(&self, _domain: &str) -> bool {
+        false
+    }
 }
 
 struct NoFederation;
@@ -107,6 +113,14 @@ impl Core {
 
     pub fn hosts(&self) -> impl Iterator<Item = &str> {
         self.hosts.iter().map(String::as_str)
+    }
+
+    /// Whether federation with `domain` is allowed now ([`RemoteRoute::allows`]).
+    pub fn federation_allows(&self, domain: &str) -> bool {
+        self.remote
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .allows(domain)
     }
 
     pub fn set_remote_route(&self, route: Arc<dyn RemoteRoute>) {

@@ -7,6 +7,7 @@
 
 mod federation;
 mod policy;
+mod rules;
 mod time;
 
 use std::io::{BufRead, IsTerminal, Read};
@@ -20,6 +21,7 @@ use clap::{Parser, Subcommand};
 
 use federation::{AuditCommand, FederationCommand};
 use policy::PolicyCommand;
+use rules::RulesCommand;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -53,6 +55,11 @@ enum Command {
     /// DATA_DIR/policy.key. Works whether the server is running or not.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Manage the compliance rules (the rules file, `compliance.rules_file`): list, check, add,
+    /// remove, and test what they would do to a message. A running server reloads the file
+    /// within `compliance.reload_secs`; changes are recorded in the audit log.
+    #[command(subcommand)]
+    Rules(RulesCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -126,6 +133,22 @@ async fn run(config: Config, command: Command) -> ExitCode {
                 Err(code) => return code,
             };
             let code = federation::run_audit(&storage, query).await;
+            storage.close().await;
+            code
+        }
+        Command::Rules(cmd) => {
+            let needs_db = matches!(
+                cmd,
+                RulesCommand::Add { .. } | RulesCommand::Remove { .. } | RulesCommand::Test { .. }
+            );
+            if !needs_db {
+                return rules::run(None, &config, cmd).await;
+            }
+            let storage = match open_storage(&config).await {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            let code = rules::run(Some(&storage), &config, cmd).await;
             storage.close().await;
             code
         }

@@ -41,6 +41,7 @@ pub enum KeyError {
 }
 
 /// The server's signing key.
+#[derive(Clone)]
 pub struct ServerKey {
     signing: SigningKey,
 }

@@ -16,6 +16,7 @@
 //! Layout: `document.rs` (policy versions), `keys.rs` (the signing key), `receipt.rs` (receipts
 //! and the chain check), `rfc3339.rs` (dates without a calendar library).
 
+pub mod compliance;
 pub mod document;
 pub mod gate;
 pub mod keys;
@@ -27,8 +28,8 @@ pub use document::{DocumentError, MAX_DOCUMENT_BYTES, PolicyDocument, TextFormat
 pub use gate::{GateOptions, Mode, PolicyGate};
 pub use keys::{KeyError, ServerKey, fingerprint, load_or_create, verify};
 pub use receipt::{
-    CANONICAL_TAG, ChainProblem, ChainReport, FIRST_SEQ, GENESIS_PREV, ReceiptFields,
-    SignedReceipt, canonical_bytes, next_link, receipt_hash, sign, verify_chain,
+    CANONICAL_TAG, ChainLink, ChainProblem, ChainReport, FIRST_SEQ, GENESIS_PREV, ReceiptFields,
+    SignedReceipt, canonical_bytes, next_link, receipt_hash, sign, verify_chain, verify_links,
 };
 
 /// Lowercase hex.

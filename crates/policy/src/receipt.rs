@@ -79,7 +79,7 @@ pub struct SignedReceipt {
 impl SignedReceipt {
     /// Whether the hash matches the fields and the signature is the key's.
     pub fn verify(&self, public: &[u8; 32]) -> bool {
-        receipt_hash(&self.fields) == self.hash && signature_ok(self, public)
+        receipt_hash(&self.fields) == self.hash && signature_ok(&self.hash, &self.signature, public)
     }
 
     /// `(seq, hash)`: what to keep as a checkpoint for [`verify_chain`].
@@ -148,11 +148,11 @@ pub fn next_link(last: Option<&SignedReceipt>) -> (i64, String) {
     }
 }
 
-fn signature_ok(receipt: &SignedReceipt, public: &[u8; 32]) -> bool {
-    let Some(hash) = hex_decode(&receipt.hash).filter(|h| h.len() == 32) else {
+fn signature_ok(hash: &str, signature: &str, public: &[u8; 32]) -> bool {
+    let Some(hash) = hex_decode(hash).filter(|h| h.len() == 32) else {
         return false;
     };
-    let Ok(sig) = BASE64.decode(&receipt.signature) else {
+    let Ok(sig) = BASE64.decode(signature) else {
         return false;
     };
     let Ok(sig) = <[u8; 64]>::try_from(sig.as_slice()) else {
@@ -161,7 +161,7 @@ fn signature_ok(receipt: &SignedReceipt, public: &[u8; 32]) -> bool {
     verify(public, &hash, &sig)
 }
 
-/// One thing wrong with a list of receipts. `position` is the 1-based index in the list as
+/// One thing wrong with a chain of signed rows (receipts, evidence). `position` is the 1-based index in the list as
 /// given (storage order); `seq` is what the row itself says.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ChainProblem {
@@ -190,8 +190,8 @@ pub enum ChainProblem {
     FirstNotGenesis { seq: i64 },
     /// No row has the checkpoint's seq: rows were removed from the end (or at that seq).
     #[error(
-        "the receipts end at seq {} but the checkpoint is at seq {expected_seq}: \
-         receipts were removed",
+        "the rows end at seq {} but the checkpoint is at seq {expected_seq}: \
+         rows were removed",
         last_seq.map_or_else(|| "none".to_owned(), |s| s.to_string())
     )]
     Truncated {
@@ -223,6 +223,36 @@ impl ChainReport {
     }
 }
 
+/// A row of a hash chain signed by the server: receipts here, compliance evidence elsewhere.
+pub trait ChainLink {
+    fn seq(&self) -> i64;
+    fn prev_hash(&self) -> &str;
+    /// The hash as stored.
+    fn stored_hash(&self) -> &str;
+    /// The hash recomputed from the row's fields.
+    fn computed_hash(&self) -> String;
+    /// The stored signature, standard base64 of Ed25519 over the 32 bytes of the stored hash.
+    fn signature(&self) -> &str;
+}
+
+impl ChainLink for SignedReceipt {
+    fn seq(&self) -> i64 {
+        self.fields.seq
+    }
+    fn prev_hash(&self) -> &str {
+        &self.fields.prev_hash
+    }
+    fn stored_hash(&self) -> &str {
+        &self.hash
+    }
+    fn computed_hash(&self) -> String {
+        receipt_hash(&self.fields)
+    }
+    fn signature(&self) -> &str {
+        &self.signature
+    }
+}
+
 /// Checks receipts, given in storage order, against the server's public key and, when given, a
 /// checkpoint `expected_last = (seq, hash)` of a receipt known to have been stored (such as the
 /// last one at the previous check). Receipts stored after the checkpoint are fine.
@@ -231,22 +261,31 @@ pub fn verify_chain(
     public: &[u8; 32],
     expected_last: Option<(i64, String)>,
 ) -> ChainReport {
+    verify_links(receipts, public, expected_last)
+}
+
+/// [`verify_chain`] for any chain of signed rows.
+pub fn verify_links<T: ChainLink>(
+    rows: &[T],
+    public: &[u8; 32],
+    expected_last: Option<(i64, String)>,
+) -> ChainReport {
     let mut problems = Vec::new();
-    let mut previous: Option<&SignedReceipt> = None;
-    for (i, r) in receipts.iter().enumerate() {
+    let mut previous: Option<&T> = None;
+    for (i, r) in rows.iter().enumerate() {
         let position = i + 1;
-        let seq = r.fields.seq;
-        if receipt_hash(&r.fields) != r.hash {
+        let seq = r.seq();
+        if r.computed_hash() != r.stored_hash() {
             problems.push(ChainProblem::Edited { position, seq });
         }
         // Checked against the stored hash, so an edited row shows as edited only, and a row
         // whose hash was recomputed after an edit shows as badly signed.
-        if !signature_ok(r, public) {
+        if !signature_ok(r.stored_hash(), r.signature(), public) {
             problems.push(ChainProblem::BadSignature { position, seq });
         }
         let expected = match previous {
             None => {
-                if r.fields.prev_hash != GENESIS_PREV {
+                if r.prev_hash() != GENESIS_PREV {
                     problems.push(ChainProblem::FirstNotGenesis { seq });
                 }
                 FIRST_SEQ
@@ -254,10 +293,10 @@ pub fn verify_chain(
             Some(p) => {
                 // Against the stored hash, so one removal or insertion is one break, not a
                 // cascade down the rest of the chain.
-                if r.fields.prev_hash != p.hash {
+                if r.prev_hash() != p.stored_hash() {
                     problems.push(ChainProblem::Broken { position, seq });
                 }
-                p.fields.seq.saturating_add(1)
+                p.seq().saturating_add(1)
             }
         };
         if seq != expected {
@@ -271,15 +310,12 @@ pub fn verify_chain(
     }
 
     if let Some((cp_seq, cp_hash)) = expected_last {
-        let mut at_seq = receipts
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.fields.seq == cp_seq);
+        let mut at_seq = rows.iter().enumerate().filter(|(_, r)| r.seq() == cp_seq);
         let first = at_seq.next();
         let reached = first
             .into_iter()
             .chain(at_seq)
-            .any(|(_, r)| r.hash == cp_hash);
+            .any(|(_, r)| r.stored_hash() == cp_hash);
         match first {
             _ if reached => {}
             Some((i, _)) => problems.push(ChainProblem::CheckpointMismatch {
@@ -288,15 +324,15 @@ pub fn verify_chain(
             }),
             None => problems.push(ChainProblem::Truncated {
                 expected_seq: cp_seq,
-                last_seq: receipts.last().map(|r| r.fields.seq),
+                last_seq: rows.last().map(ChainLink::seq),
             }),
         }
     }
 
     ChainReport {
-        rows: receipts.len(),
+        rows: rows.len(),
         problems,
-        last: receipts.last().map(SignedReceipt::checkpoint),
+        last: rows.last().map(|r| (r.seq(), r.stored_hash().to_owned())),
     }
 }
 

@@ -430,4 +430,8 @@ impl RemoteRoute for Route {
     fn route(&self, _core: &Arc<Core>, stanza: Element) {
         self.0.send(stanza);
     }
+
+    fn allows(&self, domain: &str) -> bool {
+        self.0.policy().decide(domain).is_allowed()
+    }
 }

@@ -191,6 +191,18 @@ fn decode_fingerprint(hex: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
+/// Whether federation with `domain` is allowed, as the running server decides it from the
+/// configuration and the partner list in the database (for `causeriectl rules test`).
+pub async fn allows(
+    config: &Config,
+    store: &dyn FederationStore,
+    domain: &str,
+) -> Result<bool, String> {
+    let base = static_policy(config).map_err(|e| e.to_string())?;
+    let entries = managed_entries(store).await.map_err(|e| e.to_string())?;
+    Ok(base.with_managed(entries).decide(domain).is_allowed())
+}
+
 async fn managed_entries(
     store: &dyn FederationStore,
 ) -> Result<Vec<(String, bool)>, causerie_storage::StoreError> {

@@ -52,6 +52,8 @@ pub enum StartError {
         "the account {0} exists, but its name is the policy address (policy.localpart): remove or rename the account, or choose another policy.localpart"
     )]
     PolicyAddressTaken(String),
+    #[error("compliance rules {file}:\n  {problems}")]
+    Rules { file: String, problems: String },
 }
 
 /// A running server.
@@ -178,9 +180,23 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         .modules()
         .add_module(Arc::new(causerie_policy::PolicyGate::new(
             &storage,
-            receipt_key,
+            receipt_key.clone(),
             gate_options(config),
         )));
+    let compliance = causerie_policy::compliance::Compliance::new(
+        &storage,
+        receipt_key,
+        compliance_options(config),
+    )
+    .map_err(|problems| StartError::Rules {
+        file: config.rules_file().display().to_string(),
+        problems: problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n  "),
+    })?;
+    builder.modules().add_module(Arc::new(compliance));
     let core = builder.build();
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -325,6 +341,27 @@ fn gate_options(config: &Config) -> causerie_policy::GateOptions {
         timeout: Duration::from_secs(p.timeout_secs),
         localpart: p.localpart.clone(),
         messages_per_minute: p.messages_per_minute,
+    }
+}
+
+fn compliance_options(config: &Config) -> causerie_policy::compliance::ComplianceOptions {
+    let c = &config.compliance;
+    causerie_policy::compliance::ComplianceOptions {
+        enabled: c.enabled,
+        rules_file: config.rules_file(),
+        reload_interval: Duration::from_secs(c.reload_secs),
+        officers: c
+            .officers
+            .iter()
+            .map(|o| {
+                causerie_jid::BareJid::parse(o)
+                    .map(|j| j.to_string())
+                    .unwrap_or_else(|_| o.clone())
+            })
+            .collect(),
+        project_names: c.project_names.clone(),
+        context_messages: c.context_messages,
+        policy_localpart: config.policy.localpart.clone(),
     }
 }
 

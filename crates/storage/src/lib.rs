@@ -16,9 +16,12 @@
 //! - [`AuditStore`]: the append-only audit log of administrative actions and server-to-server
 //!   stream decisions;
 //! - [`PolicyStore`]: the published versions of the usage policy, kept forever, and the hash
-//!   chain of the receipts of their acceptance, which outlive the accounts that gave them.
+//!   chain of the receipts of their acceptance, which outlive the accounts that gave them;
+//! - [`EvidenceStore`]: the hash chain of compliance evidence (the messages that matched a
+//!   rule), with legal holds, the review of quarantined messages, and retention that purges
+//!   payloads but never a record.
 //!
-//! The archive and evidence records come next.
+//! The archive comes next.
 //!
 //! It knows nothing of the protocol: names and JIDs arrive already prepared (RFC 7622 §3.2.1,
 //! §3.3.1), stanzas arrive serialized and leave as they came, and credentials arrive already
@@ -33,7 +36,8 @@
 //! `memory.rs`, `sql.rs` and `conformance.rs`), its tables in a migration
 //! (`migrations/m0001_users.rs`, `migrations/m0002_im.rs` for the four instant-messaging
 //! stores, `migrations/m0003_federation_audit.rs` for the server-wide records,
-//! `migrations/m0004_policy.rs` for policies and receipts) and one field of [`Storage`].
+//! `migrations/m0004_policy.rs` for policies and receipts, `migrations/m0005_evidence.rs` for
+//! compliance evidence) and one field of [`Storage`].
 
 use std::sync::Arc;
 
@@ -51,6 +55,7 @@ pub mod account_data;
 pub mod audit;
 pub mod blocking;
 mod error;
+pub mod evidence;
 pub mod federation;
 mod memory;
 mod migrations;
@@ -65,6 +70,7 @@ pub use account_data::AccountDataStore;
 pub use audit::{AuditEvent, AuditFilter, AuditStore, NewAuditEvent};
 pub use blocking::BlockingStore;
 pub use error::StoreError;
+pub use evidence::{EvidenceFilter, EvidenceStore, NewEvidence, StoredEvidence};
 pub use federation::{FederationStore, Partner, PartnerRule};
 pub use offline::{OfflineMessage, OfflineStore};
 pub use policy::{
@@ -113,6 +119,7 @@ pub struct Storage {
     pub federation: Arc<dyn FederationStore>,
     pub audit: Arc<dyn AuditStore>,
     pub policy: Arc<dyn PolicyStore>,
+    pub evidence: Arc<dyn EvidenceStore>,
     backend: Backend,
 }
 
@@ -155,7 +162,8 @@ impl Storage {
             blocking: Arc::new(blocking::memory::MemoryBlockingStore::new(db.clone())),
             federation: Arc::new(federation::memory::MemoryFederationStore::new(db.clone())),
             audit: Arc::new(audit::memory::MemoryAuditStore::new(db.clone())),
-            policy: Arc::new(policy::memory::MemoryPolicyStore::new(db)),
+            policy: Arc::new(policy::memory::MemoryPolicyStore::new(db.clone())),
+            evidence: Arc::new(evidence::memory::MemoryEvidenceStore::new(db)),
             backend: Backend::Memory,
         }
     }
@@ -170,6 +178,7 @@ impl Storage {
             federation: Arc::new(federation::sql::SqlFederationStore::new(db.clone())),
             audit: Arc::new(audit::sql::SqlAuditStore::new(db.clone())),
             policy: Arc::new(policy::sql::SqlPolicyStore::new(db.clone())),
+            evidence: Arc::new(evidence::sql::SqlEvidenceStore::new(db.clone())),
             backend: Backend::Sql(db),
         }
     }
@@ -213,6 +222,7 @@ pub mod conformance {
     pub use crate::account_data::conformance as account_data;
     pub use crate::audit::conformance as audit;
     pub use crate::blocking::conformance as blocking;
+    pub use crate::evidence::conformance as evidence;
     pub use crate::federation::conformance as federation;
     pub use crate::offline::conformance as offline;
     pub use crate::policy::conformance as policy;
@@ -231,6 +241,7 @@ pub mod conformance {
         failures.extend(federation::run_all(storage).await);
         failures.extend(audit::run_all(storage).await);
         failures.extend(policy::run_all(storage).await);
+        failures.extend(evidence::run_all(storage).await);
         if failures.is_empty() {
             Ok(())
         } else {

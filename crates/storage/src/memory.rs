@@ -3,13 +3,15 @@
 //! an account removes everything stored for it, as `ON DELETE CASCADE` does on the SQL backends,
 //! and a write for an account that does not exist finds nowhere to go (`NotFound`), as the
 //! foreign keys make it on the SQL backends. Server-wide records (the federation partner list,
-//! the audit log, policy versions and acceptance receipts) sit beside the accounts; receipts
-//! are not part of any account and outlive it, as on the SQL backends.
+//! the audit log, policy versions and acceptance receipts, compliance evidence) sit beside the
+//! accounts; receipts and evidence are not part of any account and outlive it, as on the SQL
+//! backends.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 
 use crate::audit::AuditEvent;
+use crate::evidence::StoredEvidence;
 use crate::federation::Partner;
 use crate::offline::OfflineMessage;
 use crate::policy::{PolicyVersion, StoredReceipt};
@@ -64,6 +66,8 @@ pub(crate) struct State {
     pub(crate) policy_versions: Vec<PolicyVersion>,
     /// The receipt chain, by seq (1, 2, …).
     pub(crate) receipts: Vec<StoredReceipt>,
+    /// The evidence chain, by seq (1, 2, …).
+    pub(crate) evidence: Vec<StoredEvidence>,
 }
 
 impl State {
@@ -103,6 +107,7 @@ impl Default for MemoryDb {
                 last_audit_id: 0,
                 policy_versions: Vec::new(),
                 receipts: Vec::new(),
+                evidence: Vec::new(),
             }),
         }
     }

@@ -8,11 +8,11 @@
 use async_trait::async_trait;
 use causerie_storage::conformance::{self, users::sample_credential};
 use causerie_storage::{
-    AccountDataStore, AuditEvent, AuditFilter, AuditStore, BlockingStore, FederationStore,
-    NewAuditEvent, NewPolicyVersion, NewReceipt, NewUser, OfflineMessage, OfflineStore, Partner,
-    PartnerRule, PendingSubscription, PolicyStore, PolicyVersion, ReceiptFilter, RosterItem,
-    RosterStore, Storage, StorageOptions, StoreError, StoredCredential, StoredReceipt,
-    Subscription, UserInfo, UserStore, migrate,
+    AccountDataStore, AuditEvent, AuditFilter, AuditStore, BlockingStore, EvidenceFilter,
+    EvidenceStore, FederationStore, NewAuditEvent, NewEvidence, NewPolicyVersion, NewReceipt,
+    NewUser, OfflineMessage, OfflineStore, Partner, PartnerRule, PendingSubscription, PolicyStore,
+    PolicyVersion, ReceiptFilter, RosterItem, RosterStore, Storage, StorageOptions, StoreError,
+    StoredCredential, StoredEvidence, StoredReceipt, Subscription, UserInfo, UserStore, migrate,
 };
 use sea_orm::{ConnectionTrait, Database};
 use std::io::Write;
@@ -290,6 +290,7 @@ async fn sqlite_migrations_are_idempotent_and_data_persists() {
             "m0002_im".to_owned(),
             "m0003_federation_audit".to_owned(),
             "m0004_policy".to_owned(),
+            "m0005_evidence".to_owned(),
         ]
     );
     assert_eq!(migrate(&url).await.unwrap(), Vec::<String>::new());
@@ -1179,6 +1180,225 @@ async fn policy_rows_are_plain_sql() {
     storage.close().await;
 }
 
+/// An evidence store whose purge lifts the legal holds in its way, that answers a decided
+/// review with `NotFound` instead of `Conflict`, and whose listing ignores `until`.
+struct BrokenEvidence(Arc<dyn EvidenceStore>);
+
+#[async_trait]
+impl EvidenceStore for BrokenEvidence {
+    async fn append(&self, e: &NewEvidence) -> Result<StoredEvidence, StoreError> {
+        self.0.append(e).await
+    }
+    async fn last(&self) -> Result<Option<StoredEvidence>, StoreError> {
+        self.0.last().await
+    }
+    async fn get(&self, seq: i64) -> Result<Option<StoredEvidence>, StoreError> {
+        self.0.get(seq).await
+    }
+    async fn list(&self, f: &EvidenceFilter) -> Result<Vec<StoredEvidence>, StoreError> {
+        let mut wider = f.clone();
+        wider.until = None;
+        self.0.list(&wider).await
+    }
+    async fn set_legal_hold(&self, seq: i64, hold: bool) -> Result<bool, StoreError> {
+        self.0.set_legal_hold(seq, hold).await
+    }
+    async fn set_review(
+        &self,
+        seq: i64,
+        state: &str,
+        by: &str,
+        at: i64,
+    ) -> Result<StoredEvidence, StoreError> {
+        match self.0.set_review(seq, state, by, at).await {
+            Err(StoreError::Conflict(message)) => Err(StoreError::NotFound(message)),
+            other => other,
+        }
+    }
+    async fn purge(&self, before: i64, now: i64) -> Result<u64, StoreError> {
+        let held = self
+            .0
+            .list(&EvidenceFilter {
+                until: Some(before - 1),
+                limit: Some(u64::MAX),
+                ..EvidenceFilter::default()
+            })
+            .await?;
+        for e in held.iter().filter(|e| e.legal_hold) {
+            self.0.set_legal_hold(e.seq, false).await?;
+        }
+        self.0.purge(before, now).await
+    }
+}
+
+/// The evidence checks have teeth: each broken behaviour is reported by the check written for
+/// it, and only there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suite_rejects_a_broken_evidence_store() {
+    let mut storage = Storage::memory();
+    storage.evidence = Arc::new(BrokenEvidence(storage.evidence.clone()));
+    let failures = conformance::run_all(&storage)
+        .await
+        .expect_err("a broken store must fail the suite");
+    for check in [
+        "evidence::filters",
+        "evidence::review_moves_only_pending",
+        "evidence::purge_respects_hold_and_review",
+    ] {
+        assert!(
+            failures.contains(check),
+            "{check} not reported in:\n{failures}"
+        );
+    }
+    for check in [
+        "users::",
+        "policy::",
+        "evidence::append_links_to_the_last",
+        "evidence::round_trip_and_get",
+        "evidence::default_limit_and_paging",
+        "evidence::large_payloads",
+        "evidence::legal_hold",
+        "evidence::concurrent_appends_one_winner",
+        "evidence::concurrent_chain_stays_linked",
+        "evidence::evidence_outlives_accounts",
+        "evidence::invalid_input_refused",
+    ] {
+        assert!(
+            !failures.contains(check),
+            "{check} reported in:\n{failures}"
+        );
+    }
+}
+
+/// The evidence table is where the module documentation says, with the columns and indexes it
+/// names: a purge leaves the row with only the payload emptied, a row edited with plain SQL (as
+/// a tampering test does) reads back edited, and removing the account leaves its records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evidence_rows_are_plain_sql() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = sqlite_url(&dir.path().join("evidence.db"));
+    let storage = Storage::open(&url, &StorageOptions::default())
+        .await
+        .unwrap();
+    storage
+        .users
+        .create_user(&user("juliet", "capulet.example", vec![]))
+        .await
+        .unwrap();
+    let record = |seq: i64, prev_hash: String, hash: String, created_at: i64| NewEvidence {
+        seq,
+        created_at,
+        rule_id: "no-secrets".into(),
+        category: "confidential".into(),
+        actions: "block,alert".into(),
+        username: "juliet".into(),
+        domain: "capulet.example".into(),
+        resource: "balcony".into(),
+        peer: "romeo@montague.example".into(),
+        direction: "outgoing".into(),
+        remote_addr: None,
+        client: Some("Dino".into()),
+        sealed: true,
+        payload: "c2VhbGVk".into(),
+        payload_hash: "ef".repeat(32),
+        review: None,
+        prev_hash,
+        hash,
+        signature: "sig".into(),
+    };
+    let first = record(
+        1,
+        causerie_storage::evidence::GENESIS_HASH.into(),
+        "ab".repeat(32),
+        10,
+    );
+    let second = NewEvidence {
+        review: Some("pending".into()),
+        sealed: false,
+        payload: "{}".into(),
+        ..record(2, "ab".repeat(32), "cd".repeat(32), 20)
+    };
+    storage.evidence.append(&first).await.unwrap();
+    storage.evidence.append(&second).await.unwrap();
+    assert_eq!(storage.evidence.purge(100, 50).await, Ok(1));
+    assert_eq!(storage.evidence.set_legal_hold(2, true).await, Ok(true));
+    storage
+        .users
+        .remove_user("juliet", "capulet.example")
+        .await
+        .unwrap();
+
+    let raw = Database::connect(url.as_str()).await.unwrap();
+    assert_eq!(
+        count(
+            &raw,
+            "SELECT COUNT(*) FROM evidence WHERE seq = 1 AND payload IS NULL AND purged_at = 50 \
+             AND created_at = 10 AND rule_id = 'no-secrets' AND category = 'confidential' \
+             AND actions = 'block,alert' AND username = 'juliet' \
+             AND domain = 'capulet.example' AND resource = 'balcony' \
+             AND peer = 'romeo@montague.example' AND direction = 'outgoing' \
+             AND remote_addr IS NULL AND client = 'Dino' AND sealed = 1 \
+             AND payload_hash = 'efefefefefefefefefefefefefefefefefefefefefefefefefefefefefefefef' \
+             AND prev_hash = '0000000000000000000000000000000000000000000000000000000000000000' \
+             AND hash = 'abababababababababababababababababababababababababababababababab' \
+             AND signature = 'sig' AND legal_hold = 0 AND review IS NULL \
+             AND reviewed_by IS NULL AND reviewed_at IS NULL"
+        )
+        .await,
+        Ok(1),
+        "the purged record keeps every column but its payload, and outlives its account"
+    );
+    assert_eq!(
+        count(
+            &raw,
+            "SELECT COUNT(*) FROM evidence WHERE seq = 2 AND payload = '{}' \
+             AND purged_at IS NULL AND sealed = 0 AND legal_hold = 1 AND review = 'pending'"
+        )
+        .await,
+        Ok(1),
+        "the record pending review is not purged"
+    );
+    assert_eq!(
+        count(
+            &raw,
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'evidence' \
+             AND name IN ('evidence_account', 'evidence_created_at', 'evidence_review')"
+        )
+        .await,
+        Ok(3)
+    );
+    raw.execute_raw(sea_orm::Statement::from_string(
+        raw.get_database_backend(),
+        "UPDATE evidence SET payload_hash = '0123456789abcdef0123456789abcdef0123456789abcdef\
+         0123456789abcdef', signature = 'forged', review = 'released', reviewed_by = 'nobody', \
+         reviewed_at = 7 WHERE seq = 2",
+    ))
+    .await
+    .unwrap();
+    raw.close().await.unwrap();
+
+    let edited = storage.evidence.get(2).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            edited.payload_hash.as_str(),
+            edited.signature.as_str(),
+            edited.review.as_deref(),
+            edited.reviewed_by.as_deref(),
+            edited.reviewed_at,
+            edited.legal_hold,
+        ),
+        (
+            "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            "forged",
+            Some("released"),
+            Some("nobody"),
+            Some(7),
+            true,
+        )
+    );
+    storage.close().await;
+}
+
 /// Appends `options[search_path]=schema` to a PostgreSQL URL.
 fn with_search_path(base: &str, schema: &str) -> String {
     let sep = if base.contains('?') { '&' } else { '?' };
@@ -1228,6 +1448,7 @@ async fn run_postgres(url: &str) -> Result<(), String> {
             "m0002_im",
             "m0003_federation_audit",
             "m0004_policy",
+            "m0005_evidence",
         ]
     {
         return Err(format!("first migrate applied {applied:?}"));
@@ -1320,6 +1541,10 @@ async fn postgres_schema_checks(url: &str) -> Result<(), String> {
         ("policy_receipts", "username"),
         ("policy_receipts", "domain"),
         ("policy_receipts", "policy_hash"),
+        ("evidence", "username"),
+        ("evidence", "domain"),
+        ("evidence", "rule_id"),
+        ("evidence", "review"),
     ] {
         let collation = text(&format!(
             "SELECT collation_name::text FROM information_schema.columns \

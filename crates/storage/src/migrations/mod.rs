@@ -9,7 +9,8 @@
 //!
 //! Tables holding per-user data reference `users.id` with `ON DELETE CASCADE`, so removing an
 //! account removes everything stored for it in the same statement. Policy acceptance receipts
-//! (`m0004_policy`) are the exception: they are evidence and outlive the account.
+//! (`m0004_policy`) and compliance evidence (`m0005_evidence`) are the exception: they are
+//! evidence and outlive the account.
 
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
@@ -17,6 +18,7 @@ mod m0001_users;
 mod m0002_im;
 mod m0003_federation_audit;
 mod m0004_policy;
+mod m0005_evidence;
 
 pub(crate) struct Migrator;
 
@@ -27,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0002_im::Migration),
             Box::new(m0003_federation_audit::Migration),
             Box::new(m0004_policy::Migration),
+            Box::new(m0005_evidence::Migration),
         ]
     }
 }

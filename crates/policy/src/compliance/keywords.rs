@@ -1,0 +1,457 @@
+//! Word lists: every keyword and phrase of every rule, compiled into one Aho-Corasick automaton
+//! and searched in one pass over the folded message, so the time is linear in the message
+//! whatever the number of keywords. Because overlapping matches are all reported, the constant
+//! is the number of keywords that can end at one place, which is small for real word lists and
+//! at most one per keyword length ([`MAX_KEYWORD_BYTES`]) even for a list made to nest (`-`,
+//! `--`, `---`…).
+//!
+//! Keywords are folded like messages (see [`text`](super::text)), so matching ignores case,
+//! accents, compatibility forms and the kind and amount of white space between the words of a
+//! phrase; white space around a keyword is ignored. A match counts only at word boundaries: the
+//! folded characters just before and after it must not be alphanumeric (`char::is_alphanumeric`),
+//! except on a side where the keyword itself ends with a character that is not, so that `$$$`
+//! or `#secret` match wherever they appear.
+//!
+//! Scripts written without spaces between words (Chinese, Japanese, Thai) have no such
+//! boundaries inside a sentence: a keyword in them matches only where it stands apart from other
+//! letters, and a regular expression is the tool for those.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::ops::Range;
+
+use aho_corasick::{AhoCorasick, MatchKind};
+
+use super::MAX_HITS_PER_PATTERN;
+use super::text::{Folded, fold};
+
+/// The longest keyword, in bytes once folded.
+pub const MAX_KEYWORD_BYTES: usize = 256;
+
+/// The most keywords one set may hold.
+pub const MAX_KEYWORDS: usize = 100_000;
+
+/// Why a keyword list was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("keyword {pattern}: {reason}")]
+pub struct KeywordError {
+    /// The keyword's position in the list given. When the list as a whole is refused, the
+    /// first keyword beyond [`MAX_KEYWORDS`], or the last one if the automaton cannot be built.
+    pub pattern: usize,
+    pub reason: KeywordReason,
+}
+
+/// What is wrong with a keyword.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum KeywordReason {
+    #[error("empty once case, accents and white space are folded")]
+    Empty,
+    #[error("{len} bytes once folded; the limit is {limit} bytes")]
+    TooLong { len: usize, limit: usize },
+    #[error("more than {limit} keywords")]
+    TooMany { limit: usize },
+    #[error("the keyword list cannot be compiled: {0}")]
+    Build(String),
+}
+
+/// One occurrence of a keyword in a message.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct KeywordHit {
+    /// The tag given with the keyword.
+    pub tag: usize,
+    /// The keyword's position in the list given to [`KeywordSet::new`].
+    pub pattern: usize,
+    /// Where it is in the original message, in bytes.
+    pub range: Range<usize>,
+}
+
+/// A compiled list of keywords.
+#[derive(Clone, Debug)]
+pub struct KeywordSet {
+    automaton: AhoCorasick,
+    /// One per distinct folded keyword, indexed by the automaton's pattern id.
+    keywords: Vec<Keyword>,
+}
+
+#[derive(Clone, Debug)]
+struct Keyword {
+    /// Whether the character before a match must not be alphanumeric.
+    left: bool,
+    /// Whether the character after a match must not be alphanumeric.
+    right: bool,
+    /// The keywords given that fold to this one: (position in the list, tag).
+    owners: Vec<(usize, usize)>,
+}
+
+impl KeywordSet {
+    /// Compiles `patterns`, each a keyword or phrase with the caller's tag.
+    pub fn new(patterns: &[(String, usize)]) -> Result<KeywordSet, KeywordError> {
+        if patterns.len() > MAX_KEYWORDS {
+            return Err(KeywordError {
+                pattern: MAX_KEYWORDS,
+                reason: KeywordReason::TooMany {
+                    limit: MAX_KEYWORDS,
+                },
+            });
+        }
+        let mut texts: Vec<String> = Vec::new();
+        let mut keywords: Vec<Keyword> = Vec::new();
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for (index, (pattern, tag)) in patterns.iter().enumerate() {
+            let folded = fold(pattern);
+            let text = folded.text().trim_matches(' ');
+            let (Some(first), Some(last)) = (text.chars().next(), text.chars().next_back()) else {
+                return Err(KeywordError {
+                    pattern: index,
+                    reason: KeywordReason::Empty,
+                });
+            };
+            if text.len() > MAX_KEYWORD_BYTES {
+                return Err(KeywordError {
+                    pattern: index,
+                    reason: KeywordReason::TooLong {
+                        len: text.len(),
+                        limit: MAX_KEYWORD_BYTES,
+                    },
+                });
+            }
+            match seen.entry(text.to_owned()) {
+                Entry::Occupied(id) => keywords[*id.get()].owners.push((index, *tag)),
+                Entry::Vacant(slot) => {
+                    slot.insert(keywords.len());
+                    texts.push(text.to_owned());
+                    keywords.push(Keyword {
+                        left: first.is_alphanumeric(),
+                        right: last.is_alphanumeric(),
+                        owners: vec![(index, *tag)],
+                    });
+                }
+            }
+        }
+        // Standard semantics is the one that reports overlapping matches, so that "secret"
+        // is found inside "top secret" as well.
+        let automaton = AhoCorasick::builder()
+            .match_kind(MatchKind::Standard)
+            .build(&texts)
+            .map_err(|e| KeywordError {
+                pattern: patterns.len().saturating_sub(1),
+                reason: KeywordReason::Build(e.to_string()),
+            })?;
+        Ok(KeywordSet {
+            automaton,
+            keywords,
+        })
+    }
+
+    /// Every keyword found in `folded`, with its range in the original text, ordered by
+    /// position then by keyword. Keywords may overlap one another; the occurrences of one
+    /// keyword do not overlap each other (the leftmost win), and each keyword reports at most
+    /// [`MAX_HITS_PER_PATTERN`] of them, so a message flooding one keyword cannot hide another.
+    pub fn find(&self, folded: &Folded) -> Vec<KeywordHit> {
+        let text = folded.text();
+        let mut hits = Vec::new();
+        // Per keyword found: where its last accepted occurrence ended, and how many there were.
+        let mut found: HashMap<usize, (usize, usize)> = HashMap::new();
+        // Matches come in order of their end, so for one keyword also in order of their start.
+        for m in self.automaton.find_overlapping_iter(text) {
+            let id = m.pattern().as_usize();
+            let keyword = &self.keywords[id];
+            let before = text[..m.start()].chars().next_back();
+            let after = text[m.end()..].chars().next();
+            if (keyword.left && before.is_some_and(char::is_alphanumeric))
+                || (keyword.right && after.is_some_and(char::is_alphanumeric))
+            {
+                continue;
+            }
+            let (end, count) = found.entry(id).or_insert((0, 0));
+            if m.start() < *end || *count >= MAX_HITS_PER_PATTERN {
+                continue;
+            }
+            *end = m.end();
+            *count += 1;
+            let range = folded.original_range(m.range());
+            for &(pattern, tag) in &keyword.owners {
+                hits.push(KeywordHit {
+                    tag,
+                    pattern,
+                    range: range.clone(),
+                });
+            }
+        }
+        hits.sort_by_key(|h| (h.range.start, h.range.end, h.pattern));
+        hits
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn set(patterns: &[&str]) -> KeywordSet {
+        let list: Vec<(String, usize)> = patterns
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.to_string(), 100 + i))
+            .collect();
+        KeywordSet::new(&list).unwrap()
+    }
+
+    /// The original text of each hit, with its keyword's position.
+    fn found(set: &KeywordSet, text: &str) -> Vec<(usize, String)> {
+        set.find(&fold(text))
+            .into_iter()
+            .map(|h| {
+                assert_eq!(h.tag, 100 + h.pattern);
+                (h.pattern, text[h.range].to_string())
+            })
+            .collect()
+    }
+
+    fn pairs(list: &[(usize, &str)]) -> Vec<(usize, String)> {
+        list.iter().map(|&(i, s)| (i, s.to_string())).collect()
+    }
+
+    #[test]
+    fn case_accents_and_white_space_are_ignored() {
+        let s = set(&["top  secret", "élève", "Ｃｏｎｆｉｄｅｎｔｉａｌ"]);
+        assert_eq!(
+            found(&s, "TOP\nSecret: the ELEVE is confidential"),
+            pairs(&[(0, "TOP\nSecret"), (1, "ELEVE"), (2, "confidential")])
+        );
+        assert_eq!(
+            found(&s, "tôp\u{a0}\u{a0}sécrèt"),
+            pairs(&[(0, "tôp\u{a0}\u{a0}sécrèt")])
+        );
+    }
+
+    #[test]
+    fn word_boundaries() {
+        let s = set(&["secret", "#leak", "c++", "$$$"]);
+        assert_eq!(
+            found(&s, "secretary secrets unsecret secret2 2secret"),
+            vec![]
+        );
+        assert_eq!(
+            found(&s, "(secret), secret. «secret»"),
+            pairs(&[(0, "secret"), (0, "secret"), (0, "secret")])
+        );
+        // Accents are folded before boundaries are looked at: "secrété" is a longer word.
+        assert_eq!(found(&s, "secrété sécret"), pairs(&[(0, "sécret")]));
+        // Non-alphanumeric ends need no boundary on their side.
+        assert_eq!(
+            found(&s, "x#leak c++11 a$$$b"),
+            pairs(&[(1, "#leak"), (2, "c++"), (3, "$$$")])
+        );
+        assert_eq!(found(&s, "abc++"), vec![]);
+    }
+
+    #[test]
+    fn overlapping_keywords_are_all_reported() {
+        let s = set(&["secret", "top secret", "top", "secret plan"]);
+        assert_eq!(
+            found(&s, "the top secret plan"),
+            pairs(&[
+                (2, "top"),
+                (1, "top secret"),
+                (0, "secret"),
+                (3, "secret plan")
+            ])
+        );
+    }
+
+    #[test]
+    fn occurrences_of_one_keyword_do_not_overlap() {
+        let s = set(&["a-a", "a"]);
+        assert_eq!(
+            found(&s, "a-a-a"),
+            pairs(&[(1, "a"), (0, "a-a"), (1, "a"), (1, "a")])
+        );
+    }
+
+    #[test]
+    fn duplicates_after_folding_each_report() {
+        let s = KeywordSet::new(&[("Secret".into(), 7), ("SECRET ".into(), 9)]).unwrap();
+        let hits = s.find(&fold("a secret"));
+        assert_eq!(
+            hits,
+            vec![
+                KeywordHit {
+                    tag: 7,
+                    pattern: 0,
+                    range: 2..8
+                },
+                KeywordHit {
+                    tag: 9,
+                    pattern: 1,
+                    range: 2..8
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn refused_keywords_name_their_position() {
+        let list = |v: &[&str]| v.iter().map(|p| (p.to_string(), 0)).collect::<Vec<_>>();
+        assert_eq!(
+            KeywordSet::new(&list(&["ok", " \n\u{200b}\u{301}"])).unwrap_err(),
+            KeywordError {
+                pattern: 1,
+                reason: KeywordReason::Empty
+            }
+        );
+        assert_eq!(
+            KeywordSet::new(&list(&["", "ok"])).unwrap_err(),
+            KeywordError {
+                pattern: 0,
+                reason: KeywordReason::Empty
+            }
+        );
+        let long = "x".repeat(MAX_KEYWORD_BYTES + 1);
+        assert_eq!(
+            KeywordSet::new(&list(&["ok", "ok", &long])).unwrap_err(),
+            KeywordError {
+                pattern: 2,
+                reason: KeywordReason::TooLong {
+                    len: MAX_KEYWORD_BYTES + 1,
+                    limit: MAX_KEYWORD_BYTES
+                }
+            }
+        );
+        // The limit is on the folded form: white space collapses, accents go.
+        let accented = format!("{}  ", "é".repeat(MAX_KEYWORD_BYTES));
+        assert!(KeywordSet::new(&list(&[&accented])).is_ok());
+        let err = KeywordError {
+            pattern: 2,
+            reason: KeywordReason::TooLong {
+                len: 300,
+                limit: 256,
+            },
+        };
+        assert_eq!(
+            err.to_string(),
+            "keyword 2: 300 bytes once folded; the limit is 256 bytes"
+        );
+        assert!(
+            KeywordSet::new(&[])
+                .unwrap()
+                .find(&fold("anything"))
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn hits_per_keyword_are_capped_but_every_keyword_reports() {
+        let s = set(&["spam", "secret"]);
+        let text = format!("{}secret", "spam ".repeat(MAX_HITS_PER_PATTERN + 10));
+        let hits = found(&s, &text);
+        assert_eq!(
+            hits.iter().filter(|h| h.0 == 0).count(),
+            MAX_HITS_PER_PATTERN
+        );
+        assert_eq!(hits.last(), Some(&(1, "secret".to_string())));
+    }
+
+    /// A deterministic pseudo-random word.
+    fn word(seed: u64) -> String {
+        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x2545_f491_4f6c_dd1d;
+        let len = 4 + (x % 6) as usize;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                char::from(b'a' + (x % 26) as u8)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn ten_thousand_keywords_on_a_64_kib_message() {
+        let list: Vec<(String, usize)> = (0..10_000).map(|i| (word(i), i as usize)).collect();
+        let s = KeywordSet::new(&list).unwrap();
+        let mut text = String::new();
+        let mut planted = Vec::new();
+        let mut i = 0u64;
+        while text.len() < 64 * 1024 {
+            if i.is_multiple_of(97) {
+                let w = word(i % 10_000).to_uppercase();
+                planted.push(text.len()..text.len() + w.len());
+                text.push_str(&w);
+            } else {
+                text.push_str(&word(1_000_000 + i));
+            }
+            text.push_str(if i.is_multiple_of(11) { ",\n" } else { " " });
+            i += 1;
+        }
+        let hits = s.find(&fold(&text));
+        for range in &planted {
+            assert!(
+                hits.iter().any(|h| h.range == *range),
+                "{range:?} not found"
+            );
+        }
+        for h in &hits {
+            assert_eq!(fold(&text[h.range.clone()]).text(), list[h.pattern].0);
+        }
+    }
+
+    /// What `find` should report, by brute force over the folded text.
+    fn naive(patterns: &[String], text: &str) -> Vec<(usize, Range<usize>)> {
+        let folded = fold(text);
+        let t = folded.text();
+        let mut out = Vec::new();
+        for (index, p) in patterns.iter().enumerate() {
+            let p = fold(p).text().trim_matches(' ').to_string();
+            let mut end = 0;
+            for start in (0..t.len()).filter(|&i| t.is_char_boundary(i)) {
+                if start < end || !t[start..].starts_with(&p) {
+                    continue;
+                }
+                let before = t[..start].chars().next_back();
+                let after = t[start + p.len()..].chars().next();
+                let alnum = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
+                if (p.starts_with(char::is_alphanumeric) && alnum(before))
+                    || (p.ends_with(char::is_alphanumeric) && alnum(after))
+                {
+                    continue;
+                }
+                end = start + p.len();
+                out.push((index, folded.original_range(start..end)));
+            }
+        }
+        out.sort_by_key(|(i, r)| (r.start, r.end, *i));
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn agrees_with_brute_force(
+            patterns in prop::collection::vec("[abAÉé -]{1,5}", 1..6),
+            text in "[abAÉé \n.-]{0,40}",
+        ) {
+            let list: Vec<(String, usize)> =
+                patterns.iter().enumerate().map(|(i, p)| (p.clone(), i)).collect();
+            let Ok(s) = KeywordSet::new(&list) else {
+                // Only keywords made of white space are refused here.
+                prop_assert!(patterns.iter().any(|p| p.trim().is_empty()));
+                return Ok(());
+            };
+            let got: Vec<(usize, Range<usize>)> =
+                s.find(&fold(&text)).into_iter().map(|h| (h.pattern, h.range)).collect();
+            prop_assert_eq!(got, naive(&patterns, &text));
+        }
+
+        #[test]
+        fn a_planted_keyword_is_found(
+            before in "[0-9]{0,6}", keyword in "[a-zé]{1,6}( [a-z]{1,4})?", after in "[0-9]{0,6}",
+            sep in prop::sample::select(vec![" ", "\n", ". ", " (", "\u{a0}"]),
+        ) {
+            let text = format!("{before}{sep}{}{sep}{after}", keyword.to_uppercase());
+            let s = KeywordSet::new(&[(keyword.clone(), 0)]).unwrap();
+            let start = before.len() + sep.len();
+            let range = start..start + keyword.to_uppercase().len();
+            prop_assert!(s.find(&fold(&text)).iter().any(|h| h.range == range));
+        }
+    }
+}

@@ -1,0 +1,793 @@
+//! The compliance engine as a module of the core: a pipeline stage that evaluates every message
+//! against the rules in force and carries out their actions, a task that writes evidence in
+//! order, and a task that reloads the rules file when it changes.
+//!
+//! Order of the actions on one message: the rules are evaluated on the message as received;
+//! `capture` keeps it exactly so (before any masking); `mask` replaces the matched text before
+//! delivery, so every copy made later (offline storage, carbons, archives) is masked; `block`,
+//! `quarantine` and `terminate` stop it (a terminated sender's stream ends with
+//! `<policy-violation/>`); `warn` explains to the sender, `alert` tells the security officers
+//! (an XMPP message and an audit record), `log` writes a log line. Nothing else of a message is
+//! kept: the conversation context (the last messages of the same pair of users) lives in memory
+//! only and enters evidence only with a captured message.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use causerie_core::{Core, Drain, Module, ModuleRegistry, Origin, Stage, StageContext, Verdict};
+use causerie_jid::{BareJid, Jid};
+use causerie_stanza::{
+    MessageType, StanzaError, StanzaErrorCondition as Cond, StreamError,
+    StreamErrorCondition as SE, ns,
+};
+use causerie_storage::{AuditStore, EvidenceStore, NewAuditEvent, Storage, StoreError};
+use causerie_xml::Element;
+use tokio::sync::{Notify, mpsc};
+use tokio::time::Instant;
+
+use super::engine::{Hit, PeerClass, RuleSet, Side, View, mask};
+use super::evidence::{self, EvidenceFields};
+use super::rules::{self, Action, Path, Rule, RuleError};
+use crate::keys::ServerKey;
+
+/// Runs after the usage-policy gate (7), before blocking (20) and everything that copies a
+/// message.
+pub const STAGE_PRIORITY: i32 = 15;
+/// The namespace of the application condition of a blocked message.
+pub const NS: &str = "urn:causerie:compliance:0";
+const NS_OOB: &str = "jabber:x:oob";
+/// Conversations whose recent messages are kept for context, at most.
+const MAX_CONVERSATIONS: usize = 10_000;
+
+/// The engine's settings; the server maps `[compliance]` onto them.
+#[derive(Debug, Clone)]
+pub struct ComplianceOptions {
+    pub enabled: bool,
+    pub rules_file: PathBuf,
+    /// How often the rules file is checked for changes.
+    pub reload_interval: Duration,
+    /// Bare JIDs of the security officers who receive alerts.
+    pub officers: Vec<String>,
+    /// Names the `project` detector looks for.
+    pub project_names: Vec<String>,
+    /// Messages of the same conversation kept with a captured one.
+    pub context_messages: usize,
+    /// Localpart of the address that writes to users (the usage-policy address).
+    pub policy_localpart: String,
+}
+
+/// Reads and compiles a rules file; a missing file is an empty set.
+pub fn load(path: &std::path::Path, projects: &[String]) -> Result<RuleSet, Vec<RuleError>> {
+    let text = match std::fs::read(path) {
+        Ok(bytes) => String::from_utf8(bytes).map_err(|_| {
+            vec![RuleError {
+                rule: String::new(),
+                field: String::new(),
+                reason: format!("{}: not UTF-8 text", path.display()),
+                line: None,
+            }]
+        })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(RuleSet::empty()),
+        Err(e) => {
+            return Err(vec![RuleError {
+                rule: String::new(),
+                field: String::new(),
+                reason: format!("{}: {e}", path.display()),
+                line: None,
+            }]);
+        }
+    };
+    RuleSet::compile(rules::parse(&text)?, projects)
+}
+
+/// The last messages of a pair of users (serialized), and when the last one passed.
+type Conversation = (Instant, VecDeque<String>);
+
+/// A record waiting to be chained, signed and stored.
+struct Draft {
+    fields: EvidenceFields,
+    payload: String,
+}
+
+struct Inner {
+    opts: ComplianceOptions,
+    rules: RwLock<Arc<RuleSet>>,
+    /// The rules file as last read: modification time and length.
+    stamp: Mutex<Option<(SystemTime, u64)>>,
+    audit: Arc<dyn AuditStore>,
+    evidence: mpsc::UnboundedSender<Draft>,
+    /// Drafts not yet stored, and a wake-up when that count reaches zero.
+    pending: AtomicUsize,
+    idle: Notify,
+    /// Per (user, rule id): when the rule fired for the user, for escalation.
+    fired: Mutex<HashMap<(String, String), VecDeque<Instant>>>,
+    /// Per sender: when their recent messages were sent, for `rate` rules.
+    sent: Mutex<HashMap<String, VecDeque<Instant>>>,
+    /// Per pair of users: the last messages, serialized, for the context of evidence.
+    context: Mutex<HashMap<(String, String), Conversation>>,
+}
+
+/// The compliance module. Create it inside the Tokio runtime (it starts its writer task).
+pub struct Compliance {
+    inner: Arc<Inner>,
+}
+
+impl Compliance {
+    /// Loads the rules; `Err` lists every problem of the file, which is refused whole.
+    pub fn new(
+        storage: &Storage,
+        key: ServerKey,
+        opts: ComplianceOptions,
+    ) -> Result<Compliance, Vec<RuleError>> {
+        let set = if opts.enabled {
+            load(&opts.rules_file, &opts.project_names)?
+        } else {
+            RuleSet::empty()
+        };
+        let stamp = file_stamp(&opts.rules_file);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let inner = Arc::new(Inner {
+            opts,
+            rules: RwLock::new(Arc::new(set)),
+            stamp: Mutex::new(stamp),
+            audit: storage.audit.clone(),
+            evidence: tx,
+            pending: AtomicUsize::new(0),
+            idle: Notify::new(),
+            fired: Mutex::new(HashMap::new()),
+            sent: Mutex::new(HashMap::new()),
+            context: Mutex::new(HashMap::new()),
+        });
+        tokio::spawn(write_evidence(
+            Arc::downgrade(&inner),
+            rx,
+            storage.evidence.clone(),
+            key,
+        ));
+        if inner.opts.enabled {
+            tokio::spawn(watch_rules(Arc::downgrade(&inner)));
+        }
+        Ok(Compliance { inner })
+    }
+
+    /// The rules in force.
+    pub fn rules(&self) -> Arc<RuleSet> {
+        self.inner.rules()
+    }
+
+    /// Reads the rules file again now; the rules in force stay when it is invalid.
+    pub fn reload(&self) -> Result<usize, Vec<RuleError>> {
+        self.inner.reload()
+    }
+}
+
+fn file_stamp(path: &std::path::Path) -> Option<(SystemTime, u64)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+impl Inner {
+    fn rules(&self) -> Arc<RuleSet> {
+        self.rules.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn reload(&self) -> Result<usize, Vec<RuleError>> {
+        *self.stamp.lock().unwrap_or_else(|e| e.into_inner()) = file_stamp(&self.opts.rules_file);
+        let outcome = load(&self.opts.rules_file, &self.opts.project_names);
+        let (result, outcome_word, detail) = match outcome {
+            Ok(set) => {
+                let n = set.rules().len();
+                *self.rules.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(set);
+                tracing::info!(rules = n, file = %self.opts.rules_file.display(), "compliance rules loaded");
+                (Ok(n), "ok", format!("{n} rules in force"))
+            }
+            Err(problems) => {
+                for p in &problems {
+                    tracing::error!(file = %self.opts.rules_file.display(), "compliance rules refused, the previous ones stay in force: {p}");
+                }
+                let detail = problems
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                (Err(problems), "refused", detail)
+            }
+        };
+        self.audit_event("compliance.rules.reload", "", outcome_word, detail);
+        result
+    }
+
+    fn audit_event(&self, action: &str, subject: &str, outcome: &str, detail: String) {
+        let event = NewAuditEvent {
+            at: now_secs(),
+            actor: "compliance".to_owned(),
+            action: action.to_owned(),
+            subject: subject.to_owned(),
+            outcome: outcome.to_owned(),
+            detail,
+            remote_addr: None,
+        };
+        let store = self.audit.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.append(&event).await {
+                tracing::warn!(error = %e, "cannot write an audit record");
+            }
+        });
+    }
+
+    fn queue_evidence(&self, draft: Draft) {
+        self.pending.fetch_add(1, Ordering::AcqRel);
+        if self.evidence.send(draft).is_err() {
+            self.pending.fetch_sub(1, Ordering::AcqRel);
+            tracing::error!("the evidence writer has stopped; a record was not kept");
+        }
+    }
+
+    /// Whether the sender went over a rate, counting this message.
+    fn over_rate(&self, sender: &str, rate: rules::Rate, now: Instant, longest: Duration) -> bool {
+        let mut sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
+        let times = sent.entry(sender.to_owned()).or_default();
+        let window = Duration::from_secs(u64::from(rate.per_secs));
+        // Counted once per message: the last entry is this message's when several rate rules
+        // look at it.
+        if times.back() != Some(&now) {
+            times.push_back(now);
+        }
+        while times
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > longest)
+        {
+            times.pop_front();
+        }
+        let recent = times
+            .iter()
+            .filter(|t| now.duration_since(**t) <= window)
+            .count();
+        recent > rate.messages as usize
+    }
+
+    /// The actions for this hit, escalated by how often the rule fired for this user.
+    fn actions_for(&self, rule: &Rule, subject: &str, now: Instant) -> Vec<Action> {
+        if rule.escalate.is_empty() {
+            return rule.actions.clone();
+        }
+        let longest = rule
+            .escalate
+            .iter()
+            .map(|s| Duration::from_secs(u64::from(s.within_secs)))
+            .max()
+            .unwrap_or_default();
+        let mut fired = self.fired.lock().unwrap_or_else(|e| e.into_inner());
+        let times = fired
+            .entry((subject.to_owned(), rule.id.clone()))
+            .or_default();
+        times.push_back(now);
+        while times
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > longest)
+        {
+            times.pop_front();
+        }
+        let mut actions = rule.actions.clone();
+        for step in &rule.escalate {
+            let window = Duration::from_secs(u64::from(step.within_secs));
+            let count = times
+                .iter()
+                .filter(|t| now.duration_since(**t) <= window)
+                .count();
+            if count >= step.after as usize {
+                actions = step.actions.clone();
+            }
+        }
+        actions
+    }
+
+    fn remember(&self, a: &str, b: &str, stanza: &Element) {
+        let k = self.opts.context_messages;
+        if k == 0 {
+            return;
+        }
+        let key = if a <= b {
+            (a.to_owned(), b.to_owned())
+        } else {
+            (b.to_owned(), a.to_owned())
+        };
+        let now = Instant::now();
+        let mut ctx = self.context.lock().unwrap_or_else(|e| e.into_inner());
+        if ctx.len() >= MAX_CONVERSATIONS && !ctx.contains_key(&key) {
+            // Forget the quietest tenth.
+            let mut ages: Vec<Instant> = ctx.values().map(|(t, _)| *t).collect();
+            ages.sort_unstable();
+            let cut = ages[ages.len() / 10];
+            ctx.retain(|_, (t, _)| *t > cut);
+        }
+        let (t, list) = ctx.entry(key).or_insert_with(|| (now, VecDeque::new()));
+        *t = now;
+        list.push_back(stanza.to_xml());
+        while list.len() > k {
+            list.pop_front();
+        }
+    }
+
+    fn context_of(&self, a: &str, b: &str) -> Vec<String> {
+        let key = if a <= b {
+            (a.to_owned(), b.to_owned())
+        } else {
+            (b.to_owned(), a.to_owned())
+        };
+        self.context
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .map(|(_, l)| l.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// Chains, signs and stores drafts one at a time, in the order they were queued. A failed write
+/// is tried again: evidence is not dropped while the server runs.
+async fn write_evidence(
+    inner: std::sync::Weak<Inner>,
+    mut rx: mpsc::UnboundedReceiver<Draft>,
+    store: Arc<dyn EvidenceStore>,
+    key: ServerKey,
+) {
+    let mut last = None;
+    let mut known = false;
+    while let Some(draft) = rx.recv().await {
+        let mut delay = Duration::from_millis(50);
+        loop {
+            if !known {
+                match store.last().await {
+                    Ok(l) => {
+                        last = l;
+                        known = true;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read the end of the evidence chain; retrying");
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(Duration::from_secs(5));
+                        continue;
+                    }
+                }
+            }
+            let (seq, prev_hash) = evidence::next_link(last.as_ref());
+            let mut fields = draft.fields.clone();
+            fields.seq = seq;
+            fields.prev_hash = prev_hash;
+            let signed = evidence::sign(fields, &key);
+            let review = signed
+                .fields
+                .actions
+                .split(',')
+                .any(|a| a == "quarantine")
+                .then(|| "pending".to_owned());
+            match store
+                .append(&evidence::new_row(&signed, draft.payload.clone(), review))
+                .await
+            {
+                Ok(stored) => {
+                    tracing::info!(seq = stored.seq, rule = %stored.rule_id, "evidence recorded");
+                    last = Some(stored);
+                    break;
+                }
+                Err(StoreError::Conflict(_)) => known = false,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot store evidence; retrying");
+                    known = false;
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        if let Some(inner) = inner.upgrade()
+            && inner.pending.fetch_sub(1, Ordering::AcqRel) == 1
+        {
+            inner.idle.notify_waiters();
+        }
+    }
+}
+
+/// Reloads the rules when the file's time or size changes.
+async fn watch_rules(inner: std::sync::Weak<Inner>) {
+    loop {
+        let interval = match inner.upgrade() {
+            Some(i) => i.opts.reload_interval,
+            None => return,
+        };
+        tokio::time::sleep(interval).await;
+        let Some(inner) = inner.upgrade() else { return };
+        let now = file_stamp(&inner.opts.rules_file);
+        let changed = *inner.stamp.lock().unwrap_or_else(|e| e.into_inner()) != now;
+        if changed {
+            let _ = inner.reload();
+        }
+    }
+}
+
+impl Module for Compliance {
+    fn name(&self) -> &'static str {
+        "compliance"
+    }
+
+    fn register(self: Arc<Self>, reg: &mut ModuleRegistry) {
+        reg.stage(STAGE_PRIORITY, self.clone());
+        reg.drain(self);
+    }
+}
+
+#[async_trait]
+impl Drain for Compliance {
+    async fn drain(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while self.inner.pending.load(Ordering::Acquire) > 0 {
+            let notified = self.inner.idle.notified();
+            if self.inner.pending.load(Ordering::Acquire) == 0 {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                tracing::warn!(
+                    pending = self.inner.pending.load(Ordering::Acquire),
+                    "evidence records still unwritten at shutdown"
+                );
+                break;
+            }
+        }
+    }
+}
+
+/// A message's parties as the stage needs them.
+struct Parties {
+    sender: BareJid,
+    sender_full: Jid,
+    recipient: BareJid,
+}
+
+fn parties(stanza: &Element) -> Option<Parties> {
+    let from = Jid::parse(stanza.attr("from")?).ok()?;
+    let to = match stanza.attr("to") {
+        Some(t) => Jid::parse(t).ok()?,
+        None => from.to_bare().into(),
+    };
+    Some(Parties {
+        sender: from.to_bare(),
+        sender_full: from,
+        recipient: to.to_bare(),
+    })
+}
+
+impl Stage for Compliance {
+    fn name(&self) -> &'static str {
+        "compliance"
+    }
+
+    fn inbound(&self, ctx: &StageContext<'_>, stanza: &mut Element) -> Verdict {
+        if stanza.name() != "message" {
+            return Verdict::Pass;
+        }
+        let set = self.inner.rules();
+        if set.is_empty() {
+            return Verdict::Pass;
+        }
+        let mtype = MessageType::of(stanza);
+        if mtype == MessageType::Error {
+            return Verdict::Pass;
+        }
+        let cns = stanza.ns().to_owned();
+        let has_body = stanza.get_child("body", &cns).is_some();
+        let has_file = stanza.get_child("x", NS_OOB).is_some();
+        if !has_body && !has_file {
+            return Verdict::Pass;
+        }
+        let Some(p) = parties(stanza) else {
+            return Verdict::Pass;
+        };
+        self.evaluate(ctx, stanza, &set, &p, mtype)
+    }
+}
+
+impl Compliance {
+    fn evaluate(
+        &self,
+        ctx: &StageContext<'_>,
+        stanza: &mut Element,
+        set: &RuleSet,
+        p: &Parties,
+        mtype: MessageType,
+    ) -> Verdict {
+        let core = ctx.core;
+        let class = |domain: &str| PeerClass {
+            local: core.is_local_domain(domain),
+            allowed: core.federation_allows(domain),
+        };
+        let sender_class = class(p.sender.domain());
+        let recipient_class = class(p.recipient.domain());
+        let path = if mtype == MessageType::Groupchat {
+            Path::Groupchat
+        } else if sender_class.local && recipient_class.local {
+            Path::Chat
+        } else {
+            Path::Federation
+        };
+        let cns = stanza.ns().to_owned();
+        let bodies: Vec<String> = stanza
+            .children()
+            .filter(|c| c.is("body", &cns))
+            .map(Element::text)
+            .collect();
+        let files: Vec<String> = stanza
+            .children()
+            .filter(|c| c.is("x", NS_OOB))
+            .filter_map(|x| x.get_child("url", NS_OOB).map(Element::text))
+            .collect();
+        let view = View {
+            sender: p.sender.as_str(),
+            recipient: p.recipient.as_str(),
+            path,
+            sender_class,
+            recipient_class,
+            bodies: bodies.iter().map(String::as_str).collect(),
+            files: files.iter().map(String::as_str).collect(),
+        };
+        let now = Instant::now();
+        let mut hits = set.evaluate(&view);
+        let longest_rate = set
+            .rules()
+            .iter()
+            .filter_map(|r| r.rate)
+            .map(|r| Duration::from_secs(u64::from(r.per_secs)))
+            .max()
+            .unwrap_or_default();
+        hits.retain(|h| match set.rules()[h.rule].rate {
+            None => true,
+            Some(rate) => self
+                .inner
+                .over_rate(p.sender.as_str(), rate, now, longest_rate),
+        });
+        if hits.is_empty() {
+            self.inner
+                .remember(p.sender.as_str(), p.recipient.as_str(), stanza);
+            return Verdict::Pass;
+        }
+        let decided: Vec<(&Hit, &Rule, Vec<Action>)> = hits
+            .iter()
+            .map(|h| {
+                let rule = &set.rules()[h.rule];
+                let subject = match h.side {
+                    Side::Outgoing => p.sender.as_str(),
+                    Side::Incoming => p.recipient.as_str(),
+                };
+                (h, rule, self.inner.actions_for(rule, subject, now))
+            })
+            .collect();
+        let any = |a: Action| decided.iter().any(|(_, _, acts)| acts.contains(&a));
+        let session = ctx.origin.session();
+        let terminate = any(Action::Terminate) && session.is_some();
+        let stopped = any(Action::Block) || any(Action::Quarantine) || terminate;
+        let received = stanza.clone();
+
+        if any(Action::Mask) && !stopped {
+            let mut per_body: HashMap<usize, Vec<std::ops::Range<usize>>> = HashMap::new();
+            for (h, _, acts) in &decided {
+                if acts.contains(&Action::Mask) {
+                    for f in &h.found {
+                        if let Some(b) = f.body {
+                            per_body.entry(b).or_default().push(f.range.clone());
+                        }
+                    }
+                }
+            }
+            let mut index = 0;
+            for child in stanza.children_mut() {
+                if child.is("body", &cns) {
+                    if let Some(ranges) = per_body.get(&index) {
+                        let masked = mask(&bodies[index], ranges);
+                        child.nodes_mut().clear();
+                        child.push_text(masked);
+                    }
+                    index += 1;
+                }
+            }
+        }
+
+        let outcome = if terminate {
+            "the session was ended"
+        } else if any(Action::Quarantine) {
+            "it is held for review"
+        } else if any(Action::Block) {
+            "it was not delivered"
+        } else if any(Action::Mask) {
+            "it was delivered with the matched text masked"
+        } else {
+            "it was delivered"
+        };
+
+        for (h, rule, acts) in &decided {
+            let (subject, peer) = match h.side {
+                Side::Outgoing => (&p.sender, p.recipient.as_str()),
+                Side::Incoming => (&p.recipient, p.sender.as_str()),
+            };
+            let names: Vec<&str> = acts.iter().map(|a| a.name()).collect();
+            if acts.contains(&Action::Log) {
+                tracing::info!(rule = %rule.id, user = %subject, peer, actions = %names.join(","), "compliance rule matched");
+            }
+            if acts.contains(&Action::Capture) || acts.contains(&Action::Quarantine) {
+                let (resource, remote_addr) = match (h.side, session) {
+                    (Side::Outgoing, Some(s)) => (
+                        s.jid().resource().to_owned(),
+                        s.info.peer.map(|a| a.ip().to_canonical().to_string()),
+                    ),
+                    _ => (String::new(), None),
+                };
+                let found: Vec<serde_json::Value> = h
+                    .found
+                    .iter()
+                    .map(|f| {
+                        let text = f
+                            .body
+                            .and_then(|b| bodies.get(b))
+                            .and_then(|b| b.get(f.range.clone()))
+                            .unwrap_or_default();
+                        serde_json::json!({ "what": f.what, "text": text })
+                    })
+                    .collect();
+                let payload = serde_json::json!({
+                    "stanza": received.to_xml(),
+                    "context": self.inner.context_of(p.sender.as_str(), p.recipient.as_str()),
+                    "found": found,
+                    "rule": { "id": rule.id, "description": rule.description,
+                              "category": rule.category, "severity": rule.severity.name() },
+                    "from": p.sender_full.as_str(),
+                    "to": received.attr("to").unwrap_or_default(),
+                    "outcome": outcome,
+                })
+                .to_string();
+                self.inner.queue_evidence(Draft {
+                    fields: EvidenceFields {
+                        seq: 0,
+                        created_at: now_secs(),
+                        rule_id: rule.id.clone(),
+                        category: rule.category.clone(),
+                        actions: names.join(","),
+                        username: subject.node().unwrap_or_default().to_owned(),
+                        domain: subject.domain().to_owned(),
+                        resource,
+                        peer: peer.to_owned(),
+                        direction: match h.side {
+                            Side::Outgoing => "outgoing",
+                            Side::Incoming => "incoming",
+                        }
+                        .to_owned(),
+                        remote_addr,
+                        client: None,
+                        sealed: false,
+                        payload_hash: evidence::payload_hash(&payload),
+                        prev_hash: String::new(),
+                    },
+                    payload,
+                });
+            }
+            if acts.contains(&Action::Alert) {
+                self.alert(core, rule, subject.as_str(), peer, &names, outcome);
+            }
+            if acts.contains(&Action::Warn)
+                && h.side == Side::Outgoing
+                && let Some(s) = session
+            {
+                let text = format!(
+                    "Your message to {} matched the company rule \"{}\" ({}): {outcome}.",
+                    p.recipient, rule.description, rule.category
+                );
+                let warn = Element::new("message", ns::CLIENT)
+                    .with_attr("type", "chat")
+                    .with_attr(
+                        "from",
+                        format!("{}@{}", self.inner.opts.policy_localpart, s.jid().domain()),
+                    )
+                    .with_attr("to", s.jid().as_str())
+                    .with_child(Element::new("body", ns::CLIENT).with_text(text));
+                core.deliver(s, &causerie_core::OutStanza::new(warn));
+            }
+        }
+
+        let first = |a: Action| {
+            decided
+                .iter()
+                .find(|(_, _, acts)| acts.contains(&a))
+                .map(|(_, r, _)| *r)
+        };
+        if terminate && let Some(rule) = first(Action::Terminate) {
+            return Verdict::Terminate(StreamError::new(SE::PolicyViolation).with_text(format!(
+                "Your session was ended by the company rule \"{}\" ({}).",
+                rule.description, rule.category
+            )));
+        }
+        if let Some(rule) = first(Action::Quarantine) {
+            if let Some(s) = session {
+                let note = Element::new("message", ns::CLIENT)
+                    .with_attr("type", "chat")
+                    .with_attr("from", format!("{}@{}", self.inner.opts.policy_localpart, s.jid().domain()))
+                    .with_attr("to", s.jid().as_str())
+                    .with_child(Element::new("body", ns::CLIENT).with_text(format!(
+                        "Your message to {} is held for review under the company rule \"{}\" ({}); it will be delivered if a reviewer releases it.",
+                        p.recipient, rule.description, rule.category
+                    )));
+                core.deliver(s, &causerie_core::OutStanza::new(note));
+            }
+            return Verdict::Handled;
+        }
+        if let Some(rule) = first(Action::Block).or_else(|| first(Action::Terminate)) {
+            return Verdict::Reject(
+                StanzaError::new(Cond::PolicyViolation)
+                    .with_text(format!(
+                        "Not delivered: {} ({}).",
+                        rule.description, rule.category
+                    ))
+                    .with_app(
+                        Element::new("blocked", NS)
+                            .with_attr("rule", rule.id.as_str())
+                            .with_attr("category", rule.category.as_str()),
+                    ),
+            );
+        }
+        self.inner
+            .remember(p.sender.as_str(), p.recipient.as_str(), stanza);
+        Verdict::Pass
+    }
+
+    /// Tells the security officers at once (a message from the policy address of their domain)
+    /// and writes an audit record.
+    fn alert(
+        &self,
+        core: &Arc<Core>,
+        rule: &Rule,
+        user: &str,
+        peer: &str,
+        actions: &[&str],
+        outcome: &str,
+    ) {
+        let text = format!(
+            "Compliance alert: rule {} ({}, {}) matched a message of {user} with {peer}: {outcome}. Actions: {}.",
+            rule.id,
+            rule.severity.name(),
+            rule.category,
+            actions.join(", ")
+        );
+        for officer in &self.inner.opts.officers {
+            let Some(domain) = officer.rsplit_once('@').map(|(_, d)| d) else {
+                continue;
+            };
+            let msg = Element::new("message", ns::CLIENT)
+                .with_attr("type", "chat")
+                .with_attr(
+                    "from",
+                    format!("{}@{domain}", self.inner.opts.policy_localpart),
+                )
+                .with_attr("to", officer.as_str())
+                .with_child(Element::new("body", ns::CLIENT).with_text(text.as_str()));
+            let core = core.clone();
+            tokio::spawn(async move { core.route(&Origin::Server, msg).await });
+        }
+        self.inner.audit_event(
+            "compliance.alert",
+            user,
+            "ok",
+            format!(
+                "rule {} ({}): {outcome}; peer {peer}; actions {}",
+                rule.id,
+                rule.category,
+                actions.join(",")
+            ),
+        );
+    }
+}

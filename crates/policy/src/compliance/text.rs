@@ -1,0 +1,465 @@
+//! The searchable form of a message body, and the way back from it to the text as written.
+//!
+//! Folding is done one original character at a time, so the same word folds the same way
+//! wherever it appears, and every folded byte comes from exactly one original character (or
+//! one run of white space). Each character:
+//!
+//! - white space (Unicode `White_Space`): a run of it, whatever its length and kind, becomes
+//!   one ASCII space;
+//! - format characters (general category `Cf`: soft hyphen, zero-width space and joiners, bidi
+//!   controls…) are dropped: they are invisible, and a rule must not be dodged by typing
+//!   `se\u{AD}cret`;
+//! - letters and digits are decomposed with their compatibility decomposition (UAX #15 NFKD),
+//!   every other character with its canonical one (NFD). Compatibility decomposition turns
+//!   ligatures (`ﬁ`), full-width and mathematical letters (`ＳＥＣＲＥＴ`, `𝐬𝐞𝐜𝐫𝐞𝐭`), circled
+//!   and superscript digits into plain ones, which people use to get past word lists. It is
+//!   not applied to symbols, because it would turn `™`, `℅` or `№` into letters glued to the
+//!   word before them (`ACME™` would fold to `acmetm` and no longer match `acme`);
+//! - each resulting character is lowercased (Unicode default case conversion, character by
+//!   character; final sigma `ς` is folded to `σ` so that capitals and lowercase agree), and
+//!   decomposed canonically again;
+//! - non-spacing and enclosing marks (`Mn`, `Me`: accents, diacritics, variation selectors)
+//!   are removed. Spacing marks (`Mc`) stay: in Indic scripts they are vowel signs, not
+//!   accents.
+//!
+//! So `Élève ÇA` folds to `eleve ca`. A character that folds to nothing (a mark, a format
+//! character) belongs to the character before it, so that a range covering a letter also
+//! covers its accents.
+
+use std::ops::Range;
+
+use unicode_normalization::char::{decompose_canonical, decompose_compatible};
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+
+/// A message body folded for searching, with the map back to the original text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Folded {
+    text: String,
+    /// Ordered, contiguous in the folded text, disjoint and increasing in the original.
+    segments: Vec<Segment>,
+}
+
+/// A stretch of folded text and the original bytes it came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Segment {
+    /// Where it starts in the folded text; it ends where the next one starts.
+    folded: usize,
+    /// The original bytes, on character boundaries.
+    start: usize,
+    end: usize,
+    /// The folded bytes match the original ones position by position: every character of the
+    /// stretch folded to one character of the same UTF-8 length (`A` → `a`, `Ж` → `ж`, `\n` →
+    /// ` `). Most text is made of such characters, so a long message keeps a short map.
+    aligned: bool,
+}
+
+impl Folded {
+    /// The folded text.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The byte range of the original text that the folded range `folded` came from: on
+    /// character boundaries of the original, covering every original character that
+    /// contributed to a byte of the range. Ends that fall inside a folded character are widened
+    /// to that character; a range beyond the folded text is clamped to it, and a reversed one
+    /// is read as empty. An empty range maps to the empty range at the start of the original
+    /// character that folded range would begin with (the end of the text after the last one).
+    pub fn original_range(&self, folded: Range<usize>) -> Range<usize> {
+        let len = self.text.len();
+        let a = self.text.floor_char_boundary(folded.start.min(len));
+        let b = self.text.ceil_char_boundary(folded.end.clamp(a, len));
+        if a == b {
+            let at = self.position(a);
+            return at..at;
+        }
+        let first = &self.segments[self.segment_at(a)];
+        let last = &self.segments[self.segment_at(b - 1)];
+        let start = if first.aligned {
+            first.start + (a - first.folded)
+        } else {
+            first.start
+        };
+        let end = if last.aligned {
+            last.start + (b - last.folded)
+        } else {
+            last.end
+        };
+        start..end
+    }
+
+    /// The index of the segment holding folded byte `at` (`at` < the folded length).
+    fn segment_at(&self, at: usize) -> usize {
+        // The first segment starts at 0, so the partition point is at least 1.
+        self.segments.partition_point(|s| s.folded <= at) - 1
+    }
+
+    /// The original offset of the character at folded boundary `at`.
+    fn position(&self, at: usize) -> usize {
+        if at >= self.text.len() {
+            return self.segments.last().map_or(0, |s| s.end);
+        }
+        let segment = &self.segments[self.segment_at(at)];
+        if segment.aligned {
+            segment.start + (at - segment.folded)
+        } else {
+            segment.start
+        }
+    }
+}
+
+/// Folds `original` for searching (see the module documentation).
+pub fn fold(original: &str) -> Folded {
+    let mut builder = Builder {
+        text: String::with_capacity(original.len()),
+        segments: Vec::new(),
+        space: None,
+        scratch: String::new(),
+    };
+    for (start, c) in original.char_indices() {
+        builder.push(start, c);
+    }
+    builder.flush_space();
+    Folded {
+        text: builder.text,
+        segments: builder.segments,
+    }
+}
+
+struct Builder {
+    text: String,
+    segments: Vec<Segment>,
+    /// The white-space run not yet written: its original bytes, and whether it is one
+    /// single-byte character (then its space is aligned with it).
+    space: Option<(Range<usize>, bool)>,
+    /// One character's folded form.
+    scratch: String,
+}
+
+impl Builder {
+    fn push(&mut self, start: usize, c: char) {
+        let end = start + c.len_utf8();
+        if c.is_whitespace() {
+            match &mut self.space {
+                Some((run, single)) => {
+                    run.end = end;
+                    *single = false;
+                }
+                None => self.space = Some((start..end, end - start == 1)),
+            }
+            return;
+        }
+        self.scratch.clear();
+        fold_char(c, &mut self.scratch);
+        if self.scratch.is_empty() {
+            self.attach(end);
+            return;
+        }
+        self.flush_space();
+        let mut one = self.scratch.chars();
+        let aligned =
+            matches!((one.next(), one.next()), (Some(f), None) if f.len_utf8() == end - start);
+        let folded = self.text.len();
+        // White space produced by a decomposition (U+FDFA decomposes into words) must not
+        // double a space already written.
+        for f in self.scratch.chars() {
+            if f == ' ' && self.text.ends_with(' ') {
+                continue;
+            }
+            self.text.push(f);
+        }
+        if self.text.len() == folded {
+            // Only a space that was already there: the character belongs to it.
+            self.attach(end);
+            return;
+        }
+        if aligned
+            && let Some(last) = self.segments.last_mut()
+            && last.aligned
+            && last.end == start
+        {
+            last.end = end;
+            return;
+        }
+        self.segments.push(Segment {
+            folded,
+            start,
+            end,
+            aligned,
+        });
+    }
+
+    /// Gives the original bytes up to `end` of a character that folded to nothing to what
+    /// comes before it: the pending white space, or the last segment.
+    fn attach(&mut self, end: usize) {
+        if let Some((run, single)) = &mut self.space {
+            run.end = end;
+            *single = false;
+            return;
+        }
+        let Some(last) = self.segments.last_mut() else {
+            // Nothing before it: it is left out of every range.
+            return;
+        };
+        if !last.aligned {
+            last.end = end;
+            return;
+        }
+        // Split the last character off the aligned stretch, since it no longer folds to a
+        // character of its own length.
+        let width = self.text.chars().next_back().map_or(0, char::len_utf8);
+        last.end -= width;
+        let split = Segment {
+            folded: self.text.len() - width,
+            start: last.end,
+            end,
+            aligned: false,
+        };
+        if last.start == last.end {
+            *last = split;
+        } else {
+            self.segments.push(split);
+        }
+    }
+
+    fn flush_space(&mut self) {
+        let Some((run, single)) = self.space.take() else {
+            return;
+        };
+        if self.text.ends_with(' ') {
+            // The character before folded to something ending in a space (U+FE7C decomposes
+            // to a space and a mark): the run belongs to it.
+            self.attach(run.end);
+            return;
+        }
+        let folded = self.text.len();
+        self.text.push(' ');
+        if single
+            && let Some(last) = self.segments.last_mut()
+            && last.aligned
+            && last.end == run.start
+        {
+            last.end = run.end;
+            return;
+        }
+        self.segments.push(Segment {
+            folded,
+            start: run.start,
+            end: run.end,
+            aligned: single,
+        });
+    }
+}
+
+/// Appends the folded form of one non-white-space character to `out`.
+fn fold_char(c: char, out: &mut String) {
+    if c.is_ascii() {
+        out.push(c.to_ascii_lowercase());
+        return;
+    }
+    if c.general_category() == GeneralCategory::Format {
+        return;
+    }
+    let mut lower = |d: char| {
+        for l in d.to_lowercase() {
+            decompose_canonical(l, |e| {
+                if !matches!(
+                    e.general_category(),
+                    GeneralCategory::NonspacingMark | GeneralCategory::EnclosingMark
+                ) {
+                    out.push(match e {
+                        'ς' => 'σ',
+                        e if e.is_whitespace() => ' ',
+                        e => e,
+                    });
+                }
+            });
+        }
+    };
+    if c.is_alphanumeric() {
+        decompose_compatible(c, &mut lower);
+    } else {
+        decompose_canonical(c, &mut lower);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn folds_to(original: &str, expected: &str) {
+        assert_eq!(fold(original).text(), expected, "{original:?}");
+    }
+
+    #[test]
+    fn case_accents_and_white_space() {
+        folds_to("Élève ÇA", "eleve ca");
+        folds_to("E\u{301}le\u{300}ve", "eleve");
+        folds_to("TOP\n\t Secret", "top secret");
+        folds_to("  a \u{a0}\u{2003} b\r\n", " a b ");
+        folds_to("Straße ΣΟΦΟΣ σοφος", "straße σοφοσ σοφοσ");
+        folds_to("İstanbul", "istanbul");
+        folds_to("Ångström Øre Łódź", "angstrom øre łodz");
+        folds_to("", "");
+    }
+
+    #[test]
+    fn compatibility_forms_of_letters_and_digits() {
+        folds_to("ﬁnance", "finance");
+        folds_to("ＳＥＣＲＥＴ", "secret");
+        folds_to("𝐬𝐞𝐜𝐫𝐞𝐭", "secret");
+        folds_to("①²", "12");
+        // Symbols keep their form: no letters glued to the word before them.
+        folds_to("ACME™ c℅ №5", "acme™ c℅ №5");
+        // Hangul syllables are decomposed into jamo, the same way in patterns and messages.
+        assert_eq!(fold("비밀").text(), fold("비밀").text());
+        assert_eq!(fold("비밀").text().chars().count(), 5);
+    }
+
+    #[test]
+    fn invisible_characters_are_dropped() {
+        folds_to("se\u{ad}cr\u{200b}et", "secret");
+        folds_to("a \u{200b} b", "a b");
+        folds_to("\u{301}\u{200d}x", "x");
+        folds_to("\u{fe7c} \u{a0}\n", " ");
+        // A decomposition into words does not double the space before it.
+        assert!(!fold("a \u{fdfa} b").text().contains("  "));
+    }
+
+    #[test]
+    fn ranges_cover_whole_original_characters() {
+        let original = "Élève\u{301}  ÇA ﬁn";
+        let folded = fold(original);
+        assert_eq!(folded.text(), "eleve ca fin");
+        let map = |r: Range<usize>| &original[folded.original_range(r)];
+        assert_eq!(map(0..5), "Élève\u{301}");
+        assert_eq!(map(0..1), "É");
+        assert_eq!(map(1..2), "l");
+        assert_eq!(map(4..5), "e\u{301}");
+        assert_eq!(map(5..6), "  ");
+        assert_eq!(map(6..8), "ÇA");
+        assert_eq!(map(9..10), "ﬁ");
+        assert_eq!(map(10..11), "ﬁ");
+        assert_eq!(map(9..12), "ﬁn");
+        assert_eq!(map(0..usize::MAX), original);
+        assert_eq!(&original[..folded.original_range(3..3).start], "Élè");
+        assert_eq!(
+            folded.original_range(12..12),
+            original.len()..original.len()
+        );
+        #[allow(clippy::reversed_empty_ranges)]
+        let reversed = 7..2;
+        assert_eq!(folded.original_range(reversed), folded.original_range(7..7));
+    }
+
+    #[test]
+    fn plain_text_keeps_a_short_map() {
+        let folded = fold(&"The Quick brown\nfox. ".repeat(1000));
+        assert_eq!(folded.segments.len(), 1);
+        assert_eq!(folded.original_range(4..9), 4..9);
+        let folded = fold("abc\u{301}def");
+        assert_eq!(folded.text(), "abcdef");
+        assert_eq!(folded.original_range(2..3), 2..5);
+        assert_eq!(folded.original_range(3..4), 5..6);
+        assert_eq!(folded.original_range(1..4), 1..6);
+    }
+
+    #[test]
+    fn every_character_folds_to_a_fixed_point() {
+        for c in (0..=u32::from(char::MAX)).filter_map(char::from_u32) {
+            let original = format!("x{c}x");
+            let once = fold(&original);
+            assert_eq!(fold(once.text()).text(), once.text(), "{c:?}");
+            assert!(!once.text().contains("  "), "{c:?}");
+            // Its folded form maps back to it; if it has none, it belongs to the `x` before.
+            let len = once.text().len();
+            let end = 1 + c.len_utf8();
+            if len > 2 {
+                assert_eq!(once.original_range(1..len - 1), 1..end, "{c:?}");
+            } else {
+                assert_eq!(once.original_range(0..1), 0..end, "{c:?}");
+            }
+        }
+    }
+
+    fn messy_text() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            "[a-zA-Z0-9 .,]{0,4}",
+            Just("\u{301}".to_string()),
+            Just("É".to_string()),
+            Just("e\u{308}".to_string()),
+            Just("ﬁ".to_string()),
+            Just("\u{fdfa}".to_string()),
+            Just("\u{ad}".to_string()),
+            Just("\u{200b}".to_string()),
+            Just(" \u{a0}\n".to_string()),
+            Just("\u{2003}".to_string()),
+            Just("İ".to_string()),
+            Just("Σς".to_string()),
+            Just("비".to_string()),
+            Just("™".to_string()),
+            "\\PC{0,2}",
+            "\\s{1,3}",
+        ];
+        prop::collection::vec(piece, 0..12).prop_map(|v| v.concat())
+    }
+
+    fn boundaries(text: &str) -> Vec<usize> {
+        (0..=text.len())
+            .filter(|&i| text.is_char_boundary(i))
+            .collect()
+    }
+
+    proptest! {
+        #[test]
+        fn ranges_are_on_boundaries_covering_and_monotone(original in messy_text()) {
+            let folded = fold(&original);
+            let text = folded.text();
+            prop_assert!(!text.contains("  "));
+            let cuts = boundaries(text);
+            let len = text.len();
+            // Where a range starts depends on its start only, where it ends on its end only,
+            // and both grow with them.
+            let starts: Vec<usize> = cuts.iter().map(|&a| folded.original_range(a..len).start).collect();
+            let ends: Vec<usize> = cuts.iter().map(|&b| folded.original_range(0..b).end).collect();
+            prop_assert!(starts.windows(2).all(|w| w[0] <= w[1]));
+            prop_assert!(ends.windows(2).all(|w| w[0] <= w[1]));
+            for (i, &a) in cuts.iter().enumerate() {
+                for (j, &b) in cuts.iter().enumerate().skip(i + 1) {
+                    let r = folded.original_range(a..b);
+                    prop_assert_eq!(r.clone(), starts[i]..ends[j]);
+                    prop_assert!(r.start < r.end && r.end <= original.len());
+                    prop_assert!(original.is_char_boundary(r.start));
+                    prop_assert!(original.is_char_boundary(r.end));
+                    // Covering: the original stretch folds to a text holding the folded one.
+                    prop_assert!(
+                        fold(&original[r.clone()]).text().contains(&text[a..b]),
+                        "{:?} {:?} -> {:?}", original, &text[a..b], &original[r]
+                    );
+                }
+                let empty = folded.original_range(a..a);
+                prop_assert_eq!(empty.clone(), starts[i]..starts[i]);
+                prop_assert!(original.is_char_boundary(empty.start));
+            }
+        }
+
+        #[test]
+        fn unaffected_text_maps_to_itself(original in "[a-z0-9.,;!?-]{0,40}") {
+            let folded = fold(&original);
+            prop_assert_eq!(folded.text(), original.as_str());
+            for a in 0..=original.len() {
+                for b in a..=original.len() {
+                    prop_assert_eq!(folded.original_range(a..b), a..b);
+                }
+            }
+        }
+
+        #[test]
+        fn folding_is_idempotent(original in messy_text()) {
+            let once = fold(&original);
+            let twice = fold(once.text());
+            prop_assert_eq!(twice.text(), once.text());
+        }
+    }
+}

@@ -1,0 +1,498 @@
+//! The compliance engine end to end over STARTTLS: every condition and action of the rules
+//! file, evidence with its context and its chain, hot reload.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use causerie_policy::compliance::evidence::{SignedEvidence, payload_intact};
+use causerie_policy::{ChainProblem, verify_links};
+use causerie_storage::EvidenceFilter;
+use causerie_testkit::client::{Client, ClientError};
+use causerie_testkit::harness::TestServer;
+use causerie_xml::Element;
+use common::{NS_CLIENT, T, chat, online, stanza_error_condition, stream_error};
+
+const SHORT: Duration = Duration::from_millis(400);
+const NS: &str = "urn:causerie:compliance:0";
+
+/// A server whose rules file holds `rules`, with carol as security officer.
+async fn server(rules: &str, f: impl FnOnce(&mut causerie_config::Config)) -> TestServer {
+    let rules = rules.to_owned();
+    let s = TestServer::start_with(move |c| {
+        std::fs::create_dir_all(&c.server.data_dir).unwrap();
+        std::fs::write(c.server.data_dir.join("rules.toml"), rules).unwrap();
+        c.compliance.officers = vec!["carol@localhost".into()];
+        c.compliance.project_names = vec!["Project Falcon".into()];
+        c.compliance.reload_secs = 1;
+        f(c);
+    })
+    .await
+    .expect("server starts");
+    for u in ["alice", "bob", "carol"] {
+        s.add_user(u, "secret").await.unwrap();
+    }
+    s
+}
+
+fn rule(id: &str, extra: &str, actions: &str) -> String {
+    format!(
+        "[[rule]]\nid = \"{id}\"\ndescription = \"Rule {id}\"\ncategory = \"category {id}\"\n{extra}\nactions = {actions}\n\n"
+    )
+}
+
+fn body(m: &Element) -> String {
+    m.get_child("body", NS_CLIENT)
+        .map(|b| b.text())
+        .unwrap_or_default()
+}
+
+/// The next error answer, with the rule its `<blocked/>` names.
+async fn refused(c: &mut Client) -> (String, Option<String>) {
+    let e = c
+        .recv_matching(T, |e| e.attr("type") == Some("error"))
+        .await
+        .expect("an error answer");
+    let rule = e
+        .get_child("error", NS_CLIENT)
+        .and_then(|x| x.get_child("blocked", NS))
+        .and_then(|b| b.attr("rule"))
+        .map(str::to_owned);
+    (stanza_error_condition(&e).unwrap_or_default(), rule)
+}
+
+async fn from_policy(c: &mut Client) -> Element {
+    c.recv_matching(T, |e| {
+        e.name() == "message" && e.attr("from") == Some("policy@localhost")
+    })
+    .await
+    .expect("a message from the policy address")
+}
+
+async fn received(c: &mut Client) -> Option<Element> {
+    c.recv_matching(SHORT, |e| {
+        e.name() == "message" && e.attr("from").is_some_and(|f| f.starts_with("alice@"))
+    })
+    .await
+    .ok()
+}
+
+async fn evidence(s: &TestServer, want: usize) -> Vec<causerie_storage::StoredEvidence> {
+    for _ in 0..50 {
+        let list = s
+            .storage()
+            .evidence
+            .list(&EvidenceFilter::default())
+            .await
+            .unwrap();
+        if list.len() >= want {
+            return list;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{want} evidence records expected");
+}
+
+fn receipt_key(s: &TestServer) -> [u8; 32] {
+    causerie_policy::keys::load_or_create(&s.config.server.data_dir.join("policy.key"))
+        .unwrap()
+        .public_key()
+}
+
+#[tokio::test]
+async fn each_condition_blocks_what_it_finds_and_nothing_else() {
+    let rules = [
+        rule("kw", "keywords = [\"top secret\"]", "[\"block\"]"),
+        rule("re", "patterns = ['\\bACME-\\d{4}\\b']", "[\"block\"]"),
+        rule("card", "detectors = [\"payment-card\"]", "[\"block\"]"),
+        rule("iban", "detectors = [\"iban\"]", "[\"block\"]"),
+        rule("mail", "detectors = [\"email\"]", "[\"block\"]"),
+        rule("proj", "detectors = [\"project\"]", "[\"block\"]"),
+        rule(
+            "link",
+            "links = true\nusers = [\"bob@localhost\"]",
+            "[\"block\"]",
+        ),
+        rule("file", "files = true", "[\"block\"]"),
+        rule("far", "peers = \"not-allowed\"", "[\"block\"]"),
+        rule(
+            "flood",
+            "rate = { messages = 3, per_secs = 60 }\nusers = [\"carol@localhost\"]",
+            "[\"block\"]",
+        ),
+    ]
+    .concat();
+    let s = server(&rules, |_| {}).await;
+    let mut alice = online(&s, "alice", "secret", "a").await;
+    let mut bob = online(&s, "bob", "secret", "b").await;
+    for (text, id) in [
+        ("this is TOP  Secret", "kw"),
+        ("see ACME-1234", "re"),
+        ("card 4111 1111 1111 1111", "card"),
+        ("pay to DE89 3704 0044 0532 0130 00", "iban"),
+        ("write to someone@example.com", "mail"),
+        ("news on project falcon", "proj"),
+    ] {
+        alice.send(&chat("bob@localhost", text)).await.unwrap();
+        assert_eq!(
+            refused(&mut alice).await,
+            ("policy-violation".into(), Some(id.into())),
+            "{text}"
+        );
+    }
+    // Links: only bob is in scope.
+    alice
+        .send(&chat("bob@localhost", "https://example.com/x"))
+        .await
+        .unwrap();
+    assert_eq!(
+        body(&received(&mut bob).await.expect("alice is not in scope")),
+        "https://example.com/x"
+    );
+    bob.send(&chat("alice@localhost", "see https://example.com/x."))
+        .await
+        .unwrap();
+    assert_eq!(refused(&mut bob).await.1.as_deref(), Some("link"));
+    // A file offered out of band (XEP-0066).
+    let mut oob = chat("bob@localhost", "a file");
+    oob.push_child(Element::new("x", "jabber:x:oob").with_child(
+        Element::new("url", "jabber:x:oob").with_text("https://files.example/report.pdf"),
+    ));
+    alice.send(&oob).await.unwrap();
+    assert_eq!(refused(&mut alice).await.1.as_deref(), Some("file"));
+    // A domain federation does not allow.
+    alice
+        .send(&chat("someone@elsewhere.example", "hello"))
+        .await
+        .unwrap();
+    assert_eq!(refused(&mut alice).await.1.as_deref(), Some("far"));
+    // Flooding: carol's fourth message in a minute.
+    let mut carol = online(&s, "carol", "secret", "c").await;
+    for i in 0..3 {
+        carol
+            .send(&chat("bob@localhost", &format!("n{i}")))
+            .await
+            .unwrap();
+    }
+    carol.send(&chat("bob@localhost", "n3")).await.unwrap();
+    assert_eq!(refused(&mut carol).await.1.as_deref(), Some("flood"));
+    // Ordinary text passes, chat states and all.
+    alice
+        .send(&chat("bob@localhost", "lunch at noon? secret recipe"))
+        .await
+        .unwrap();
+    assert_eq!(
+        body(&received(&mut bob).await.expect("delivered")),
+        "lunch at noon? secret recipe"
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn mask_warn_and_incoming_rules() {
+    let rules = [
+        rule(
+            "mask-cards",
+            "detectors = [\"payment-card\"]\nseverity = \"high\"",
+            "[\"mask\", \"warn\"]",
+        ),
+        rule(
+            "bob-in",
+            "direction = \"incoming\"\nusers = [\"bob@localhost\"]\nkeywords = [\"poker\"]",
+            "[\"block\"]",
+        ),
+    ]
+    .concat();
+    let s = server(&rules, |_| {}).await;
+    let mut alice = online(&s, "alice", "secret", "a").await;
+    let mut bob = online(&s, "bob", "secret", "b").await;
+    alice
+        .send(&chat("bob@localhost", "my card is 4111111111111111, ok?"))
+        .await
+        .unwrap();
+    let got = received(&mut bob).await.expect("delivered masked");
+    assert_eq!(body(&got), "my card is ****************, ok?");
+    let warn = from_policy(&mut alice).await;
+    assert!(
+        body(&warn).contains("Rule mask-cards") && body(&warn).contains("masked"),
+        "{}",
+        body(&warn)
+    );
+    // Masked everywhere: the copy kept offline for carol is masked too.
+    alice
+        .send(&chat("carol@localhost", "card 5555 5555 5555 4444"))
+        .await
+        .unwrap();
+    let mut carol = Client::login(&s.client("carol", "secret")).await.unwrap();
+    carol
+        .send(&Element::new("presence", NS_CLIENT))
+        .await
+        .unwrap();
+    let offline = carol
+        .recv_matching(T, |e| {
+            e.name() == "message" && e.attr("from").is_some_and(|f| f.starts_with("alice@"))
+        })
+        .await
+        .unwrap();
+    assert_eq!(body(&offline), "card *******************");
+    // Incoming: bob's rule refuses what is sent to him, not what he sends.
+    alice
+        .send(&chat("bob@localhost", "poker tonight?"))
+        .await
+        .unwrap();
+    assert_eq!(refused(&mut alice).await.1.as_deref(), Some("bob-in"));
+    bob.send(&chat("alice@localhost", "poker tonight!"))
+        .await
+        .unwrap();
+    alice
+        .recv_matching(T, |e| e.name() == "message" && body(e) == "poker tonight!")
+        .await
+        .expect("outgoing from bob is not in the rule");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn terminate_alerts_the_officer_and_ends_the_session() {
+    let rules = rule(
+        "leak",
+        "keywords = [\"customer list\"]\nseverity = \"critical\"",
+        "[\"capture\", \"terminate\", \"alert\"]",
+    );
+    let s = server(&rules, |_| {}).await;
+    let mut carol = online(&s, "carol", "secret", "desk").await;
+    let mut alice = online(&s, "alice", "secret", "a").await;
+    let mut bob = online(&s, "bob", "secret", "b").await;
+    alice.send(&chat("bob@localhost", "hi bob")).await.unwrap();
+    received(&mut bob).await.expect("context message");
+    alice
+        .send(&chat("bob@localhost", "here is the Customer List"))
+        .await
+        .unwrap();
+    let end = loop {
+        match alice.recv(T).await {
+            Ok(_) => continue,
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(stream_error(&end), Some("policy-violation"), "{end}");
+    if let ClientError::StreamError { text, .. } = &end {
+        assert!(
+            text.as_deref().unwrap_or_default().contains("Rule leak"),
+            "{text:?}"
+        );
+    }
+    assert!(received(&mut bob).await.is_none(), "not delivered");
+    let alert = from_policy(&mut carol).await;
+    let text = body(&alert);
+    assert!(
+        text.starts_with("Compliance alert: rule leak (critical"),
+        "{text}"
+    );
+    assert!(
+        text.contains("alice@localhost") && text.contains("bob@localhost"),
+        "{text}"
+    );
+    // The evidence: the message as received, the context, signed and chained.
+    let list = evidence(&s, 1).await;
+    let r = &list[0];
+    assert_eq!(
+        (r.rule_id.as_str(), r.username.as_str(), r.resource.as_str()),
+        ("leak", "alice", "a")
+    );
+    assert_eq!(r.actions, "capture,terminate,alert");
+    assert_eq!(r.remote_addr.as_deref(), Some("127.0.0.1"));
+    let payload: serde_json::Value = serde_json::from_str(r.payload.as_deref().unwrap()).unwrap();
+    assert!(
+        payload["stanza"]
+            .as_str()
+            .unwrap()
+            .contains("here is the Customer List")
+    );
+    assert!(
+        payload["context"][0].as_str().unwrap().contains("hi bob"),
+        "{payload}"
+    );
+    assert_eq!(payload["found"][0]["text"], "Customer List");
+    assert_eq!(payload_intact(r), Some(true));
+    let signed: Vec<SignedEvidence> = list.iter().map(SignedEvidence::from).collect();
+    assert!(verify_links(&signed, &receipt_key(&s), None).ok());
+    // The audit log has the alert.
+    let audit = s
+        .storage()
+        .audit
+        .list(&causerie_storage::AuditFilter {
+            action_prefix: Some("compliance.alert".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0].subject, "alice@localhost");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn escalation_warns_then_blocks_then_terminates() {
+    let rules = rule(
+        "gossip",
+        "keywords = [\"rumour\"]\nescalate = [{ after = 2, within_secs = 60, actions = [\"block\"] }, { after = 3, within_secs = 60, actions = [\"terminate\"] }]",
+        "[\"warn\"]",
+    );
+    let s = server(&rules, |_| {}).await;
+    let mut alice = online(&s, "alice", "secret", "a").await;
+    let mut bob = online(&s, "bob", "secret", "b").await;
+    alice
+        .send(&chat("bob@localhost", "a rumour"))
+        .await
+        .unwrap();
+    from_policy(&mut alice).await;
+    assert!(
+        received(&mut bob).await.is_some(),
+        "first time: warned, delivered"
+    );
+    alice
+        .send(&chat("bob@localhost", "another rumour"))
+        .await
+        .unwrap();
+    assert_eq!(refused(&mut alice).await.1.as_deref(), Some("gossip"));
+    alice
+        .send(&chat("bob@localhost", "rumour again"))
+        .await
+        .unwrap();
+    let end = loop {
+        match alice.recv(T).await {
+            Ok(_) => continue,
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(stream_error(&end), Some("policy-violation"));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn rules_reload_when_the_file_changes_and_a_bad_file_changes_nothing() {
+    let s = server(&rule("a", "keywords = [\"alpha\"]", "[\"block\"]"), |_| {}).await;
+    let file = s.config.server.data_dir.join("rules.toml");
+    let mut alice = online(&s, "alice", "secret", "a").await;
+    let mut bob = online(&s, "bob", "secret", "b").await;
+    alice.send(&chat("bob@localhost", "alpha")).await.unwrap();
+    assert_eq!(refused(&mut alice).await.1.as_deref(), Some("a"));
+
+    write_rules(&file, &rule("b", "keywords = [\"beta\"]", "[\"block\"]"));
+    wait_for(&mut alice, "beta", Some("b")).await;
+    alice.send(&chat("bob@localhost", "alpha")).await.unwrap();
+    assert!(received(&mut bob).await.is_some(), "rule a is gone");
+
+    // An invalid file is refused whole: rule b stays in force.
+    write_rules(
+        &file,
+        &format!(
+            "{}{}",
+            rule("c", "keywords = [\"gamma\"]", "[\"block\"]"),
+            rule("d", "", "[\"explode\"]")
+        ),
+    );
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    alice.send(&chat("bob@localhost", "beta")).await.unwrap();
+    assert_eq!(refused(&mut alice).await.1.as_deref(), Some("b"));
+    alice.send(&chat("bob@localhost", "gamma")).await.unwrap();
+    assert!(
+        received(&mut bob).await.is_some(),
+        "the refused file added nothing"
+    );
+    let audit = s
+        .storage()
+        .audit
+        .list(&causerie_storage::AuditFilter {
+            action_prefix: Some("compliance.rules.reload".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        audit.iter().any(|e| e.outcome == "refused"
+            && e.detail
+                .contains("rule d, actions: unknown action `explode`")),
+        "{audit:?}"
+    );
+    s.stop().await;
+}
+
+fn write_rules(file: &Path, text: &str) {
+    // Through a rename, as `causeriectl rules` writes it.
+    let tmp = file.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, file).unwrap();
+}
+
+/// Sends `text` until the rule `rule` refuses it (the reload is polled every second).
+async fn wait_for(alice: &mut Client, text: &str, rule: Option<&str>) {
+    for _ in 0..20 {
+        alice.send(&chat("bob@localhost", text)).await.unwrap();
+        if let Ok(e) = alice
+            .recv_matching(SHORT, |e| e.attr("type") == Some("error"))
+            .await
+        {
+            let got = e
+                .get_child("error", NS_CLIENT)
+                .and_then(|x| x.get_child("blocked", NS))
+                .and_then(|b| b.attr("rule"));
+            if got == rule {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    panic!("rule {rule:?} never applied to {text:?}");
+}
+
+#[tokio::test]
+async fn a_bad_rules_file_keeps_the_server_from_starting() {
+    let result = TestServer::start_with(|c| {
+        std::fs::create_dir_all(&c.server.data_dir).unwrap();
+        std::fs::write(
+            c.server.data_dir.join("rules.toml"),
+            rule("x", "patterns = ['(unclosed']", "[\"block\"]"),
+        )
+        .unwrap();
+    })
+    .await;
+    let err = result.err().expect("refused").to_string();
+    assert!(err.contains("rule x, patterns"), "{err}");
+}
+
+#[tokio::test]
+async fn an_edited_evidence_record_is_detected() {
+    let s = server(
+        &rule("cap", "keywords = [\"invoice\"]", "[\"capture\"]"),
+        |_| {},
+    )
+    .await;
+    let mut alice = online(&s, "alice", "secret", "a").await;
+    let mut bob = online(&s, "bob", "secret", "b").await;
+    for i in 0..3 {
+        alice
+            .send(&chat("bob@localhost", &format!("invoice {i}")))
+            .await
+            .unwrap();
+        received(&mut bob).await.expect("capture alone delivers");
+    }
+    let list = evidence(&s, 3).await;
+    let key = receipt_key(&s);
+    let mut signed: Vec<SignedEvidence> = list.iter().map(SignedEvidence::from).collect();
+    assert!(verify_links(&signed, &key, None).ok());
+    signed[1].fields.peer = "mallory@localhost".into();
+    assert_eq!(
+        verify_links(&signed, &key, None).problems,
+        [ChainProblem::Edited {
+            position: 2,
+            seq: 2
+        }]
+    );
+    // A payload changed in place no longer matches the hash its record signed.
+    let mut edited = list[0].clone();
+    edited.payload = Some(edited.payload.unwrap().replace("invoice 0", "invoice 9"));
+    assert_eq!(payload_intact(&edited), Some(false));
+    s.stop().await;
+}
