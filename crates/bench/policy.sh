@@ -12,7 +12,8 @@
 #
 # ROUNDS (8), SESSIONS (50), USERS (200) and MESSAGES (200) set the size of the run; the
 # accounts needed (USERS + ROUNDS × SESSIONS) are created on both servers. Other options go to
-# the tool as they are. Builds the three release binaries first.
+# the tool as they are. Builds the three release binaries first, unless BIN names a folder that
+# already holds causerie, causeriectl and causerie-bench.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -40,9 +41,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-(cd "$ROOT" && cargo build --release -p causerie-server -p causerie-ctl -p causerie-bench \
-    --bin causerie --bin causeriectl --bin causerie-bench)
-BIN="$TARGET_DIR/release"
+if [ -z "${BIN:-}" ]; then
+    (cd "$ROOT" && cargo build --release -p causerie-server -p causerie-ctl -p causerie-bench \
+        --bin causerie --bin causeriectl --bin causerie-bench)
+    BIN="$TARGET_DIR/release"
+fi
+for b in causerie causeriectl causerie-bench; do
+    [ -x "$BIN/$b" ] || { echo "policy.sh: $BIN/$b is missing" >&2; exit 2; }
+done
 
 # The policy: any file with a front matter will do; its SHA-256 is the version.
 cat >"$DIR/policy.md" <<'EOF'
@@ -56,8 +62,8 @@ EOF
 
 "$BIN/causerie-bench" users-csv --count "$ACCOUNTS" --domain localhost --out "$DIR/users.csv"
 
-# node NAME PORT ENABLED: configure, create the accounts, publish the policy, start.
-node() {
+# start_server NAME PORT ENABLED: configure, create the accounts, publish the policy, start.
+start_server() {
     local name="$1" port="$2" enabled="$3" cfg="$DIR/$1.toml"
     cat >"$cfg" <<EOF
 [server]
@@ -91,9 +97,9 @@ EOF
     echo "$name: PID $pid, c2s 127.0.0.1:$port, $ACCOUNTS accounts, [policy] enabled = $enabled"
 }
 
-node on 15242 true
+start_server on 15242 true
 ON_PID="${PIDS[0]}"
-node off 15252 false
+start_server off 15252 false
 OFF_PID="${PIDS[1]}"
 
 "$BIN/causerie-bench" policy-gate \

@@ -844,6 +844,26 @@ pub static KEYS: &[KeyDoc] = &[
         example: None,
         description: "How many earlier messages of the same conversation are kept, in memory only, and stored with captured evidence for context.",
     },
+    KeyDoc {
+        path: "compliance.seal_key",
+        kind: Kind::Str,
+        default: DefaultValue::Unset(
+            "evidence is stored readable by whoever can read the database",
+        ),
+        example: Some("\"causerie-officer-v1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\""),
+        description: "The compliance officer's public key, as `causeriectl evidence keygen` prints it. When set, every evidence payload (the offending stanza, its context, what matched) is stored sealed to it (X25519, HKDF-SHA256, ChaCha20-Poly1305), and only the officer's secret key file reads it (`causeriectl evidence show --key FILE`); the chain and its signatures stay checkable without it. The server refuses to start with a key that does not parse.",
+    },
+    KeyDoc {
+        path: "compliance.retention_days",
+        kind: Kind::Int {
+            min: 0,
+            max: 36_500,
+            get: |c| u64::from(c.compliance.retention_days),
+        },
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "Days an evidence payload is kept. Once a day (and at start) the server empties the payload of older records, except those on legal hold (`causeriectl evidence hold`) or pending review; the record itself, its hash and signature stay, so the chain still verifies. Each purge is written to the audit log. 0 keeps payloads forever: the default, because a purge cannot be undone and the period the law requires depends on the country and the trade, so it is the operator's to choose.",
+    },
     // [log]
     KeyDoc {
         path: "log.level",
@@ -1016,6 +1036,8 @@ mod tests {
                 officers: vec!["security@example.com".to_owned()],
                 project_names: vec!["Falcon".to_owned()],
                 context_messages: 3,
+                seal_key: Some(format!("causerie-officer-v1:{}=", "A".repeat(43))),
+                retention_days: 365,
             },
             log: LogConfig {
                 level: "debug".to_owned(),

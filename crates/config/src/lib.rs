@@ -353,6 +353,9 @@ pub struct PolicyConfig {
     pub messages_per_minute: u32,
 }
 
+/// How an officer's public key starts (`compliance.seal_key`); the policy crate owns the format.
+pub const SEAL_KEY_PREFIX: &str = "causerie-officer-v1:";
+
 /// The values of `policy.mode`.
 pub const POLICY_MODES: [&str; 2] = ["once", "every-session"];
 
@@ -379,6 +382,12 @@ pub struct ComplianceConfig {
     pub officers: Vec<String>,
     pub project_names: Vec<String>,
     pub context_messages: usize,
+    /// The compliance officer's public key (`causerie-officer-v1:BASE64`, from `causeriectl
+    /// evidence keygen`); evidence is sealed to it when set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seal_key: Option<String>,
+    /// Days an evidence payload is kept; 0 keeps it forever.
+    pub retention_days: u32,
 }
 
 impl Default for ComplianceConfig {
@@ -390,6 +399,8 @@ impl Default for ComplianceConfig {
             officers: Vec::new(),
             project_names: Vec::new(),
             context_messages: 5,
+            seal_key: None,
+            retention_days: 0,
         }
     }
 }

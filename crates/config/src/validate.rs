@@ -6,7 +6,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use crate::keys::{self, Kind};
 use crate::parse::out_of_range;
-use crate::{Config, FEDERATION_MODES, Problem, SCRAM_MECHANISMS, normalize_fingerprint};
+use crate::{
+    Config, FEDERATION_MODES, Problem, SCRAM_MECHANISMS, SEAL_KEY_PREFIX, normalize_fingerprint,
+};
 
 /// Unix socket paths must fit `sockaddr_un.sun_path` (108 bytes on Linux) with its NUL.
 const MAX_SOCKET_PATH_BYTES: usize = 107;
@@ -409,6 +411,38 @@ fn compliance(config: &Config, problems: &mut Vec<Problem>) {
                 "an empty name would match everything",
             ));
         }
+    }
+    if let Some(key) = &config.compliance.seal_key
+        && let Err(why) = check_seal_key(key)
+    {
+        problems.push(Problem::at("compliance.seal_key", why));
+    }
+}
+
+/// The shape of an officer's public key: the prefix, then the padded standard base64 (RFC 4648
+/// §4) of 32 bytes. Whether the bytes are a usable X25519 key is checked by the server, which
+/// owns the format.
+fn check_seal_key(key: &str) -> Result<(), String> {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let expected = || {
+        format!(
+            "expected `{SEAL_KEY_PREFIX}` followed by 44 base64 characters, as `causeriectl \
+             evidence keygen` prints it"
+        )
+    };
+    let Some(b64) = key.trim().strip_prefix(SEAL_KEY_PREFIX) else {
+        return Err(expected());
+    };
+    // 32 bytes: 43 characters carrying 258 bits, the last 2 of them zero, and one `=`.
+    let b = b64.as_bytes();
+    let digits: Option<Vec<usize>> = b.get(..43).and_then(|d| {
+        d.iter()
+            .map(|c| ALPHABET.iter().position(|a| a == c))
+            .collect()
+    });
+    match digits {
+        Some(d) if b.len() == 44 && b[43] == b'=' && d[42] & 0b11 == 0 => Ok(()),
+        _ => Err(expected()),
     }
 }
 
@@ -841,5 +875,36 @@ mod tests {
         for bad in ["", " , ", "verbose", "info,=debug", "a b=info", "x=loud"] {
             assert!(check_log_filter(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn seal_keys_have_the_prefix_and_32_bytes_of_base64() {
+        // 32 bytes 0x00..0x1f in standard base64.
+        let b64 = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+        let good = format!("{SEAL_KEY_PREFIX}{b64}");
+        assert_eq!(check_seal_key(&good), Ok(()));
+        assert_eq!(check_seal_key(&format!(" {good}\n")), Ok(()));
+        for bad in [
+            String::new(),
+            b64.to_owned(),
+            format!("causerie-officer-secret-v1:{b64}"),
+            format!("{SEAL_KEY_PREFIX}{}", &b64[..43]),
+            format!("{SEAL_KEY_PREFIX}{b64}="),
+            format!("{SEAL_KEY_PREFIX}AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8A"),
+            format!("{SEAL_KEY_PREFIX}AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh-="),
+            // The last digit carries bits past the 32nd byte.
+            format!("{SEAL_KEY_PREFIX}AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh9="),
+        ] {
+            assert!(check_seal_key(&bad).is_err(), "{bad:?} accepted");
+        }
+        let mut config = Config::default();
+        config.compliance.seal_key = Some("causerie-officer-v1:short".to_owned());
+        assert!(
+            check(&config)
+                .iter()
+                .any(|p| p.to_string().contains("compliance.seal_key"))
+        );
+        config.compliance.seal_key = Some(good);
+        assert!(check(&config).is_empty());
     }
 }

@@ -5,6 +5,7 @@
 //! domain, time, password, import file, policy file); 3 the configuration, the database or the
 //! receipt key is unusable (or there is no receipt key yet).
 
+mod evidence;
 mod federation;
 mod policy;
 mod rules;
@@ -19,6 +20,7 @@ use causerie_server::users::{self, UserError};
 use causerie_storage::{Storage, StorageOptions};
 use clap::{Parser, Subcommand};
 
+use evidence::EvidenceCommand;
 use federation::{AuditCommand, FederationCommand};
 use policy::PolicyCommand;
 use rules::RulesCommand;
@@ -55,6 +57,12 @@ enum Command {
     /// DATA_DIR/policy.key. Works whether the server is running or not.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Read and keep the compliance evidence: list records, show or export them (sealed
+    /// payloads with the officer's secret key), check the signed hash chain, purge old
+    /// payloads, put records on legal hold, and create the officer's key pair. Every read and
+    /// change is recorded in the audit log. Works whether the server is running or not.
+    #[command(subcommand)]
+    Evidence(EvidenceCommand),
     /// Manage the compliance rules (the rules file, `compliance.rules_file`): list, check, add,
     /// remove, and test what they would do to a message. A running server reloads the file
     /// within `compliance.reload_secs`; changes are recorded in the audit log.
@@ -149,6 +157,23 @@ async fn run(config: Config, command: Command) -> ExitCode {
                 Err(code) => return code,
             };
             let code = rules::run(Some(&storage), &config, cmd).await;
+            storage.close().await;
+            code
+        }
+        Command::Evidence(cmd) => {
+            // Arguments and key files are checked before the database is opened.
+            let cmd = match evidence::prepare(cmd, &config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            if let evidence::Prepared::Keygen { out } = &cmd {
+                return evidence::keygen(out);
+            }
+            let storage = match open_storage(&config).await {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            let code = evidence::run(&storage, cmd).await;
             storage.close().await;
             code
         }

@@ -54,6 +54,8 @@ pub enum StartError {
     PolicyAddressTaken(String),
     #[error("compliance rules {file}:\n  {problems}")]
     Rules { file: String, problems: String },
+    #[error("compliance.seal_key: {0}")]
+    SealKey(String),
 }
 
 /// A running server.
@@ -186,7 +188,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let compliance = causerie_policy::compliance::Compliance::new(
         &storage,
         receipt_key,
-        compliance_options(config),
+        compliance_options(config)?,
     )
     .map_err(|problems| StartError::Rules {
         file: config.rules_file().display().to_string(),
@@ -219,6 +221,13 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     );
 
     let mut listeners = Vec::new();
+    // Aborted at shutdown with the listeners: a purge cut short is done again the next time.
+    if config.compliance.retention_days > 0 {
+        listeners.push(tokio::spawn(purge_evidence_daily(
+            storage.clone(),
+            config.compliance.retention_days,
+        )));
+    }
     let mut starttls_addrs = Vec::new();
     for (listener, _) in bind_all(
         &config.c2s.starttls_listen,
@@ -344,9 +353,20 @@ fn gate_options(config: &Config) -> causerie_policy::GateOptions {
     }
 }
 
-fn compliance_options(config: &Config) -> causerie_policy::compliance::ComplianceOptions {
+fn compliance_options(
+    config: &Config,
+) -> Result<causerie_policy::compliance::ComplianceOptions, StartError> {
     let c = &config.compliance;
-    causerie_policy::compliance::ComplianceOptions {
+    let seal_to = c
+        .seal_key
+        .as_deref()
+        .map(causerie_policy::compliance::seal::OfficerPublic::parse)
+        .transpose()
+        .map_err(|e| StartError::SealKey(e.to_string()))?;
+    if let Some(key) = &seal_to {
+        tracing::info!(fingerprint = %key.fingerprint(), "evidence is sealed to the compliance officer's key");
+    }
+    Ok(causerie_policy::compliance::ComplianceOptions {
         enabled: c.enabled,
         rules_file: config.rules_file(),
         reload_interval: Duration::from_secs(c.reload_secs),
@@ -362,6 +382,61 @@ fn compliance_options(config: &Config) -> causerie_policy::compliance::Complianc
         project_names: c.project_names.clone(),
         context_messages: c.context_messages,
         policy_localpart: config.policy.localpart.clone(),
+        seal_to,
+    })
+}
+
+/// How often evidence past `compliance.retention_days` is purged.
+const RETENTION_PERIOD: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Retention: at start and then daily, empties the payloads of evidence older than `days` days
+/// (the store keeps those on legal hold or pending review), and records each run in the audit
+/// log, failures too.
+async fn purge_evidence_daily(storage: Storage, days: u32) {
+    let mut every = tokio::time::interval(RETENTION_PERIOD);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        purge_evidence(&storage, days).await;
+    }
+}
+
+async fn purge_evidence(storage: &Storage, days: u32) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let before = now.saturating_sub(i64::from(days) * 86_400);
+    let (outcome, detail) = match storage.evidence.purge(before, now).await {
+        Ok(n) => {
+            tracing::info!(
+                purged = n,
+                retention_days = days,
+                "evidence retention applied"
+            );
+            (
+                "ok",
+                format!(
+                    "{n} evidence payload(s) created before {} purged (retention {days} days)",
+                    causerie_policy::rfc3339::format(before)
+                ),
+            )
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot purge expired evidence; trying again tomorrow");
+            ("failed", format!("retention {days} days: {e}"))
+        }
+    };
+    let event = causerie_storage::NewAuditEvent {
+        at: now,
+        actor: "compliance".to_owned(),
+        action: "compliance.evidence.purge".to_owned(),
+        subject: String::new(),
+        outcome: outcome.to_owned(),
+        detail,
+        remote_addr: None,
+    };
+    if let Err(e) = storage.audit.append(&event).await {
+        tracing::warn!(error = %e, "cannot write an audit record");
     }
 }
 

@@ -496,3 +496,88 @@ async fn an_edited_evidence_record_is_detected() {
     assert_eq!(payload_intact(&edited), Some(false));
     s.stop().await;
 }
+
+#[tokio::test]
+async fn users_report_with_xep_0377_or_a_chat_command() {
+    let s = server("", |_| {}).await;
+    let mut carol = online(&s, "carol", "secret", "desk").await;
+    let mut alice = online(&s, "alice", "secret", "a").await;
+    let mut bob = online(&s, "bob", "secret", "b").await;
+    bob.send(&chat("alice@localhost", "buy cheap watches"))
+        .await
+        .unwrap();
+    alice
+        .recv_matching(T, |e| {
+            e.name() == "message" && body(e) == "buy cheap watches"
+        })
+        .await
+        .unwrap();
+    // XEP-0377: a report inside a block request; the block itself still happens.
+    let block = Element::new("iq", NS_CLIENT)
+        .with_attr("type", "set")
+        .with_attr("id", "blk")
+        .with_child(
+            Element::new("block", "urn:xmpp:blocking").with_child(
+                Element::new("item", "urn:xmpp:blocking")
+                    .with_attr("jid", "bob@localhost")
+                    .with_child(
+                        Element::new("report", "urn:xmpp:reporting:1")
+                            .with_attr("reason", "urn:xmpp:reporting:spam")
+                            .with_child(
+                                Element::new("text", "urn:xmpp:reporting:1")
+                                    .with_text("watches again"),
+                            ),
+                    ),
+            ),
+        );
+    alice.send(&block).await.unwrap();
+    let answer = alice
+        .recv_matching(T, |e| e.attr("id") == Some("blk"))
+        .await
+        .unwrap();
+    assert_eq!(answer.attr("type"), Some("result"));
+    let alert = from_policy(&mut carol).await;
+    assert_eq!(
+        body(&alert),
+        "Report: alice@localhost reported bob@localhost (spam): watches again"
+    );
+    // The chat command, from a client without XEP-0377.
+    bob.send(&chat(
+        "policy@localhost",
+        "REPORT alice@localhost she blocked me",
+    ))
+    .await
+    .unwrap();
+    let reply = from_policy(&mut bob).await;
+    assert_eq!(
+        body(&reply),
+        "Your report about alice@localhost was recorded for the security officers."
+    );
+    bob.send(&chat("policy@localhost", "report")).await.unwrap();
+    assert!(body(&from_policy(&mut bob).await).starts_with("Write REPORT followed by"));
+    let list = evidence(&s, 2).await;
+    assert_eq!(list.len(), 2);
+    assert!(
+        list.iter()
+            .all(|r| r.direction == "report" && r.rule_id == "user-report")
+    );
+    assert_eq!(
+        (list[0].username.as_str(), list[0].peer.as_str()),
+        ("alice", "bob@localhost")
+    );
+    let payload: serde_json::Value =
+        serde_json::from_str(list[0].payload.as_deref().unwrap()).unwrap();
+    assert!(
+        payload["context"][0]
+            .as_str()
+            .unwrap()
+            .contains("buy cheap watches"),
+        "{payload}"
+    );
+    assert_eq!(payload["reason"], "spam");
+    assert_eq!(
+        (list[1].username.as_str(), list[1].peer.as_str()),
+        ("bob", "alice@localhost")
+    );
+    s.stop().await;
+}

@@ -3,7 +3,8 @@
 //!
 //! - [`rules`]: the rules file, checked whole; [`engine`]: the compiled rule set and its
 //!   evaluation; [`stage`]: the module of the core that applies the actions, writes evidence
-//!   and reloads the rules; [`evidence`]: the signed hash chain of evidence records.
+//!   and reloads the rules; [`evidence`]: the signed hash chain of evidence records;
+//!   [`seal`]: evidence payloads encrypted to the compliance officer's key.
 //!
 //! The text matching underneath, with no I/O and no knowledge of rules files, stanzas or
 //! actions:
@@ -31,7 +32,9 @@ pub mod engine;
 pub mod evidence;
 pub mod keywords;
 pub mod patterns;
+pub mod report;
 pub mod rules;
+pub mod seal;
 pub mod stage;
 pub mod text;
 

@@ -31,7 +31,9 @@ use tokio::time::Instant;
 
 use super::engine::{Hit, PeerClass, RuleSet, Side, View, mask};
 use super::evidence::{self, EvidenceFields};
+use super::report;
 use super::rules::{self, Action, Path, Rule, RuleError};
+use super::seal::{self, OfficerPublic};
 use crate::keys::ServerKey;
 
 /// Runs after the usage-policy gate (7), before blocking (20) and everything that copies a
@@ -58,6 +60,9 @@ pub struct ComplianceOptions {
     pub context_messages: usize,
     /// Localpart of the address that writes to users (the usage-policy address).
     pub policy_localpart: String,
+    /// The compliance officer's key: when set, every evidence payload is stored sealed to it
+    /// ([`seal`](super::seal)), and only the officer's secret key reads it.
+    pub seal_to: Option<OfficerPublic>,
 }
 
 /// Reads and compiles a rules file; a missing file is an empty set.
@@ -147,6 +152,7 @@ impl Compliance {
             rx,
             storage.evidence.clone(),
             key,
+            inner.opts.seal_to,
         ));
         if inner.opts.enabled {
             tokio::spawn(watch_rules(Arc::downgrade(&inner)));
@@ -341,10 +347,15 @@ async fn write_evidence(
     mut rx: mpsc::UnboundedReceiver<Draft>,
     store: Arc<dyn EvidenceStore>,
     key: ServerKey,
+    seal_to: Option<OfficerPublic>,
 ) {
     let mut last = None;
     let mut known = false;
     while let Some(draft) = rx.recv().await {
+        let draft = match &seal_to {
+            Some(to) => sealed(draft, to).await,
+            None => draft,
+        };
         let mut delay = Duration::from_millis(50);
         loop {
             if !known {
@@ -398,6 +409,29 @@ async fn write_evidence(
     }
 }
 
+/// The draft with its payload sealed to the officer's key; the record then signs the hash of
+/// the sealed text, so the chain can be checked without the officer's key. Sealing fails only
+/// when the system's random source does, and is tried again: evidence is neither dropped nor
+/// stored unsealed.
+async fn sealed(mut draft: Draft, to: &OfficerPublic) -> Draft {
+    let mut delay = Duration::from_millis(50);
+    loop {
+        match seal::seal(draft.payload.as_bytes(), to) {
+            Ok(text) => {
+                draft.fields.sealed = true;
+                draft.fields.payload_hash = evidence::payload_hash(&text);
+                draft.payload = text;
+                return draft;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot seal an evidence record; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
 /// Reloads the rules when the file's time or size changes.
 async fn watch_rules(inner: std::sync::Weak<Inner>) {
     loop {
@@ -421,6 +455,9 @@ impl Module for Compliance {
     }
 
     fn register(self: Arc<Self>, reg: &mut ModuleRegistry) {
+        if self.inner.opts.enabled {
+            reg.feature(causerie_core::IqTarget::Server, report::NS_REPORTING);
+        }
         reg.stage(STAGE_PRIORITY, self.clone());
         reg.drain(self);
     }
@@ -472,11 +509,52 @@ impl Stage for Compliance {
     }
 
     fn inbound(&self, ctx: &StageContext<'_>, stanza: &mut Element) -> Verdict {
+        if stanza.name() == "iq" {
+            // XEP-0377: reports ride on block requests, which the blocking module then handles.
+            if let Some(session) = ctx.origin.session()
+                && self.inner.opts.enabled
+            {
+                for r in report::from_block(stanza) {
+                    self.record_report(ctx.core, session, r, stanza);
+                }
+            }
+            return Verdict::Pass;
+        }
         if stanza.name() != "message" {
             return Verdict::Pass;
         }
+        if let Some(session) = ctx.origin.session()
+            && self.inner.opts.enabled
+            && self.to_policy_address(session, stanza)
+        {
+            // Only `REPORT …` gets here; the usage-policy gate answers everything else.
+            let body = stanza
+                .get_child("body", stanza.ns())
+                .map(Element::text)
+                .unwrap_or_default();
+            let reply = match report::from_chat(&body) {
+                Ok(r) => {
+                    let who = r.reported.to_string();
+                    self.record_report(ctx.core, session, r, stanza);
+                    format!("Your report about {who} was recorded for the security officers.")
+                }
+                Err(why) => why.to_owned(),
+            };
+            self.tell(ctx.core, session, &reply);
+            return Verdict::Handled;
+        }
         let set = self.inner.rules();
         if set.is_empty() {
+            // No rules, but reports still want the context of the conversation.
+            if self.inner.opts.enabled
+                && self.inner.opts.context_messages > 0
+                && stanza.get_child("body", stanza.ns()).is_some()
+                && MessageType::of(stanza) != MessageType::Error
+                && let Some(p) = parties(stanza)
+            {
+                self.inner
+                    .remember(p.sender.as_str(), p.recipient.as_str(), stanza);
+            }
             return Verdict::Pass;
         }
         let mtype = MessageType::of(stanza);
@@ -756,13 +834,30 @@ impl Compliance {
         actions: &[&str],
         outcome: &str,
     ) {
-        let text = format!(
-            "Compliance alert: rule {} ({}, {}) matched a message of {user} with {peer}: {outcome}. Actions: {}.",
-            rule.id,
-            rule.severity.name(),
-            rule.category,
-            actions.join(", ")
+        self.notify_officers(
+            core,
+            &format!(
+                "Compliance alert: rule {} ({}, {}) matched a message of {user} with {peer}: {outcome}. Actions: {}.",
+                rule.id,
+                rule.severity.name(),
+                rule.category,
+                actions.join(", ")
+            ),
         );
+        self.inner.audit_event(
+            "compliance.alert",
+            user,
+            "ok",
+            format!(
+                "rule {} ({}): {outcome}; peer {peer}; actions {}",
+                rule.id,
+                rule.category,
+                actions.join(",")
+            ),
+        );
+    }
+
+    fn notify_officers(&self, core: &Arc<Core>, text: &str) {
         for officer in &self.inner.opts.officers {
             let Some(domain) = officer.rsplit_once('@').map(|(_, d)| d) else {
                 continue;
@@ -774,20 +869,100 @@ impl Compliance {
                     format!("{}@{domain}", self.inner.opts.policy_localpart),
                 )
                 .with_attr("to", officer.as_str())
-                .with_child(Element::new("body", ns::CLIENT).with_text(text.as_str()));
+                .with_child(Element::new("body", ns::CLIENT).with_text(text));
             let core = core.clone();
             tokio::spawn(async move { core.route(&Origin::Server, msg).await });
         }
-        self.inner.audit_event(
-            "compliance.alert",
-            user,
-            "ok",
-            format!(
-                "rule {} ({}): {outcome}; peer {peer}; actions {}",
-                rule.id,
-                rule.category,
-                actions.join(",")
+    }
+
+    /// A message from the policy address to the session.
+    fn tell(&self, core: &Core, session: &causerie_core::SessionHandle, text: &str) {
+        let msg = Element::new("message", ns::CLIENT)
+            .with_attr("type", "chat")
+            .with_attr(
+                "from",
+                format!(
+                    "{}@{}",
+                    self.inner.opts.policy_localpart,
+                    session.jid().domain()
+                ),
+            )
+            .with_attr("to", session.jid().as_str())
+            .with_child(Element::new("body", ns::CLIENT).with_text(text));
+        core.deliver(session, &causerie_core::OutStanza::new(msg));
+    }
+
+    fn to_policy_address(&self, session: &causerie_core::SessionHandle, stanza: &Element) -> bool {
+        let lp = &self.inner.opts.policy_localpart;
+        stanza.attr("to").is_some_and(|to| {
+            to.len() > lp.len()
+                && to.as_bytes()[..lp.len()].eq_ignore_ascii_case(lp.as_bytes())
+                && Jid::parse(to).is_ok_and(|j| {
+                    j.node() == Some(lp.as_str()) && j.domain() == session.jid().domain()
+                })
+        })
+    }
+
+    /// A user's report: evidence (direction `report`), the officers told, an audit record.
+    fn record_report(
+        &self,
+        core: &Arc<Core>,
+        session: &causerie_core::SessionHandle,
+        r: report::Report,
+        stanza: &Element,
+    ) {
+        let reporter = session.jid().to_bare();
+        let payload = serde_json::json!({
+            "stanza": stanza.to_xml(),
+            "reason": r.reason,
+            "text": r.text,
+            "messages": r.messages,
+            "context": self.inner.context_of(reporter.as_str(), r.reported.as_str()),
+            "from": session.jid().as_str(),
+        })
+        .to_string();
+        let actions = if self.inner.opts.officers.is_empty() {
+            "capture"
+        } else {
+            "capture,alert"
+        };
+        self.inner.queue_evidence(Draft {
+            fields: EvidenceFields {
+                seq: 0,
+                created_at: now_secs(),
+                rule_id: "user-report".to_owned(),
+                category: "report by a user".to_owned(),
+                actions: actions.to_owned(),
+                username: reporter.node().unwrap_or_default().to_owned(),
+                domain: reporter.domain().to_owned(),
+                resource: session.jid().resource().to_owned(),
+                peer: r.reported.to_string(),
+                direction: "report".to_owned(),
+                remote_addr: session.info.peer.map(|a| a.ip().to_canonical().to_string()),
+                client: None,
+                sealed: false,
+                payload_hash: evidence::payload_hash(&payload),
+                prev_hash: String::new(),
+            },
+            payload,
+        });
+        let what = r
+            .text
+            .as_deref()
+            .map(|t| format!(": {t}"))
+            .unwrap_or_default();
+        self.notify_officers(
+            core,
+            &format!(
+                "Report: {reporter} reported {} ({}){what}",
+                r.reported, r.reason
             ),
+        );
+        self.inner.audit_event(
+            "compliance.report",
+            reporter.as_str(),
+            "ok",
+            format!("reported {} ({})", r.reported, r.reason),
         );
     }
 }

@@ -40,6 +40,18 @@ pub(super) fn inbound(
         tracing::debug!(jid = %session.jid(), "messages to the policy address over the limit, dropped");
         return Verdict::Handled;
     }
+    // `REPORT …` is the compliance engine's (a user reporting a contact or a message), once the
+    // session may talk at all.
+    if !session.info.flag(flags::RESTRICTED)
+        && !has_form
+        && stanza
+            .get_child("body", stanza.ns())
+            .map(Element::text)
+            .and_then(|b| b.split_whitespace().next().map(str::to_owned))
+            .is_some_and(|w| w.eq_ignore_ascii_case("REPORT"))
+    {
+        return Verdict::Pass;
+    }
     let inner = inner.clone();
     let core = core.clone();
     let session = session.clone();
