@@ -867,7 +867,7 @@ async fn export(
     let written: Result<(), ExportError> = async {
         let text = header.to_string();
         // The header object, left open for the records.
-        w.write_all(text[..text.len() - 1].as_bytes())?;
+        w.write_all(text.strip_suffix('}').unwrap_or(&text).as_bytes())?;
         w.write_all(b",\"records\":[\n")?;
         walk(storage, filter, |r| {
             let (opened, error) = match content(&r, key) {

@@ -581,3 +581,132 @@ async fn users_report_with_xep_0377_or_a_chat_command() {
     );
     s.stop().await;
 }
+
+#[tokio::test]
+async fn sealed_evidence_opens_only_with_the_officers_key() {
+    use causerie_policy::compliance::seal::{OfficerKey, open};
+    let officer = OfficerKey::generate().unwrap();
+    let public = officer.public().to_string();
+    let s = server(
+        &rule("cap", "keywords = [\"invoice\"]", "[\"capture\"]"),
+        move |c| c.compliance.seal_key = Some(public),
+    )
+    .await;
+    let mut alice = online(&s, "alice", "secret", "a").await;
+    let mut bob = online(&s, "bob", "secret", "b").await;
+    alice
+        .send(&chat("bob@localhost", "invoice 42 attached"))
+        .await
+        .unwrap();
+    received(&mut bob).await.expect("capture alone delivers");
+    let list = evidence(&s, 1).await;
+    let r = &list[0];
+    assert!(r.sealed);
+    let payload = r.payload.clone().expect("a payload");
+    assert!(!payload.contains("invoice 42"), "{payload}");
+    // The record signs the sealed text: the chain is checked without the officer's key.
+    assert_eq!(payload_intact(r), Some(true));
+    let signed: Vec<SignedEvidence> = list.iter().map(SignedEvidence::from).collect();
+    assert!(verify_links(&signed, &receipt_key(&s), None).ok());
+    let opened = String::from_utf8(open(&payload, &officer).expect("opens")).unwrap();
+    assert!(opened.contains("invoice 42 attached"), "{opened}");
+    assert!(opened.contains("\"stanza\""), "{opened}");
+    assert!(open(&payload, &OfficerKey::generate().unwrap()).is_err());
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_seal_key_that_is_not_a_usable_key_keeps_the_server_from_starting() {
+    // The right shape, but the all-zero point, of low order: every box would be readable.
+    let zero = format!("causerie-officer-v1:{}=", "A".repeat(43));
+    let result = TestServer::start_with(move |c| c.compliance.seal_key = Some(zero)).await;
+    let err = result.err().expect("refused").to_string();
+    assert!(
+        err.contains("compliance.seal_key") && err.contains("low-order"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn retention_purges_old_payloads_at_start_but_not_held_ones() {
+    use causerie_policy::compliance::evidence::{
+        EvidenceFields, new_row, next_link, payload_hash, sign,
+    };
+    let s = server("", |c| c.compliance.retention_days = 30).await;
+    let key = causerie_policy::keys::load_or_create(&s.config.server.data_dir.join("policy.key"))
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let store = s.storage().evidence.clone();
+    for age_days in [40, 35, 31, 1] {
+        let last = store.last().await.unwrap();
+        let (seq, prev_hash) = next_link(last.as_ref());
+        let payload = format!("{{\"stanza\":\"<message>{age_days} days old</message>\"}}");
+        let signed = sign(
+            EvidenceFields {
+                seq,
+                created_at: now - age_days * 86_400,
+                rule_id: "cap".into(),
+                category: "c".into(),
+                actions: "capture".into(),
+                username: "alice".into(),
+                domain: "localhost".into(),
+                resource: "a".into(),
+                peer: "bob@localhost".into(),
+                direction: "outgoing".into(),
+                remote_addr: None,
+                client: None,
+                sealed: false,
+                payload_hash: payload_hash(&payload),
+                prev_hash,
+            },
+            &key,
+        );
+        store
+            .append(&new_row(&signed, payload, None))
+            .await
+            .unwrap();
+    }
+    assert!(store.set_legal_hold(2, true).await.unwrap());
+    // The purge runs again at start.
+    let s = s.restart().await.expect("restarts");
+    let mut events = Vec::new();
+    for _ in 0..50 {
+        events = s
+            .storage()
+            .audit
+            .list(&causerie_storage::AuditFilter {
+                action_prefix: Some("compliance.evidence.purge".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        if events.iter().any(|e| e.detail.starts_with("2 ")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        events
+            .iter()
+            .any(|e| e.detail.starts_with("2 ") && e.actor == "compliance"),
+        "{events:?}"
+    );
+    let list = s
+        .storage()
+        .evidence
+        .list(&EvidenceFilter::default())
+        .await
+        .unwrap();
+    let purged: Vec<bool> = list.iter().map(|r| r.payload.is_none()).collect();
+    assert_eq!(
+        purged,
+        [true, false, true, false],
+        "the held record is kept"
+    );
+    let signed: Vec<SignedEvidence> = list.iter().map(SignedEvidence::from).collect();
+    assert!(verify_links(&signed, &receipt_key(&s), None).ok());
+    s.stop().await;
+}

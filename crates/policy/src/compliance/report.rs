@@ -91,7 +91,9 @@ pub fn from_chat(body: &str) -> Result<Report, &'static str> {
         .next()
         .ok_or("Write REPORT followed by the address you report, then what happened.")?;
     let reported = BareJid::parse(jid.trim_start_matches("xmpp:"))
-        .map_err(|_| "That is not an address: write REPORT name@domain, then what happened.")?;
+        .ok()
+        .filter(|j| j.node().is_some())
+        .ok_or("That is not an address: write REPORT name@domain, then what happened.")?;
     let text = words
         .next()
         .map(|t| cut(t.trim().to_owned()))
