@@ -336,10 +336,11 @@ async fn terminate_alerts_the_officer_and_ends_the_session() {
 async fn escalation_warns_then_blocks_then_terminates() {
     let rules = rule(
         "gossip",
-        "keywords = [\"rumour\"]\nescalate = [{ after = 2, within_secs = 60, actions = [\"block\"] }, { after = 3, within_secs = 60, actions = [\"terminate\"] }]",
+        "keywords = [\"rumour\"]\nescalate = [{ after = 2, within_secs = 60, actions = [\"block\"] }, { after = 3, within_secs = 60, actions = [\"terminate\", \"alert\"] }]",
         "[\"warn\"]",
     );
     let s = server(&rules, |_| {}).await;
+    let mut carol = online(&s, "carol", "secret", "desk").await;
     let mut alice = online(&s, "alice", "secret", "a").await;
     let mut bob = online(&s, "bob", "secret", "b").await;
     alice
@@ -367,6 +368,9 @@ async fn escalation_warns_then_blocks_then_terminates() {
         }
     };
     assert_eq!(stream_error(&end), Some("policy-violation"));
+    // The officer sees the counter that escalated it.
+    let alert = body(&from_policy(&mut carol).await);
+    assert!(alert.contains("it fired 3 times for this user"), "{alert}");
     s.stop().await;
 }
 

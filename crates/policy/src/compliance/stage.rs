@@ -262,10 +262,11 @@ impl Inner {
         recent > rate.messages as usize
     }
 
-    /// The actions for this hit, escalated by how often the rule fired for this user.
-    fn actions_for(&self, rule: &Rule, subject: &str, now: Instant) -> Vec<Action> {
+    /// The actions for this hit, escalated by how often the rule fired for this user, and that
+    /// count (within the longest escalation window; 0 for a rule without escalation).
+    fn actions_for(&self, rule: &Rule, subject: &str, now: Instant) -> (Vec<Action>, usize) {
         if rule.escalate.is_empty() {
-            return rule.actions.clone();
+            return (rule.actions.clone(), 0);
         }
         let longest = rule
             .escalate
@@ -295,7 +296,7 @@ impl Inner {
                 actions = step.actions.clone();
             }
         }
-        actions
+        (actions, times.len())
     }
 
     fn remember(&self, a: &str, b: &str, stanza: &Element) {
@@ -637,6 +638,7 @@ impl Compliance {
                 .remember(p.sender.as_str(), p.recipient.as_str(), stanza);
             return Verdict::Pass;
         }
+        let mut counts = Vec::with_capacity(hits.len());
         let decided: Vec<(&Hit, &Rule, Vec<Action>)> = hits
             .iter()
             .map(|h| {
@@ -645,7 +647,9 @@ impl Compliance {
                     Side::Outgoing => p.sender.as_str(),
                     Side::Incoming => p.recipient.as_str(),
                 };
-                (h, rule, self.inner.actions_for(rule, subject, now))
+                let (actions, count) = self.inner.actions_for(rule, subject, now);
+                counts.push(count);
+                (h, rule, actions)
             })
             .collect();
         let any = |a: Action| decided.iter().any(|(_, _, acts)| acts.contains(&a));
@@ -690,7 +694,14 @@ impl Compliance {
             "it was delivered"
         };
 
-        for (h, rule, acts) in &decided {
+        for (i, (h, rule, acts)) in decided.iter().enumerate() {
+            // How often the rule fired for this user lately, shown to the officer (escalation).
+            let repeats = match counts[i] {
+                n if n > 1 => {
+                    format!(" (it fired {n} times for this user within its escalation window)")
+                }
+                _ => String::new(),
+            };
             let (subject, peer) = match h.side {
                 Side::Outgoing => (&p.sender, p.recipient.as_str()),
                 Side::Incoming => (&p.recipient, p.sender.as_str()),
@@ -728,6 +739,7 @@ impl Compliance {
                     "from": p.sender_full.as_str(),
                     "to": received.attr("to").unwrap_or_default(),
                     "outcome": outcome,
+                    "times_in_window": counts[i],
                 })
                 .to_string();
                 self.inner.queue_evidence(Draft {
@@ -756,7 +768,14 @@ impl Compliance {
                 });
             }
             if acts.contains(&Action::Alert) {
-                self.alert(core, rule, subject.as_str(), peer, &names, outcome);
+                self.alert(
+                    core,
+                    rule,
+                    subject.as_str(),
+                    peer,
+                    &names,
+                    &format!("{outcome}{repeats}"),
+                );
             }
             if acts.contains(&Action::Warn)
                 && h.side == Side::Outgoing
