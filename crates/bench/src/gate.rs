@@ -233,7 +233,7 @@ pub async fn run(on: &Target, off: &Target, s: &GateScenario) -> Result<GateRepo
 
 /// The message scenario against one server; a run in which anything was refused or lost does
 /// not measure what it should, and stops the comparison.
-async fn messages(target: &Target, s: &Scenario) -> Result<Report> {
+pub(crate) async fn messages(target: &Target, s: &Scenario) -> Result<Report> {
     let r = crate::scenario::run(target, s)
         .await
         .with_context(|| format!("message scenario against {}", target.label))?;
@@ -732,7 +732,7 @@ pub fn summarize(pairs: &[(Option<f64>, Option<f64>)]) -> Summary {
     }
 }
 
-fn value(v: Option<f64>, unit: &str) -> String {
+pub(crate) fn value(v: Option<f64>, unit: &str) -> String {
     match v {
         None => "-".into(),
         Some(v) if unit == "/s" => format!("{v:.0}"),

@@ -8,12 +8,14 @@
 //! `roster-login` measures a user with a large roster (RFC 6121 §2–4: login to roster and
 //! contacts' presence, CPU per presence broadcast); `policy-gate` measures Causerie's usage-policy
 //! gate (xeps/policy-acceptance.md) on against off in one run, and the cost of an acceptance;
-//! `check` is an interoperability check of the client; `users-csv` writes the bench accounts for
-//! import.
+//! `alternate` runs the message scenario against two servers that differ in one setting
+//! (compliance rules on and off) in alternating rounds, with on/off ratios; `check` is an
+//! interoperability check of the client; `users-csv` writes the bench accounts for import.
 //!
 //! It knows nothing of the server's internals: everything it measures goes through the XMPP
 //! port and Linux's /proc for the PID it is given.
 
+mod alternate;
 mod check;
 mod federation;
 mod gate;
@@ -26,6 +28,7 @@ use std::fs;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -133,6 +136,29 @@ enum Command {
         #[command(flatten)]
         scenario: GateArgs,
     },
+    /// The message scenario against two servers that differ in one setting (the same accounts),
+    /// alternated round by round, with on/off ratios: for instance compliance rules on and off.
+    Alternate {
+        /// The server with the setting on.
+        #[arg(long)]
+        on: SocketAddr,
+        #[arg(long)]
+        on_pid: Option<u32>,
+        #[arg(long, default_value = "on")]
+        on_label: String,
+        /// The server with the setting off.
+        #[arg(long)]
+        off: SocketAddr,
+        #[arg(long)]
+        off_pid: Option<u32>,
+        #[arg(long, default_value = "off")]
+        off_label: String,
+        /// The XMPP domain of both servers.
+        #[arg(long, default_value = "localhost")]
+        domain: String,
+        #[command(flatten)]
+        scenario: AlternateArgs,
+    },
     /// Check the client against a server: each mechanism, login, messages, close.
     Check {
         /// The server's STARTTLS address.
@@ -224,6 +250,9 @@ struct ScenarioArgs {
     /// Trust only this PEM CA file instead of accepting any certificate.
     #[arg(long)]
     ca_file: Option<PathBuf>,
+    /// Message texts, one per line, sent in turn after each body's "SEQ MICROS".
+    #[arg(long)]
+    bodies: Option<PathBuf>,
     #[command(flatten)]
     accounts: AccountArgs,
 }
@@ -299,6 +328,48 @@ struct GateArgs {
     /// Trust only this PEM CA file instead of accepting any certificate.
     #[arg(long)]
     ca_file: Option<PathBuf>,
+    /// Message texts, one per line, sent in turn after each body's "SEQ MICROS".
+    #[arg(long)]
+    bodies: Option<PathBuf>,
+    #[command(flatten)]
+    accounts: AccountArgs,
+}
+
+#[derive(Args, Clone)]
+struct AlternateArgs {
+    /// Rounds; each runs the message scenario against both servers.
+    #[arg(long, default_value_t = 10)]
+    rounds: usize,
+    /// Rounds run first against both servers and left out of the figures.
+    #[arg(long, default_value_t = 1)]
+    warmup_rounds: usize,
+    /// Users of the message scenario (even), logged in at once.
+    #[arg(long, default_value_t = 200)]
+    users: usize,
+    /// Messages each user sends to its peer in each message run.
+    #[arg(long, default_value_t = 200)]
+    messages: usize,
+    /// Logins in progress at once.
+    #[arg(long, default_value_t = 50)]
+    concurrency: usize,
+    /// Messages in flight per direction of a pair.
+    #[arg(long, default_value_t = 1)]
+    window: usize,
+    /// TLS from the first byte (XEP-0368) instead of STARTTLS.
+    #[arg(long)]
+    direct_tls: bool,
+    /// Force this SASL mechanism (default: the best offered).
+    #[arg(long)]
+    mechanism: Option<String>,
+    /// Upper bound of each message phase, in seconds.
+    #[arg(long, default_value_t = 60.0)]
+    max_duration_secs: f64,
+    /// Trust only this PEM CA file instead of accepting any certificate.
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+    /// Message texts, one per line, sent in turn after each body's "SEQ MICROS".
+    #[arg(long)]
+    bodies: Option<PathBuf>,
     #[command(flatten)]
     accounts: AccountArgs,
 }
@@ -323,11 +394,44 @@ impl GateArgs {
             // Memory per session is not compared: the servers are not fresh after round one.
             idle: Duration::ZERO,
             max_duration: seconds(self.max_duration_secs, "--max-duration-secs")?,
+            bodies: bodies(self.bodies.as_ref())?,
         };
         let s = gate::GateScenario {
             base,
             rounds: self.rounds,
             sessions: self.sessions,
+        };
+        s.validate()?;
+        Ok(s)
+    }
+}
+
+impl AlternateArgs {
+    fn scenario(&self) -> Result<alternate::AlternateScenario> {
+        let base = Scenario {
+            users: self.users,
+            messages: self.messages,
+            concurrency: self.concurrency,
+            window: self.window,
+            tls: if self.direct_tls {
+                TlsMode::DirectTls
+            } else {
+                TlsMode::StartTls
+            },
+            trust: trust(self.ca_file.as_ref())?,
+            mechanism: self.mechanism.clone(),
+            user_pattern: self.accounts.user_pattern.clone(),
+            password_pattern: self.accounts.password_pattern.clone(),
+            first_index: self.accounts.first_index,
+            // Memory per session is not compared: the servers are not fresh after round one.
+            idle: Duration::ZERO,
+            max_duration: seconds(self.max_duration_secs, "--max-duration-secs")?,
+            bodies: bodies(self.bodies.as_ref())?,
+        };
+        let s = alternate::AlternateScenario {
+            base,
+            rounds: self.rounds,
+            warmup_rounds: self.warmup_rounds,
         };
         s.validate()?;
         Ok(s)
@@ -380,6 +484,15 @@ fn trust(ca_file: Option<&PathBuf>) -> Result<Trust> {
     Ok(Trust::Roots(roots))
 }
 
+fn bodies(path: Option<&PathBuf>) -> Result<Arc<Vec<String>>> {
+    let Some(path) = path else {
+        return Ok(Arc::new(Vec::new()));
+    };
+    let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let bodies = scenario::parse_bodies(&text).with_context(|| format!("{}", path.display()))?;
+    Ok(Arc::new(bodies))
+}
+
 fn seconds(v: f64, what: &str) -> Result<Duration> {
     Duration::try_from_secs_f64(v).map_err(|_| anyhow::anyhow!("{what}: not a duration: {v}"))
 }
@@ -403,6 +516,7 @@ impl ScenarioArgs {
             first_index: self.accounts.first_index,
             idle: seconds(self.idle_secs, "--idle-secs")?,
             max_duration: seconds(self.max_duration_secs, "--max-duration-secs")?,
+            bodies: bodies(self.bodies.as_ref())?,
         };
         s.validate()?;
         Ok(s)
@@ -591,6 +705,34 @@ async fn main_async(cli: Cli) -> Result<()> {
             let r = gate::run(&on, &off, &s).await?;
             print!("{}", gate::table(&s, &r));
         }
+        Command::Alternate {
+            on,
+            on_pid,
+            on_label,
+            off,
+            off_pid,
+            off_label,
+            domain,
+            scenario,
+        } => {
+            require_loopback(&on)?;
+            require_loopback(&off)?;
+            let s = scenario.scenario()?;
+            let on = Target {
+                label: on_label,
+                addr: on,
+                domain: domain.clone(),
+                pid: on_pid,
+            };
+            let off = Target {
+                label: off_label,
+                addr: off,
+                domain,
+                pid: off_pid,
+            };
+            let r = alternate::run(&on, &off, &s).await?;
+            print!("{}", alternate::table(&s, &r));
+        }
         Command::Check {
             addr,
             domain,
@@ -619,6 +761,7 @@ async fn main_async(cli: Cli) -> Result<()> {
                 first_index: accounts.first_index,
                 idle: Duration::ZERO,
                 max_duration: Duration::from_secs(10),
+                bodies: Arc::new(Vec::new()),
             };
             s.validate()?;
             check::run(&target, &s, &mechanisms, direct_tls_port).await?;
@@ -745,6 +888,51 @@ mod tests {
                 assert_eq!(s.base.idle, Duration::ZERO);
             }
             _ => panic!("expected policy-gate"),
+        }
+    }
+
+    #[test]
+    fn alternate_command_line_parses() {
+        let cli = Cli::try_parse_from([
+            "causerie-bench",
+            "alternate",
+            "--on",
+            "127.0.0.1:15262",
+            "--on-label",
+            "rules on",
+            "--off",
+            "127.0.0.1:15272",
+            "--rounds",
+            "6",
+            "--users",
+            "20",
+        ])
+        .expect("parses");
+        match cli.command {
+            Command::Alternate {
+                scenario, on_label, ..
+            } => {
+                let s = scenario.scenario().expect("valid scenario");
+                assert_eq!((s.rounds, s.warmup_rounds, s.base.users), (6, 1, 20));
+                assert!(s.base.bodies.is_empty());
+                assert_eq!(on_label, "rules on");
+            }
+            _ => panic!("expected alternate"),
+        }
+        let missing = Cli::try_parse_from([
+            "causerie-bench",
+            "alternate",
+            "--on",
+            "127.0.0.1:15262",
+            "--off",
+            "127.0.0.1:15272",
+            "--bodies",
+            "/nonexistent/bodies.txt",
+        ])
+        .expect("parses");
+        match missing.command {
+            Command::Alternate { scenario, .. } => assert!(scenario.scenario().is_err()),
+            _ => panic!("expected alternate"),
         }
     }
 

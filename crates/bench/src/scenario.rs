@@ -40,12 +40,51 @@ pub struct Scenario {
     pub first_index: usize,
     pub idle: Duration,
     pub max_duration: Duration,
+    /// Texts the messages carry after their sequence number and timestamp, taken in turn; none
+    /// sends the bare "SEQ MICROS".
+    pub bodies: Arc<Vec<String>>,
 }
 
 /// Upper bounds that keep a mistyped command from turning into a load test of the machine.
 pub const MAX_USERS: usize = 100_000;
 pub const MAX_MESSAGES: usize = 100_000;
 pub const MAX_DURATION: Duration = Duration::from_secs(3600);
+/// Most message texts read from a `--bodies` file, and the longest one, in characters.
+pub const MAX_BODIES: usize = 100_000;
+pub const MAX_BODY_CHARS: usize = 4000;
+
+/// The message texts of a `--bodies` file: one per line; blank lines and lines starting with `#`
+/// are skipped.
+pub fn parse_bodies(text: &str) -> Result<Vec<String>> {
+    let mut bodies = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if line.chars().count() > MAX_BODY_CHARS {
+            bail!("line {}: longer than {MAX_BODY_CHARS} characters", i + 1);
+        }
+        if bodies.len() == MAX_BODIES {
+            bail!("more than {MAX_BODIES} message texts");
+        }
+        bodies.push(line.to_owned());
+    }
+    if bodies.is_empty() {
+        bail!("no message text (one per line)");
+    }
+    Ok(bodies)
+}
+
+/// The body of message `seq` of sender `stream`: "SEQ MICROS", then a text when there are any.
+/// Senders start at different texts, so that at any moment the server sees a mix.
+fn body(bodies: &[String], stream: usize, seq: usize, micros: u64) -> String {
+    if bodies.is_empty() {
+        return format!("{seq} {micros}");
+    }
+    let text = &bodies[stream.wrapping_mul(7919).wrapping_add(seq) % bodies.len()];
+    format!("{seq} {micros} {text}")
+}
 
 impl Scenario {
     pub fn validate(&self) -> Result<()> {
@@ -258,18 +297,22 @@ pub async fn run(target: &Target, scenario: &Scenario) -> Result<Report> {
     let epoch = Instant::now();
     let deadline = tokio::time::Instant::now() + scenario.max_duration;
     let mut streams = JoinSet::new();
-    for ((na, a), (nb, b)) in pairs {
+    for (p, ((na, a), (nb, b))) in pairs.into_iter().enumerate() {
         let a_bare = format!("{}@{}", scenario.username(na), target.domain);
         let b_bare = format!("{}@{}", scenario.username(nb), target.domain);
-        for (client, peer) in [(a, b_bare), (b, a_bare)] {
+        for (side, (client, peer)) in [(a, b_bare), (b, a_bare)].into_iter().enumerate() {
             let jid = client.jid().to_string();
+            let bodies = scenario.bodies.clone();
+            let stream = 2 * p + side;
             let (reader, writer) = client.split();
             let (count_tx, count_rx) = watch::channel(0usize);
             let messages = scenario.messages;
             let window = scenario.window;
             streams.spawn(async move {
                 let receiving = receive(reader, messages, epoch, deadline, count_tx);
-                let sending = send(writer, peer, messages, window, epoch, deadline, count_rx);
+                let sending = send(
+                    writer, peer, &bodies, stream, messages, window, epoch, deadline, count_rx,
+                );
                 let (received, sent) = tokio::join!(receiving, sending);
                 (jid, received, sent)
             });
@@ -386,9 +429,12 @@ async fn receive(
 
 /// Sends `messages` chat messages to `peer`, never more than `window` ahead of what this side
 /// has received from the peer, so the load is a closed loop whose latency measures the server.
+#[allow(clippy::too_many_arguments)]
 async fn send(
     mut writer: ClientWriter,
     peer: String,
+    bodies: &[String],
+    stream: usize,
     messages: usize,
     window: usize,
     epoch: Instant,
@@ -407,7 +453,7 @@ async fn send(
             .with_attr("to", &peer)
             .with_attr("type", "chat")
             .with_attr("id", format!("m{seq}"))
-            .with_child(Element::new("body", NS_CLIENT).with_text(format!("{seq} {now}")));
+            .with_child(Element::new("body", NS_CLIENT).with_text(body(bodies, stream, seq, now)));
         if let Err(e) = writer.send(&message).await {
             return (writer, Some(e.to_string()));
         }
@@ -433,6 +479,7 @@ pub(crate) mod tests_support {
             first_index: 1,
             idle: Duration::from_secs(1),
             max_duration: Duration::from_secs(10),
+            bodies: Arc::new(Vec::new()),
         }
     }
 }
@@ -451,6 +498,26 @@ mod tests {
         assert_eq!(percentile(&v, 100.0), 100);
         assert_eq!(percentile(&[7], 50.0), 7);
         assert_eq!(percentile(&[], 50.0), 0);
+    }
+
+    #[test]
+    fn bodies_carry_the_timestamp_first_and_texts_in_turn() {
+        let texts = parse_bodies("# comment\n\n  first text \nsecond text\n").expect("texts");
+        assert_eq!(texts, vec!["first text", "second text"]);
+        assert_eq!(body(&[], 3, 5, 42), "5 42");
+        let a = body(&texts, 0, 0, 42);
+        let b = body(&texts, 0, 1, 43);
+        assert_eq!(a, "0 42 first text");
+        assert_eq!(b, "1 43 second text");
+        // The receiver's parse of the timestamp, as in `receive`.
+        assert_eq!(b.split_whitespace().nth(1), Some("43"));
+        assert_ne!(
+            body(&texts, 1, 0, 42),
+            a,
+            "senders start at different texts"
+        );
+        assert!(parse_bodies("# only a comment\n").is_err());
+        assert!(parse_bodies(&"x".repeat(MAX_BODY_CHARS + 1)).is_err());
     }
 
     #[test]

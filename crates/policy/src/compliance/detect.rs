@@ -26,6 +26,8 @@ use std::ops::Range;
 
 /// The shortest and longest card numbers (ISO/IEC 7812-1).
 const CARD_DIGITS: std::ops::RangeInclusive<usize> = 13..=19;
+/// The fewest ASCII digits a text holds when it holds a card number.
+pub const MIN_CARD_DIGITS: usize = *CARD_DIGITS.start();
 
 /// Card numbers: see the module documentation.
 pub fn payment_cards(text: &str) -> Vec<Range<usize>> {
@@ -126,6 +128,8 @@ const IBAN_LENGTHS: &[(&[u8; 2], usize)] = &[
 
 /// The longest IBAN the standard allows.
 const MAX_IBAN: usize = 34;
+/// The shortest IBAN in the registry (Norway), in characters without spaces.
+pub const MIN_IBAN_CHARS: usize = 15;
 
 /// IBANs: see the module documentation.
 pub fn ibans(text: &str) -> Vec<Range<usize>> {

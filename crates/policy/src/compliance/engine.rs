@@ -328,16 +328,29 @@ impl RuleSet {
                     }
                 }
             };
-            if !cards.is_empty() {
+            // Cheap necessary conditions first: most chat lines have none of what the detectors
+            // look for, and skip them at the cost of one pass over the bytes.
+            let digits = if cards.is_empty() && ibans.is_empty() {
+                0
+            } else {
+                body.bytes().filter(u8::is_ascii_digit).count()
+            };
+            if !cards.is_empty() && digits >= detect::MIN_CARD_DIGITS {
                 detected(&cards, detect::payment_cards(body), "payment card number");
             }
-            if !ibans.is_empty() {
+            if !ibans.is_empty() && digits >= 2 && body.len() >= detect::MIN_IBAN_CHARS {
                 detected(&ibans, detect::ibans(body), "IBAN");
             }
-            if !emails.is_empty() {
+            if !emails.is_empty() && body.contains('@') {
                 detected(&emails, detect::emails(body), "e-mail address");
             }
-            if !links.is_empty() {
+            if !links.is_empty()
+                && (body.contains(':')
+                    || body
+                        .as_bytes()
+                        .windows(4)
+                        .any(|w| w.eq_ignore_ascii_case(b"www.")))
+            {
                 let ranges = detect::links(body).into_iter().map(|(r, _)| r).collect();
                 detected(&links, ranges, "link");
             }
