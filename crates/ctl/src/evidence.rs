@@ -16,7 +16,6 @@ use causerie_policy::compliance::evidence::{EVIDENCE_TAG, SignedEvidence, payloa
 use causerie_policy::compliance::seal::{self, OfficerKey, SealError};
 use causerie_policy::{ChainProblem, ChainReport, ServerKey};
 use causerie_storage::audit::{MAX_DETAIL_BYTES, MAX_FIELD_BYTES};
-use causerie_storage::policy::is_hash;
 use causerie_storage::{EvidenceFilter, NewAuditEvent, Storage, StoreError, StoredEvidence};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
@@ -329,19 +328,7 @@ fn server_public(config: &Config) -> Result<[u8; 32], ExitCode> {
 
 /// `SEQ:HASH`, as `evidence verify` prints it.
 fn parse_checkpoint(text: &str) -> Result<(i64, String), String> {
-    let bad = || {
-        format!(
-            "--checkpoint '{text}': expected SEQ:HASH, a record number and its 64-digit hex \
-             hash, as printed by an earlier `evidence verify`"
-        )
-    };
-    let (seq, hash) = text.trim().split_once(':').ok_or_else(bad)?;
-    let seq: i64 = seq.parse().map_err(|_| bad())?;
-    let hash = hash.to_ascii_lowercase();
-    if seq < causerie_policy::FIRST_SEQ || !is_hash(&hash) {
-        return Err(bad());
-    }
-    Ok((seq, hash))
+    crate::policy::parse_chain_checkpoint(text, "record", "evidence verify")
 }
 
 /// `evidence keygen`.

@@ -322,10 +322,20 @@ pub(crate) fn prepare(cmd: PolicyCommand, config: &Config) -> Result<Prepared, E
 
 /// `SEQ:HASH`, as `policy verify` prints it.
 fn parse_checkpoint(text: &str) -> Result<(i64, String), String> {
+    parse_chain_checkpoint(text, "receipt", "policy verify")
+}
+
+/// `SEQ:HASH` of a signed chain (receipts, evidence), as its `verify` command printed it:
+/// `what` names a row (`receipt`), `printer` the command.
+pub(crate) fn parse_chain_checkpoint(
+    text: &str,
+    what: &str,
+    printer: &str,
+) -> Result<(i64, String), String> {
     let bad = || {
         format!(
-            "--checkpoint '{text}': expected SEQ:HASH, a receipt number and its 64-digit hex \
-             hash, as printed by an earlier `policy verify`"
+            "--checkpoint '{text}': expected SEQ:HASH, a {what} number and its 64-digit hex \
+             hash, as printed by an earlier `{printer}`"
         )
     };
     let (seq, hash) = text.trim().split_once(':').ok_or_else(bad)?;

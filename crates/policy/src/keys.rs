@@ -127,6 +127,22 @@ pub fn load_or_create(path: &Path) -> Result<ServerKey, KeyError> {
     }
 }
 
+/// The permission bits of a private key file that group or others may access: such a file is
+/// refused, as OpenSSH refuses private keys. `None` when only the owner may (or off Unix).
+pub(crate) fn too_open(meta: &std::fs::Metadata) -> Option<u32> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o077 != 0 {
+            return Some(mode);
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = meta;
+    None
+}
+
 fn read_key(path: &Path, file: File) -> Result<ServerKey, KeyError> {
     let io = |action, source| KeyError::Io {
         action,
@@ -139,17 +155,11 @@ fn read_key(path: &Path, file: File) -> Result<ServerKey, KeyError> {
             path: path.to_owned(),
         });
     }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = meta.permissions().mode() & 0o7777;
-        // As OpenSSH does for private keys: any access by group or others is refused.
-        if mode & 0o077 != 0 {
-            return Err(KeyError::TooOpen {
-                path: path.to_owned(),
-                mode,
-            });
-        }
+    if let Some(mode) = too_open(&meta) {
+        return Err(KeyError::TooOpen {
+            path: path.to_owned(),
+            mode,
+        });
     }
     if meta.len() != SECRET_KEY_LEN as u64 {
         return Err(KeyError::WrongSize {

@@ -212,16 +212,11 @@ impl OfficerKey {
                 path: path.to_owned(),
             });
         }
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = meta.permissions().mode() & 0o7777;
-            if mode & 0o077 != 0 {
-                return Err(SealError::TooOpen {
-                    path: path.to_owned(),
-                    mode,
-                });
-            }
+        if let Some(mode) = crate::keys::too_open(&meta) {
+            return Err(SealError::TooOpen {
+                path: path.to_owned(),
+                mode,
+            });
         }
         let mut bytes = Zeroizing::new(Vec::new());
         file.take(MAX_KEY_FILE_BYTES + 1)
