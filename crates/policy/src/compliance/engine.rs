@@ -79,6 +79,8 @@ pub struct RuleSet {
     keywords: Option<KeywordSet>,
     patterns: Option<PatternSet>,
     projects: Option<KeywordSet>,
+    /// The longest `rate` window of any rule: how long senders' message times are kept.
+    longest_rate: std::time::Duration,
 }
 
 impl std::fmt::Debug for RuleSet {
@@ -97,6 +99,7 @@ impl RuleSet {
             keywords: None,
             patterns: None,
             projects: None,
+            longest_rate: std::time::Duration::ZERO,
         }
     }
 
@@ -181,11 +184,18 @@ impl RuleSet {
         if !errors.is_empty() {
             return Err(errors);
         }
+        let longest_rate = rules
+            .iter()
+            .filter_map(|r| r.rate)
+            .map(|r| std::time::Duration::from_secs(u64::from(r.per_secs)))
+            .max()
+            .unwrap_or_default();
         Ok(RuleSet {
             rules,
             keywords,
             patterns,
             projects,
+            longest_rate,
         })
     }
 
@@ -195,6 +205,11 @@ impl RuleSet {
 
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
+    }
+
+    /// The longest `rate` window of any rule (zero without rate rules).
+    pub fn longest_rate(&self) -> std::time::Duration {
+        self.longest_rate
     }
 
     /// The rules whose scope and content conditions hold for this message. `rate` conditions

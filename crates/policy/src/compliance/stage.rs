@@ -21,8 +21,7 @@ use async_trait::async_trait;
 use causerie_core::{Core, Drain, Module, ModuleRegistry, Origin, Stage, StageContext, Verdict};
 use causerie_jid::{BareJid, Jid};
 use causerie_stanza::{
-    MessageType, StanzaError, StanzaErrorCondition as Cond, StreamError,
-    StreamErrorCondition as SE, ns,
+    MessageType, StanzaError, StanzaErrorCondition as Cond, StreamError, StreamErrorCondition as SE,
 };
 use causerie_storage::{AuditStore, EvidenceStore, NewAuditEvent, Storage, StoreError};
 use causerie_xml::Element;
@@ -34,6 +33,7 @@ use super::evidence::{self, EvidenceFields};
 use super::report;
 use super::rules::{self, Action, Path, Rule, RuleError};
 use super::seal::{self, OfficerPublic};
+use crate::gate::wire::from_policy_address;
 use crate::keys::ServerKey;
 
 /// Runs after the usage-policy gate (7), before blocking (20) and everything that copies a
@@ -620,13 +620,7 @@ impl Compliance {
         };
         let now = Instant::now();
         let mut hits = set.evaluate(&view);
-        let longest_rate = set
-            .rules()
-            .iter()
-            .filter_map(|r| r.rate)
-            .map(|r| Duration::from_secs(u64::from(r.per_secs)))
-            .max()
-            .unwrap_or_default();
+        let longest_rate = set.longest_rate();
         hits.retain(|h| match set.rules()[h.rule].rate {
             None => true,
             Some(rate) => self
@@ -785,14 +779,12 @@ impl Compliance {
                     "Your message to {} matched the company rule \"{}\" ({}): {outcome}.",
                     p.recipient, rule.description, rule.category
                 );
-                let warn = Element::new("message", ns::CLIENT)
-                    .with_attr("type", "chat")
-                    .with_attr(
-                        "from",
-                        format!("{}@{}", self.inner.opts.policy_localpart, s.jid().domain()),
-                    )
-                    .with_attr("to", s.jid().as_str())
-                    .with_child(Element::new("body", ns::CLIENT).with_text(text));
+                let warn = from_policy_address(
+                    &self.inner.opts.policy_localpart,
+                    s.jid().domain(),
+                    s.jid().as_str(),
+                    &text,
+                );
                 core.deliver(s, &causerie_core::OutStanza::new(warn));
             }
         }
@@ -811,15 +803,14 @@ impl Compliance {
         }
         if let Some(rule) = first(Action::Quarantine) {
             if let Some(s) = session {
-                let note = Element::new("message", ns::CLIENT)
-                    .with_attr("type", "chat")
-                    .with_attr("from", format!("{}@{}", self.inner.opts.policy_localpart, s.jid().domain()))
-                    .with_attr("to", s.jid().as_str())
-                    .with_child(Element::new("body", ns::CLIENT).with_text(format!(
+                self.tell(
+                    core,
+                    s,
+                    &format!(
                         "Your message to {} is held for review under the company rule \"{}\" ({}); it will be delivered if a reviewer releases it.",
                         p.recipient, rule.description, rule.category
-                    )));
-                core.deliver(s, &causerie_core::OutStanza::new(note));
+                    ),
+                );
             }
             return Verdict::Handled;
         }
@@ -881,14 +872,12 @@ impl Compliance {
             let Some(domain) = officer.rsplit_once('@').map(|(_, d)| d) else {
                 continue;
             };
-            let msg = Element::new("message", ns::CLIENT)
-                .with_attr("type", "chat")
-                .with_attr(
-                    "from",
-                    format!("{}@{domain}", self.inner.opts.policy_localpart),
-                )
-                .with_attr("to", officer.as_str())
-                .with_child(Element::new("body", ns::CLIENT).with_text(text));
+            let msg = from_policy_address(
+                &self.inner.opts.policy_localpart,
+                domain,
+                officer.as_str(),
+                text,
+            );
             let core = core.clone();
             tokio::spawn(async move { core.route(&Origin::Server, msg).await });
         }
@@ -896,18 +885,12 @@ impl Compliance {
 
     /// A message from the policy address to the session.
     fn tell(&self, core: &Core, session: &causerie_core::SessionHandle, text: &str) {
-        let msg = Element::new("message", ns::CLIENT)
-            .with_attr("type", "chat")
-            .with_attr(
-                "from",
-                format!(
-                    "{}@{}",
-                    self.inner.opts.policy_localpart,
-                    session.jid().domain()
-                ),
-            )
-            .with_attr("to", session.jid().as_str())
-            .with_child(Element::new("body", ns::CLIENT).with_text(text));
+        let msg = from_policy_address(
+            &self.inner.opts.policy_localpart,
+            session.jid().domain(),
+            session.jid().as_str(),
+            text,
+        );
         core.deliver(session, &causerie_core::OutStanza::new(msg));
     }
 

@@ -10,7 +10,7 @@ use causerie_xml::Element;
 use tokio::time::Instant;
 
 use super::accept::{self, Method, Refusal};
-use super::{Inner, Mode, wire};
+use super::{Inner, wire};
 
 const UNDERSTOOD: &str = "This address only understands ACCEPT followed by the code of the policy, DECLINE, and MY POLICY.";
 
@@ -99,14 +99,6 @@ fn parse(body: &str) -> Reply<'_> {
     }
 }
 
-/// The version this session must accept, if any.
-async fn pending(inner: &Inner, session: &SessionHandle) -> Result<Option<PolicyVersion>, ()> {
-    if inner.opts.mode == Mode::EverySession && !session.info.flag(flags::RESTRICTED) {
-        return Ok(None);
-    }
-    inner.pending(&session.jid().to_bare()).await
-}
-
 async fn answer(inner: &Arc<Inner>, core: &Arc<Core>, session: &SessionHandle, stanza: &Element) {
     let form = stanza
         .children()
@@ -115,7 +107,7 @@ async fn answer(inner: &Arc<Inner>, core: &Arc<Core>, session: &SessionHandle, s
             Err(wire::FormError::NotOurs) => None,
             other => Some(other),
         });
-    let Ok(pending) = pending(inner, session).await else {
+    let Ok(pending) = inner.pending_for(session).await else {
         inner.tell(
             core,
             session,

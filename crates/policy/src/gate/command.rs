@@ -133,13 +133,7 @@ impl AcceptCommand {
     async fn start(&self, session: &causerie_core::SessionHandle) -> Result<Element, StanzaError> {
         let inner = &self.inner;
         let sessionid = format!("policy-{}", random_hex());
-        let pending = if inner.opts.mode == super::Mode::EverySession
-            && !session.info.flag(causerie_core::flags::RESTRICTED)
-        {
-            Ok(None)
-        } else {
-            inner.pending(&session.jid().to_bare()).await
-        };
+        let pending = inner.pending_for(session).await;
         match pending {
             Err(()) => Err(StanzaError::new(Cond::InternalServerError)
                 .with_text("The usage policy cannot be read right now.")),

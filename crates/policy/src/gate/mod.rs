@@ -192,14 +192,24 @@ impl Inner {
             .await
     }
 
+    /// What this session must accept: in every-session mode only a restricted session has
+    /// something pending, otherwise the account's pending version.
+    pub async fn pending_for(&self, session: &SessionHandle) -> Result<Option<PolicyVersion>, ()> {
+        if self.opts.mode == Mode::EverySession && !session.info.flag(flags::RESTRICTED) {
+            return Ok(None);
+        }
+        self.pending(&session.jid().to_bare()).await
+    }
+
     /// A message from the policy address to one session.
     pub fn tell(&self, core: &Core, session: &SessionHandle, body: &str, extra: Vec<Element>) {
-        let mut msg = Element::new("message", ns::CLIENT)
-            .with_attr("type", "chat")
-            .with_attr("from", self.policy_jid(session.jid().domain()))
-            .with_attr("to", session.jid().as_str())
-            .with_attr("id", format!("policy-{}", random_hex()))
-            .with_child(Element::new("body", ns::CLIENT).with_text(body));
+        let mut msg = wire::from_policy_address(
+            &self.opts.localpart,
+            session.jid().domain(),
+            session.jid().as_str(),
+            body,
+        )
+        .with_attr("id", format!("policy-{}", random_hex()));
         for e in extra {
             msg.push_child(e);
         }

@@ -23,6 +23,16 @@ pub const NS_ROSTER: &str = "jabber:iq:roster";
 /// The field of the server's extended disco information that carries the receipt key.
 pub const KEY_FIELD: &str = "policy-receipt-key";
 
+/// A chat message from the policy address `localpart@domain` to `to`: the prompts and replies of
+/// the usage policy, and the warnings, notes and alerts of the compliance engine.
+pub fn from_policy_address(localpart: &str, domain: &str, to: &str, body: &str) -> Element {
+    Element::new("message", causerie_stanza::ns::CLIENT)
+        .with_attr("type", "chat")
+        .with_attr("from", format!("{localpart}@{domain}"))
+        .with_attr("to", to)
+        .with_child(Element::new("body", causerie_stanza::ns::CLIENT).with_text(body))
+}
+
 /// The short code users type: the first four hex digits of the version.
 pub fn short(hash: &str) -> &str {
     hash.get(..4).unwrap_or(hash)
