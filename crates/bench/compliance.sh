@@ -17,6 +17,13 @@
 # PARTS ("keywords patterns detectors") which kinds of rule the rules file holds, to tell their
 # costs apart. Other options go to the tool as they are. Builds the three release binaries first, unless BIN names a
 # folder that already holds causerie, causeriectl and causerie-bench.
+#
+# MEASURE=instructions counts instead of timing: both servers run under valgrind's callgrind,
+# and each gets the same two message phases (USERS users sending MESSAGES, then 3 × MESSAGES
+# messages each, logins included in both); the instructions of the second phase less those of
+# the first, over the extra messages, are the server's instructions per message. A count does
+# not depend on what else the machine is doing, unlike messages/s and CPU time. Use small
+# sizes (USERS=20 MESSAGES=100): callgrind runs the server about fifty times slower.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -24,6 +31,15 @@ ROUNDS="${ROUNDS:-10}"
 USERS="${USERS:-200}"
 MESSAGES="${MESSAGES:-200}"
 MATCHING="${MATCHING:-1}"
+MEASURE="${MEASURE:-time}"
+case "$MEASURE" in
+time) RUNNER=() ;;
+instructions)
+    command -v valgrind >/dev/null && command -v callgrind_control >/dev/null ||
+        { echo "compliance.sh: MEASURE=instructions needs valgrind (apt-get install valgrind)" >&2; exit 2; }
+    RUNNER=(valgrind --tool=callgrind --quiet) ;;
+*) echo "compliance.sh: MEASURE must be time or instructions" >&2; exit 2 ;;
+esac
 PARTS=" ${PARTS:-keywords patterns detectors} "
 for v in ROUNDS USERS MESSAGES MATCHING; do
     [[ ${!v} =~ ^[0-9]+$ ]] || { echo "compliance.sh: $v must be a number" >&2; exit 2; }
@@ -210,6 +226,8 @@ start_server() {
         printf '[c2s]\nstarttls_listen = ["127.0.0.1:%s"]\n' "$port"
         printf 'direct_tls_listen = ["127.0.0.1:%s"]\n\n' "$((port + 1))"
         printf '[s2s]\nlisten = []\ndirect_tls_listen = []\n\n'
+        # Two servers at once: neither takes the default metrics port.
+        printf '[http]\nlisten = []\n\n'
         printf '[compliance]\nproject_names = ["Project Falcon", "Bluebird", "Northwind Merger", "Atlas"]\n'
         if [ -n "$rules" ]; then
             printf 'rules_file = "%s"\n' "$rules"
@@ -220,9 +238,16 @@ start_server() {
         printf '\n[log]\nlevel = "warn"\n'
     } >"$cfg"
     "$BIN/causeriectl" --config "$cfg" user import "$DIR/users.csv" >/dev/null
-    "$BIN/causerie" --config "$cfg" >"$DIR/$name.log" 2>&1 &
+    local wait_secs=30
+    if [ "${#RUNNER[@]}" -gt 0 ]; then
+        wait_secs=300
+        "${RUNNER[@]}" --callgrind-out-file="$DIR/callgrind.$name" \
+            "$BIN/causerie" --config "$cfg" >"$DIR/$name.log" 2>&1 &
+    else
+        "$BIN/causerie" --config "$cfg" >"$DIR/$name.log" 2>&1 &
+    fi
     PIDS+=("$!")
-    local pid=$! deadline=$((SECONDS + 30))
+    local pid=$! deadline=$((SECONDS + wait_secs))
     until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
         kill -0 "$pid" 2>/dev/null || { cat "$DIR/$name.log" >&2; echo "$name exited" >&2; exit 1; }
         [ "$SECONDS" -lt "$deadline" ] || { cat "$DIR/$name.log" >&2; echo "$name did not start" >&2; exit 1; }
@@ -262,6 +287,33 @@ if [ "$matching" -gt 0 ]; then
         --from bench1@localhost --to bench2@localhost "0 123456 $line")
     grep -q '^rule .* fires' <<<"$out" || { echo "$out" >&2; echo "a text meant to match does not" >&2; exit 1; }
     echo "checked with causeriectl rules test: a matching text: $(grep '^outcome' <<<"$out")"
+fi
+
+if [ "$MEASURE" = instructions ]; then
+    # total_of FILE: the instruction count of a callgrind dump.
+    total_of() { awk '/^(summary|totals):/ { print $2; exit }' "$1"; }
+    per_message() { # NAME PID PORT: instructions per message of that server
+        local name="$1" pid="$2" port="$3" m
+        # Dump 1: start-up (rules compiled, database opened); dumps 2 and 3: the phases.
+        callgrind_control --dump="$name-start" "$pid" >/dev/null 2>&1
+        for m in "$MESSAGES" "$((3 * MESSAGES))"; do
+            "$BIN/causerie-bench" run --addr "127.0.0.1:$port" --label "$name" --users "$USERS" \
+                --messages "$m" --bodies "$DIR/bodies.txt" --mechanism SCRAM-SHA-256 \
+                --idle-secs 0 --max-duration-secs 600 --concurrency 10 >"$DIR/$name-run-$m.txt"
+            callgrind_control --dump="$name-$m" "$pid" >/dev/null 2>&1
+        done
+        local first second
+        first=$(total_of "$DIR/callgrind.$name.2")
+        second=$(total_of "$DIR/callgrind.$name.3")
+        echo $(((second - first) / (2 * MESSAGES * USERS)))
+    }
+    on_ir=$(per_message on "$ON_PID" 15262)
+    off_ir=$(per_message off "$OFF_PID" 15272)
+    echo "server instructions per message (callgrind, $USERS users, phases of $MESSAGES and $((3 * MESSAGES)) messages each):"
+    echo "  rules on   $on_ir"
+    echo "  rules off  $off_ir"
+    awk -v a="$on_ir" -v b="$off_ir" 'BEGIN { printf "  on/off     %.3f  (throughput bound on/off, CPU-bound server: %.3f)\n", a / b, b / a }'
+    exit 0
 fi
 
 "$BIN/causerie-bench" alternate \

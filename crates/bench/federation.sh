@@ -52,6 +52,8 @@ causerie_node() {
         printf 'use_system_roots = false\nca_file = "%s"\n\n' "$CERTS/ca.crt"
         printf '[[federation.partners]]\ndomain = "%s"\nroute = "%s:5269"\n\n' "$other" "$other_ip"
         printf '[[federation.partners]]\ndomain = "prosody.test"\nroute = "127.0.0.3:5269"\n\n'
+        # Two servers at once: each serves its metrics on its own address.
+        printf '[http]\nlisten = ["%s:5280"]\n\n' "$ip"
         printf '[log]\nlevel = "warn"\n'
     } >"$cfg"
     printf 'secret-pw\n' | "$BIN/causeriectl" --config "$cfg" user add "$user@$domain" >/dev/null

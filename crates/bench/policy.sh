@@ -78,6 +78,10 @@ direct_tls_listen = ["127.0.0.1:$((port + 1))"]
 listen = []
 direct_tls_listen = []
 
+# Two servers at once: neither takes the default metrics port.
+[http]
+listen = []
+
 [policy]
 enabled = $enabled
 

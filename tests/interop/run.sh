@@ -14,7 +14,9 @@
 # masked, refused, or its stream ended with an alert to the officer; the
 # alert in the audit log), federation (Causerie with a real Prosody and a
 # real ejabberd on their own loopback addresses; s2s/suite.sh,
-# s2s/README.md; needs root).
+# s2s/README.md; needs root), portable (accounts moved from a real Prosody
+# with its XEP-0227 export and causeriectl import; portable/suite.sh; needs
+# root).
 # The run ends with the line "interop: N passed, M failed" and exits non-zero
 # when a check failed or when none ran.
 #
@@ -30,8 +32,8 @@
 #   CAUSERIE_INTEROP_SUITES     the suites to run, separated by spaces or
 #                               commas, e.g. "policy" or "slixmpp,im"
 #                               (default: all of slixmpp im xmppjs policy
-#                               compliance federation); an unknown name is a
-#                               failure
+#                               compliance federation portable); an unknown
+#                               name is a failure
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -48,7 +50,7 @@ NODE_MIN="20.10"
 NODE_DIR="$CACHE_DIR/node"
 LOG_LEVEL="${CAUSERIE_INTEROP_LOG_LEVEL:-info}"
 DOMAIN="localhost"
-ALL_SUITES=(slixmpp im xmppjs policy compliance federation)
+ALL_SUITES=(slixmpp im xmppjs policy compliance federation portable)
 SUITES_WANTED="${CAUSERIE_INTEROP_SUITES:-${ALL_SUITES[*]}}"
 read -r -a SUITES <<<"${SUITES_WANTED//,/ }"
 
@@ -109,6 +111,8 @@ terminate_server() {
 cleanup() {
     local rc=$?
     stop_peers
+    stop_pie_prosody
+    stop_pie_ejabberd
     if [ -n "$SERVER_PID" ]; then
         terminate_server "$SERVER_PID" || true
         SERVER_PID=""
@@ -1039,6 +1043,23 @@ RULES
         say "$name: causeriectl has no 'evidence' command yet; evidence not checked here"
     fi
 
+    # SIGHUP reads the rules file again at once and does not stop the server. The
+    # file has not changed, so the automatic reload would not read it: one more
+    # audit record of a reload comes from the signal.
+    local reloads_before reloads_after=0
+    reloads_before=$(ctl audit list --action compliance.rules.reload 2>/dev/null | grep -c "ok 3 rules in force" || true)
+    kill -HUP "$SERVER_PID" 2>/dev/null || true
+    for _ in $(seq 1 50); do
+        reloads_after=$(ctl audit list --action compliance.rules.reload 2>/dev/null | grep -c "ok 3 rules in force" || true)
+        [ "$reloads_after" -gt "$reloads_before" ] && break
+        sleep 0.2
+    done
+    if kill -0 "$SERVER_PID" 2>/dev/null && [ "$reloads_after" -gt "$reloads_before" ]; then
+        pass "$name: SIGHUP reloaded the rules (audit compliance.rules.reload) and the server kept running"
+    else
+        fail "$name: after SIGHUP: running=$(kill -0 "$SERVER_PID" 2>/dev/null && echo yes || echo no), reloads $reloads_before -> $reloads_after"
+    fi
+
     stop_server "$name"
     # The 'log' action and the evidence writer speak at level info; once the
     # server has stopped, every record it took is stored and logged.
@@ -1057,6 +1078,8 @@ RULES
 
 # shellcheck source=s2s/suite.sh
 . "$HERE/s2s/suite.sh"
+# shellcheck source=portable/suite.sh
+. "$HERE/portable/suite.sh"
 
 # ---------------------------------------------------------------------------
 

@@ -261,6 +261,25 @@ pub(crate) async fn authenticate(
                     flush(stream, domain).await?;
                     return Ok(AuthOutcome::Failed { credentials: false });
                 }
+                // RFC 6120 §6.5.2: a locked account is refused, and only once the credentials
+                // are proven, so that the lock tells nothing to whoever does not have them.
+                match locked(server, &local, domain).await {
+                    Ok(None) => {}
+                    Ok(Some(text)) => {
+                        tracing::info!(account = %acct, peer = %stream.peer(), "login refused: the account is locked");
+                        stream.queue(&failure(Failure::AccountDisabled.condition(), Some(&text)));
+                        flush(stream, domain).await?;
+                        return Ok(AuthOutcome::Failed { credentials: false });
+                    }
+                    Err(()) => {
+                        stream.queue(&failure(
+                            "temporary-auth-failure",
+                            Some("the account store is unavailable"),
+                        ));
+                        flush(stream, domain).await?;
+                        return Ok(AuthOutcome::Failed { credentials: false });
+                    }
+                }
                 server.limiter.record_success(&acct);
                 let mut ok = Element::new("success", ns::SASL);
                 if let Some(d) = additional_data {
@@ -312,5 +331,61 @@ async fn lookup(
             tracing::error!(error = %e, "credential lookup failed");
             Err(())
         }
+    }
+}
+
+/// The `<text/>` of the refusal when the account is locked now, `None` when it is not.
+async fn locked(server: &C2sServer, local: &str, domain: &str) -> Result<Option<String>, ()> {
+    let lock = match server.users.user_lock(local, domain).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "account lock lookup failed");
+            return Err(());
+        }
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    Ok(lock
+        .filter(|l| l.holds_at(now))
+        .map(|l| lock_text(l.until, now)))
+}
+
+/// What a locked account is told: how long the lock still holds, in minutes rounded up.
+fn lock_text(until: Option<i64>, now: i64) -> String {
+    match until {
+        None => "the account is locked until an administrator unlocks it".to_owned(),
+        Some(until) => {
+            let minutes = until.saturating_sub(now).saturating_add(59) / 60;
+            format!(
+                "the account is locked for {minutes} more minute{}",
+                if minutes == 1 { "" } else { "s" }
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lock_text;
+
+    #[test]
+    fn a_lock_says_how_long_it_holds() {
+        assert_eq!(
+            lock_text(None, 5),
+            "the account is locked until an administrator unlocks it"
+        );
+        assert_eq!(
+            lock_text(Some(100), 99),
+            "the account is locked for 1 more minute"
+        );
+        assert_eq!(
+            lock_text(Some(100 + 1800), 100),
+            "the account is locked for 30 more minutes"
+        );
+        assert_eq!(
+            lock_text(Some(100 + 1801), 100),
+            "the account is locked for 31 more minutes"
+        );
     }
 }

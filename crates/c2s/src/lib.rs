@@ -10,6 +10,7 @@
 mod auth;
 mod limiter;
 mod listener;
+mod metrics;
 mod negotiate;
 mod session;
 

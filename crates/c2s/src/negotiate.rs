@@ -170,7 +170,9 @@ async fn negotiate(
                 // Unencrypted c2s exists only for loopback tests; the mechanisms offered there
                 // exclude PLAIN and -PLUS.
                 Phase::Plain | Phase::Secured if el.is("auth", ns::SASL) => {
-                    match authenticate(server, &mut stream, &el, &domain, deadline).await? {
+                    let outcome = authenticate(server, &mut stream, &el, &domain, deadline).await;
+                    crate::metrics::login(&el, &outcome);
+                    match outcome? {
                         AuthOutcome::Success(user) => {
                             phase = Phase::Authenticated(user);
                             stream.restart();

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use causerie_core::{Origin, Outbound, SessionHandle};
+use causerie_core::metrics::{self, Stream};
+use causerie_core::{Origin, OutStanza, Outbound, SessionHandle};
 use causerie_stanza::{StanzaKind, StreamError, StreamErrorCondition as SE, ns};
 use causerie_stream::{ReadError, XmlStream};
 use causerie_xml::{Element, FramerEvent};
@@ -42,12 +43,12 @@ pub(crate) async fn run(
             }
             out = inbox.recv() => match out {
                 Some(Outbound::Stanza(s)) => {
-                    stream.queue_bytes(s.bytes());
+                    queue(&mut stream, &s);
                     // Take what else is waiting so that one flush carries a burst.
                     let mut closing = None;
                     for _ in 0..WRITE_BATCH {
                         match inbox.try_recv() {
-                            Ok(Outbound::Stanza(s)) => stream.queue_bytes(s.bytes()),
+                            Ok(Outbound::Stanza(s)) => queue(&mut stream, &s),
                             Ok(Outbound::Close(e)) => { closing = Some(*e); break; }
                             Err(_) => break,
                         }
@@ -114,8 +115,16 @@ pub(crate) async fn run(
 /// Queues whatever the inbox still holds, so a clean close loses nothing already routed here.
 fn flush_inbox(stream: &mut XmlStream, inbox: &mut mpsc::Receiver<Outbound>) {
     while let Ok(Outbound::Stanza(s)) = inbox.try_recv() {
-        stream.queue_bytes(s.bytes());
+        queue(stream, &s);
     }
+}
+
+/// Queues a routed stanza's bytes for the writer, counting it by kind.
+fn queue(stream: &mut XmlStream, s: &OutStanza) {
+    if let Some(kind) = s.kind {
+        metrics::stanza_sent(Stream::C2s, kind);
+    }
+    stream.queue_bytes(s.bytes());
 }
 
 /// One element from a bound client.
@@ -143,6 +152,7 @@ async fn handle_element(
         }
         return Ok(());
     };
+    metrics::stanza_received(Stream::C2s, kind);
     if el.ns() != ns::CLIENT {
         return Err(StreamError::new(SE::InvalidNamespace));
     }

@@ -153,7 +153,12 @@ pub static SECTIONS: &[SectionDoc] = &[
     SectionDoc {
         path: "admin",
         array: false,
-        description: "The local administration endpoint, used by `causeriectl`.",
+        description: "The admin API (HTTP and JSON, described in docs/admin-api.md): always on a Unix socket under the data folder, used by `causeriectl`; optionally on a TCP address for other tools, with bearer tokens.",
+    },
+    SectionDoc {
+        path: "http",
+        array: false,
+        description: "The public HTTP listener: Prometheus metrics at `/metrics` (docs/metrics.md) and a health check at `/health`, for monitoring and load balancers. Plain HTTP without authentication: anyone who reaches the address reads the server's counters (never a JID or a message).",
     },
 ];
 
@@ -817,7 +822,7 @@ pub static KEYS: &[KeyDoc] = &[
         },
         default: DefaultValue::Builtin,
         example: None,
-        description: "How often the rules file is checked for changes, in seconds.",
+        description: "How often the rules file is checked for changes, and the review decisions on quarantined messages (`causeriectl review release|reject`) are looked for and carried out, in seconds. Decisions are also carried out at start.",
     },
     KeyDoc {
         path: "compliance.officers",
@@ -864,6 +869,80 @@ pub static KEYS: &[KeyDoc] = &[
         example: None,
         description: "Days an evidence payload is kept. Once a day (and at start) the server empties the payload of older records, except those on legal hold (`causeriectl evidence hold`) or pending review; the record itself, its hash and signature stay, so the chain still verifies. Each purge is written to the audit log. 0 keeps payloads forever: the default, because a purge cannot be undone and the period the law requires depends on the country and the trade, so it is the operator's to choose.",
     },
+    KeyDoc {
+        path: "compliance.alert_webhook",
+        kind: Kind::Str,
+        default: DefaultValue::Unset("alerts go to the officers and the audit log only"),
+        example: Some("\"https://siem.example/hooks/causerie\""),
+        description: "An `https://` (or, on a trusted network, `http://`) URL to which every alert and every user report is also posted as JSON (fields in docs/compliance.md), from a background queue that never holds up messages: a post that fails with a 5xx status, 408, 429, a timeout or a connection error is tried again (`alert_webhook_retries`); a full queue drops new alerts with a warning. Credentials in the URL and fragments are refused; logs show only the scheme, host and port.",
+    },
+    KeyDoc {
+        path: "compliance.alert_webhook_token_file",
+        kind: Kind::Path,
+        default: DefaultValue::Unset(
+            "no `Authorization` header, unless `alert_webhook_token_env` is set",
+        ),
+        example: Some("\"/etc/causerie/webhook.token\""),
+        description: "A file holding a bearer token, sent as `Authorization: Bearer TOKEN` with each post (RFC 6750). Read once at start; leading and trailing white space is ignored. Make the file readable by the server only. The token is never logged. Cannot be combined with `alert_webhook_token_env`.",
+    },
+    KeyDoc {
+        path: "compliance.alert_webhook_token_env",
+        kind: Kind::Str,
+        default: DefaultValue::Unset(
+            "no `Authorization` header, unless `alert_webhook_token_file` is set",
+        ),
+        example: Some("\"CAUSERIE_WEBHOOK_TOKEN\""),
+        description: "The name of an environment variable holding the bearer token, as an alternative to `alert_webhook_token_file`. The server refuses to start when the variable is not set.",
+    },
+    KeyDoc {
+        path: "compliance.alert_webhook_ca_file",
+        kind: Kind::Path,
+        default: DefaultValue::Unset(
+            "only the system's CA bundle (`/etc/ssl/certs/ca-certificates.crt`)",
+        ),
+        example: Some("\"/etc/causerie/siem-ca.pem\""),
+        description: "PEM certificates of the authorities trusted for an `https` webhook's certificate, besides the system's CA bundle: for a receiver with a certificate from a company CA.",
+    },
+    KeyDoc {
+        path: "compliance.alert_webhook_timeout_secs",
+        kind: Kind::Int {
+            min: 1,
+            max: 120,
+            get: |c| c.compliance.alert_webhook_timeout_secs,
+        },
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "Seconds one attempt to post an alert may take, connection, TLS and the response's status line included.",
+    },
+    KeyDoc {
+        path: "compliance.alert_webhook_retries",
+        kind: Kind::Int {
+            min: 0,
+            max: 10,
+            get: |c| u64::from(c.compliance.alert_webhook_retries),
+        },
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "How many times a failed post is tried again, after 1, 2, 4… seconds (at most 60). Only failures that may pass are retried: a connection error, a timeout, a 5xx status, 408 or 429. After the last attempt the alert is given up with a warning in the log; the officers' chat message and the audit record do not depend on it.",
+    },
+    KeyDoc {
+        path: "compliance.alert_webhook_queue",
+        kind: Kind::Int {
+            min: 1,
+            max: 100_000,
+            get: |c| widen(c.compliance.alert_webhook_queue),
+        },
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "Alerts waiting to be posted, at most. When the receiver is slower than the alerts come, new alerts are dropped from the webhook (and counted in a warning in the log) rather than held in memory or allowed to slow messages down.",
+    },
+    KeyDoc {
+        path: "compliance.alert_webhook_include_text",
+        kind: Kind::Bool,
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "Include the text of the offending message (its bodies as received, and what the rule found in them) in each post; for a report, the reporter's text. Off by default: the receiver sees who, when, which rule and what was done, and the officer reads the message in the evidence. Refused together with `seal_key`, since sealed evidence means that only the officer's key reads messages.",
+    },
     // [log]
     KeyDoc {
         path: "log.level",
@@ -886,6 +965,61 @@ pub static KEYS: &[KeyDoc] = &[
         default: DefaultValue::Unset("`admin.sock` under `server.data_dir`"),
         example: Some("\"/run/causerie/admin.sock\""),
         description: "Unix socket of the admin API. Whoever can connect to it administers the server: keep its directory private. The path may be at most 107 bytes long.",
+    },
+    KeyDoc {
+        path: "admin.listen",
+        kind: Kind::Str,
+        default: DefaultValue::Unset("no TCP listener: the admin API is on the Unix socket only"),
+        example: Some("\"127.0.0.1:5281\""),
+        description: "`IP:PORT` on which the admin API also listens, over plain HTTP, for tools that cannot use the socket; every request needs `Authorization: Bearer TOKEN` with a token of `admin.token_file`. Tokens and passwords cross this connection in clear: keep it on loopback, or behind a TLS proxy on a private network. Needs `admin.token_file`.",
+    },
+    KeyDoc {
+        path: "admin.token_file",
+        kind: Kind::Path,
+        default: DefaultValue::Unset("no tokens: required when `admin.listen` is set"),
+        example: Some("\"/etc/causerie/admin.tokens\""),
+        description: "The bearer tokens of the TCP listener: one `NAME TOKEN [PERMISSION]` line per token (`#` starts a comment), the name recorded in the audit log as `token:NAME`, the token at least 32 characters without white space, the permission `read`, `operate` or `admin` (the default; see docs/admin-api.md). The file must not be readable by group or others. Read at start and again whenever it changes, so a token is revoked by removing its line.",
+    },
+    KeyDoc {
+        path: "admin.max_request_bytes",
+        kind: Kind::Int {
+            min: 1024,
+            max: 1 << 30,
+            get: |c| widen(c.admin.max_request_bytes),
+        },
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "Largest request body the admin API reads, in bytes; a larger one is refused with 413. An account import sends its whole CSV file in one request.",
+    },
+    KeyDoc {
+        path: "admin.max_connections",
+        kind: Kind::Int {
+            min: 1,
+            max: 1024,
+            get: |c| widen(c.admin.max_connections),
+        },
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "Connections to the admin API served at once, socket and TCP together; further ones are closed at once until one ends.",
+    },
+    // [http]
+    KeyDoc {
+        path: "http.listen",
+        kind: Kind::StrList,
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "Addresses of the public HTTP listener, each `IP:PORT` (`\"[::1]:5280\"` for IPv6). The default serves the local machine only. Any address is accepted, with a warning when it is not a loopback one: the metrics and the health check are then open to the network without authentication; prefer a private interface, a firewall, or a reverse proxy that restricts `/metrics`. Empty: no listener, and no metrics are recorded at all.",
+    },
+    KeyDoc {
+        path: "http.max_connections",
+        kind: Kind::Int {
+            min: 1,
+            max: 4096,
+            get: |c| widen(c.http.max_connections),
+        },
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "Connections to the public HTTP listener served at once, over all its addresses; further ones are closed at once until one ends.",
     },
 ];
 
@@ -929,8 +1063,8 @@ mod tests {
     use super::*;
     use crate::{
         AdminConfig, AuthConfig, C2sConfig, CertificateConfig, ComplianceConfig, DatabaseConfig,
-        FederationConfig, ImConfig, LimitsConfig, LogConfig, PartnerConfig, PolicyConfig,
-        S2sConfig, ServerConfig, TlsConfig,
+        FederationConfig, HttpConfig, ImConfig, LimitsConfig, LogConfig, PartnerConfig,
+        PolicyConfig, S2sConfig, ServerConfig, TlsConfig,
     };
 
     /// Every field set, optional ones included, and written without `..Default::default()`
@@ -1038,6 +1172,14 @@ mod tests {
                 context_messages: 3,
                 seal_key: Some(format!("causerie-officer-v1:{}=", "A".repeat(43))),
                 retention_days: 365,
+                alert_webhook: Some("https://siem.example/hook".to_owned()),
+                alert_webhook_token_file: Some(PathBuf::from("/etc/causerie/webhook.token")),
+                alert_webhook_token_env: Some("CAUSERIE_WEBHOOK_TOKEN".to_owned()),
+                alert_webhook_ca_file: Some(PathBuf::from("/etc/causerie/siem-ca.pem")),
+                alert_webhook_timeout_secs: 5,
+                alert_webhook_retries: 2,
+                alert_webhook_queue: 100,
+                alert_webhook_include_text: true,
             },
             log: LogConfig {
                 level: "debug".to_owned(),
@@ -1045,6 +1187,14 @@ mod tests {
             },
             admin: AdminConfig {
                 socket: Some(PathBuf::from("/run/causerie/admin.sock")),
+                listen: Some("127.0.0.1:5281".to_owned()),
+                token_file: Some(PathBuf::from("/etc/causerie/admin.tokens")),
+                max_request_bytes: 1 << 20,
+                max_connections: 8,
+            },
+            http: HttpConfig {
+                listen: vec!["127.0.0.1:9280".to_owned()],
+                max_connections: 16,
             },
         }
     }

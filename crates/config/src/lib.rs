@@ -20,6 +20,7 @@
 
 mod error;
 mod generate;
+pub mod http_url;
 pub mod keys;
 mod parse;
 mod validate;
@@ -31,6 +32,7 @@ use serde::{Deserialize, Serialize};
 
 pub use error::{ConfigError, Problem};
 pub use generate::{example_toml, reference_markdown};
+pub use http_url::HttpUrl;
 
 /// The file read from the working directory when no `--config PATH` is given.
 pub const DEFAULT_PATH: &str = "causerie.toml";
@@ -56,6 +58,7 @@ pub struct Config {
     pub compliance: ComplianceConfig,
     pub log: LogConfig,
     pub admin: AdminConfig,
+    pub http: HttpConfig,
 }
 
 /// `[server]`: what the server hosts and where it keeps its files.
@@ -388,6 +391,23 @@ pub struct ComplianceConfig {
     pub seal_key: Option<String>,
     /// Days an evidence payload is kept; 0 keeps it forever.
     pub retention_days: u32,
+    /// Where every alert is also posted as JSON (`http://` or `https://`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alert_webhook: Option<String>,
+    /// A file holding the bearer token sent with each post.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alert_webhook_token_file: Option<PathBuf>,
+    /// The name of an environment variable holding the bearer token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alert_webhook_token_env: Option<String>,
+    /// Trust anchors for an `https` webhook, besides the system's CA bundle.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alert_webhook_ca_file: Option<PathBuf>,
+    pub alert_webhook_timeout_secs: u64,
+    pub alert_webhook_retries: u32,
+    pub alert_webhook_queue: usize,
+    /// Whether posts carry the message text (refused with `seal_key`).
+    pub alert_webhook_include_text: bool,
 }
 
 impl Default for ComplianceConfig {
@@ -401,6 +421,14 @@ impl Default for ComplianceConfig {
             context_messages: 5,
             seal_key: None,
             retention_days: 0,
+            alert_webhook: None,
+            alert_webhook_token_file: None,
+            alert_webhook_token_env: None,
+            alert_webhook_ca_file: None,
+            alert_webhook_timeout_secs: 10,
+            alert_webhook_retries: 3,
+            alert_webhook_queue: 1000,
+            alert_webhook_include_text: false,
         }
     }
 }
@@ -471,12 +499,53 @@ impl Default for LogConfig {
     }
 }
 
-/// `[admin]`: the local administration endpoint.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+/// `[admin]`: the administration API, on a local socket and optionally on TCP.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub socket: Option<PathBuf>,
+    /// `IP:PORT` of the TCP listener of the admin API; none when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    /// The bearer tokens accepted on `listen`, one `NAME TOKEN [PERMISSION]` line each.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
+    /// Largest request body, in bytes.
+    pub max_request_bytes: usize,
+    /// Connections served at once, socket and TCP together.
+    pub max_connections: usize,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            socket: None,
+            listen: None,
+            token_file: None,
+            max_request_bytes: 16 * 1024 * 1024,
+            max_connections: 32,
+        }
+    }
+}
+
+/// `[http]`: the public HTTP listener (`/metrics`, `/health`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// `IP:PORT` addresses; empty: no listener.
+    pub listen: Vec<String>,
+    /// Connections served at once over all the addresses.
+    pub max_connections: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: vec!["127.0.0.1:5280".to_owned()],
+            max_connections: 64,
+        }
+    }
 }
 
 impl Config {

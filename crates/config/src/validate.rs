@@ -7,7 +7,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use crate::keys::{self, Kind};
 use crate::parse::out_of_range;
 use crate::{
-    Config, FEDERATION_MODES, Problem, SCRAM_MECHANISMS, SEAL_KEY_PREFIX, normalize_fingerprint,
+    Config, FEDERATION_MODES, HttpUrl, Problem, SCRAM_MECHANISMS, SEAL_KEY_PREFIX,
+    normalize_fingerprint,
 };
 
 /// Unix socket paths must fit `sockaddr_un.sun_path` (108 bytes on Linux) with its NUL.
@@ -78,6 +79,40 @@ pub(crate) fn warnings(config: &Config) -> Vec<String> {
                 "federation.partners[{i}] ({}) is insecure: it is accepted without a valid \
                  certificate and without TLS; never do this outside tests",
                 partner.domain
+            ));
+        }
+    }
+    if let Some(url) = config.compliance.alert_webhook.as_deref()
+        && let Ok(url) = HttpUrl::parse(url)
+        && !url.https
+    {
+        let token = config.compliance.alert_webhook_token_file.is_some()
+            || config.compliance.alert_webhook_token_env.is_some();
+        out.push(format!(
+            "compliance.alert_webhook is plain http ({}): alerts{} cross the network \
+             unencrypted; prefer https",
+            url.origin(),
+            if token { " and the bearer token" } else { "" }
+        ));
+    }
+    if let Some(listen) = &config.admin.listen
+        && let Ok(address) = listen.parse::<SocketAddr>()
+        && !address.ip().is_loopback()
+    {
+        out.push(format!(
+            "admin.listen ({listen}) is not a loopback address: bearer tokens, passwords and \
+             the administrators' data cross the network in clear HTTP; keep it on loopback or \
+             behind a TLS proxy"
+        ));
+    }
+    for listen in &config.http.listen {
+        if listen
+            .parse::<SocketAddr>()
+            .is_ok_and(|address| !address.ip().is_loopback())
+        {
+            out.push(format!(
+                "http.listen ({listen}) is not a loopback address: /metrics and /health are \
+                 served to anyone who reaches it, without authentication"
             ));
         }
     }
@@ -261,6 +296,7 @@ fn listeners(config: &Config, problems: &mut Vec<Problem>) {
         ("c2s.direct_tls_listen", &config.c2s.direct_tls_listen, 5223),
         ("s2s.listen", &config.s2s.listen, 5269),
         ("s2s.direct_tls_listen", &config.s2s.direct_tls_listen, 5270),
+        ("http.listen", &config.http.listen, 5280),
     ];
     let mut seen: HashMap<SocketAddr, String> = HashMap::new();
     for (name, list, port) in lists {
@@ -416,6 +452,75 @@ fn compliance(config: &Config, problems: &mut Vec<Problem>) {
         && let Err(why) = check_seal_key(key)
     {
         problems.push(Problem::at("compliance.seal_key", why));
+    }
+    alert_webhook(config, problems);
+}
+
+/// The webhook's URL, where its token comes from, and what the other webhook keys need.
+fn alert_webhook(config: &Config, problems: &mut Vec<Problem>) {
+    let c = &config.compliance;
+    if let Some(url) = &c.alert_webhook
+        && let Err(why) = HttpUrl::parse(url)
+    {
+        problems.push(Problem::at("compliance.alert_webhook", why));
+    }
+    let set: Vec<&str> = [
+        (
+            "alert_webhook_token_file",
+            c.alert_webhook_token_file.is_some(),
+        ),
+        (
+            "alert_webhook_token_env",
+            c.alert_webhook_token_env.is_some(),
+        ),
+        ("alert_webhook_ca_file", c.alert_webhook_ca_file.is_some()),
+        ("alert_webhook_include_text", c.alert_webhook_include_text),
+    ]
+    .into_iter()
+    .filter_map(|(name, on)| on.then_some(name))
+    .collect();
+    if c.alert_webhook.is_none() {
+        for name in set {
+            problems.push(Problem::at(
+                format!("compliance.{name}"),
+                "has no effect without compliance.alert_webhook",
+            ));
+        }
+        return;
+    }
+    for (name, path) in [
+        ("alert_webhook_token_file", &c.alert_webhook_token_file),
+        ("alert_webhook_ca_file", &c.alert_webhook_ca_file),
+    ] {
+        if path.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+            problems.push(Problem::at(
+                format!("compliance.{name}"),
+                "must not be empty",
+            ));
+        }
+    }
+    if c.alert_webhook_token_file.is_some() && c.alert_webhook_token_env.is_some() {
+        problems.push(Problem::at(
+            "compliance.alert_webhook_token_env",
+            "set the token either from a file (alert_webhook_token_file) or from the environment, not both",
+        ));
+    }
+    if let Some(name) = &c.alert_webhook_token_env
+        && (name.is_empty() || name.contains(['=', '\0']))
+    {
+        problems.push(Problem::at(
+            "compliance.alert_webhook_token_env",
+            format!(
+                "`{}` is not the name of an environment variable",
+                name.escape_default()
+            ),
+        ));
+    }
+    if c.alert_webhook_include_text && c.seal_key.is_some() {
+        problems.push(Problem::at(
+            "compliance.alert_webhook_include_text",
+            "contradicts compliance.seal_key: evidence is sealed so that only the officer's key reads messages, and the webhook would send them in the clear; remove one or the other",
+        ));
     }
 }
 
@@ -647,6 +752,30 @@ fn log(config: &Config, problems: &mut Vec<Problem>) {
 }
 
 fn admin(config: &Config, problems: &mut Vec<Problem>) {
+    let admin = &config.admin;
+    if let Some(listen) = &admin.listen
+        && listen.parse::<SocketAddr>().is_err()
+    {
+        problems.push(Problem::at(
+            "admin.listen",
+            format!(
+                "`{listen}` is not a socket address; write IP:PORT, such as \"127.0.0.1:5281\" \
+                 (host names are not accepted)"
+            ),
+        ));
+    }
+    if admin
+        .token_file
+        .as_ref()
+        .is_some_and(|p| p.as_os_str().is_empty())
+    {
+        problems.push(Problem::at("admin.token_file", "must not be empty"));
+    } else if admin.listen.is_some() && admin.token_file.is_none() {
+        problems.push(Problem::at(
+            "admin.listen",
+            "the TCP listener needs admin.token_file, the bearer tokens it accepts",
+        ));
+    }
     if config
         .admin
         .socket

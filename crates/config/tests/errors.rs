@@ -885,6 +885,37 @@ fn admin_socket_must_fit_a_unix_socket_path() {
     );
 }
 
+#[test]
+fn admin_tcp_listener_needs_an_address_and_tokens() {
+    refused(
+        "[admin]\nlisten = \"localhost:5281\"\ntoken_file = \"t\"\n",
+        "causerie.toml:2: admin.listen: `localhost:5281` is not a socket address",
+    );
+    refused(
+        "[admin]\nlisten = \"127.0.0.1:5281\"\n",
+        "causerie.toml:2: admin.listen: the TCP listener needs admin.token_file",
+    );
+    refused(
+        "[admin]\ntoken_file = \"\"\n",
+        "causerie.toml:2: admin.token_file: must not be empty",
+    );
+    refused(
+        "[admin]\nmax_connections = 0\n",
+        "causerie.toml:2: admin.max_connections",
+    );
+    let config = accepted(
+        "[admin]\nlisten = \"0.0.0.0:5281\"\ntoken_file = \"/etc/causerie/admin.tokens\"\n",
+    );
+    assert!(
+        config
+            .warnings()
+            .iter()
+            .any(|w| w.starts_with("admin.listen (0.0.0.0:5281) is not a loopback address")),
+        "{:?}",
+        config.warnings()
+    );
+}
+
 // Keys and types
 
 #[test]
@@ -1053,5 +1084,78 @@ fn dotted_keys_and_inline_tables_are_the_same_keys() {
     refused(
         "c2s.send_queue_len = 0\n",
         "causerie.toml:1: c2s.send_queue_len: must be at least 1 (got 0)",
+    );
+}
+
+// [compliance] alert webhook
+
+#[test]
+fn alert_webhook_is_an_http_or_https_url() {
+    let config = accepted(
+        "[compliance]\nalert_webhook = \"https://siem.example:8443/hook?src=xmpp\"\n\
+         alert_webhook_token_file = \"/etc/causerie/webhook.token\"\n",
+    );
+    assert_eq!(
+        config.compliance.alert_webhook.as_deref(),
+        Some("https://siem.example:8443/hook?src=xmpp")
+    );
+    refused(
+        "[compliance]\n\nalert_webhook = \"siem.example/hook\"\n",
+        "causerie.toml:3: compliance.alert_webhook: `siem.example/hook` is not an absolute URL",
+    );
+    refused(
+        "[compliance]\nalert_webhook = \"ftp://siem.example/\"\n",
+        "causerie.toml:2: compliance.alert_webhook: the scheme `ftp` is not supported",
+    );
+    refused(
+        "[compliance]\nalert_webhook = \"https://u:p@siem.example/\"\n",
+        "causerie.toml:2: compliance.alert_webhook: must not hold credentials",
+    );
+}
+
+#[test]
+fn alert_webhook_options_need_the_webhook() {
+    refused(
+        "[compliance]\nalert_webhook_token_env = \"TOKEN\"\n",
+        "causerie.toml:2: compliance.alert_webhook_token_env: has no effect without compliance.alert_webhook",
+    );
+    refused(
+        "[compliance]\nalert_webhook = \"https://siem.example/\"\n\
+         alert_webhook_token_file = \"/t\"\nalert_webhook_token_env = \"TOKEN\"\n",
+        "causerie.toml:4: compliance.alert_webhook_token_env: set the token either from a file",
+    );
+    refused(
+        "[compliance]\nalert_webhook = \"https://siem.example/\"\nalert_webhook_token_env = \"A=B\"\n",
+        "causerie.toml:3: compliance.alert_webhook_token_env: `A=B` is not the name",
+    );
+    refused(
+        "[compliance]\nalert_webhook = \"https://siem.example/\"\nalert_webhook_retries = 11\n",
+        "causerie.toml:3: compliance.alert_webhook_retries:",
+    );
+    refused(
+        "[compliance]\nalert_webhook = \"https://siem.example/\"\nalert_webhook_queue = 0\n",
+        "causerie.toml:3: compliance.alert_webhook_queue:",
+    );
+}
+
+#[test]
+fn alert_webhook_text_contradicts_sealed_evidence() {
+    let key = format!("causerie-officer-v1:{}=", "A".repeat(43));
+    refused(
+        &format!(
+            "[compliance]\nseal_key = \"{key}\"\nalert_webhook = \"https://siem.example/\"\n\
+             alert_webhook_include_text = true\n"
+        ),
+        "causerie.toml:4: compliance.alert_webhook_include_text: contradicts compliance.seal_key",
+    );
+    let config = accepted(
+        "[compliance]\nalert_webhook = \"http://10.0.0.5:8080/hook\"\nalert_webhook_include_text = true\n",
+    );
+    let warnings = config.warnings();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("plain http (http://10.0.0.5:8080)")),
+        "{warnings:?}"
     );
 }

@@ -7,6 +7,7 @@
 //! reports. Knows nothing of TLS, sockets, SQL or how a stream was negotiated: sessions reach it through
 //! [`SessionHandle`]s, remote domains through the [`RemoteRoute`] trait.
 
+pub mod metrics;
 pub mod module;
 pub mod registry;
 pub mod router;

@@ -1,6 +1,7 @@
 //! The router: where each stanza goes, per `docs/stanza-routing.md` (RFC 6120 §10, RFC 6121 §8).
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
 use causerie_jid::{BareJid, FullJid, Jid};
@@ -92,6 +93,7 @@ impl CoreBuilder {
             remote: RwLock::new(Arc::new(NoFederation)),
             max_sessions_per_user: self.max_sessions_per_user,
             stream_features: OnceLock::new(),
+            stanzas_in: AtomicU64::new(0),
         })
     }
 }
@@ -104,6 +106,8 @@ pub struct Core {
     remote: RwLock<Arc<dyn RemoteRoute>>,
     pub max_sessions_per_user: usize,
     stream_features: OnceLock<Vec<Element>>,
+    /// Stanzas handed to [`Core::process`] since start (clients and remote servers).
+    stanzas_in: AtomicU64,
 }
 
 impl Core {
@@ -176,6 +180,25 @@ impl Core {
     /// The extended information forms of the server's disco#info (XEP-0128), in registration order.
     pub fn disco_forms(&self) -> &[Element] {
         &self.modules.disco_forms
+    }
+
+    /// Stanzas received from clients and remote servers since start, for the statistics
+    /// administrators read (a rate is two readings apart).
+    pub fn stanzas_processed(&self) -> u64 {
+        self.stanzas_in.load(Ordering::Relaxed)
+    }
+
+    /// Hands a message to the offline storage (XEP-0160) as the router does for an account with
+    /// no available resource. Without an offline module the outcome is a `service-unavailable`
+    /// bounce, which is not sent: the caller decides what to do with it.
+    pub async fn store_offline(self: &Arc<Self>, to: &BareJid, stanza: &Element) -> OfflineOutcome {
+        match &self.modules.offline {
+            Some(sink) => sink.store(self, to, stanza).await,
+            None => OfflineOutcome::Bounce(
+                StanzaError::new(Cond::ServiceUnavailable)
+                    .with_text("offline messages are not stored on this server"),
+            ),
+        }
     }
 
     /// Lets every module finish its queued work (shutdown, after the sessions have closed).
@@ -266,6 +289,7 @@ impl Core {
         origin: &Origin,
         mut stanza: Element,
     ) -> Result<(), StreamError> {
+        self.stanzas_in.fetch_add(1, Ordering::Relaxed);
         if !self.modules.stages.is_empty() {
             let ctx = StageContext { core: self, origin };
             for (_, stage) in &self.modules.stages {
@@ -606,6 +630,7 @@ impl Core {
         {
             return;
         }
+        crate::metrics::stanza_error(err.condition);
         let mut reply = causerie_stanza::error_reply(stanza, &err);
         if reply.attr("from").is_none() {
             // No `to` means the sender's own account answered.

@@ -88,6 +88,8 @@ pub struct SessionInfo {
     pub id: u64,
     pub jid: FullJid,
     pub peer: Option<SocketAddr>,
+    /// When the session was bound, in Unix seconds (administrators' session listings).
+    pub connected_at: i64,
     available: AtomicBool,
     priority: AtomicI8,
     overloaded: AtomicBool,
@@ -151,6 +153,9 @@ impl SessionHandle {
             id,
             jid,
             peer,
+            connected_at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
             available: AtomicBool::new(false),
             priority: AtomicI8::new(0),
             overloaded: AtomicBool::new(false),
@@ -197,5 +202,10 @@ impl SessionHandle {
 
     pub fn is_closed(&self) -> bool {
         self.tx.is_closed()
+    }
+
+    /// How many items wait in the inbox for the session's writer (administrators' statistics).
+    pub fn queued(&self) -> usize {
+        self.tx.max_capacity().saturating_sub(self.tx.capacity())
     }
 }

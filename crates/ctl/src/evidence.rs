@@ -172,7 +172,7 @@ pub(crate) enum Prepared {
     },
 }
 
-fn bad_input(message: &str) -> ExitCode {
+pub(crate) fn bad_input(message: &str) -> ExitCode {
     eprintln!("causeriectl: {message}");
     ExitCode::from(2)
 }
@@ -240,7 +240,7 @@ pub(crate) fn prepare(cmd: EvidenceCommand, config: &Config) -> Result<Prepared,
     })
 }
 
-fn record_number(seq: i64) -> Result<i64, ExitCode> {
+pub(crate) fn record_number(seq: i64) -> Result<i64, ExitCode> {
     if seq < causerie_policy::FIRST_SEQ {
         return Err(bad_input(&format!(
             "{seq} is not a record number (they start at {})",
@@ -262,7 +262,7 @@ fn note_of(note: Option<String>) -> Result<Option<String>, ExitCode> {
     }
 }
 
-fn filter_of(args: FilterArgs) -> Result<EvidenceFilter, ExitCode> {
+pub(crate) fn filter_of(args: FilterArgs) -> Result<EvidenceFilter, ExitCode> {
     let mut filter = EvidenceFilter::default();
     if let Some(raw) = args.user {
         let jid = causerie_jid::BareJid::parse(raw.trim())
@@ -388,7 +388,7 @@ pub(crate) async fn run(storage: &Storage, cmd: Prepared) -> ExitCode {
 
 /// Every record matching `filter`, a page at a time, handed to `each` in seq order; `each`
 /// may stop the walk with an error.
-async fn walk<E: From<StoreError>>(
+pub(crate) async fn walk<E: From<StoreError>>(
     storage: &Storage,
     mut filter: EvidenceFilter,
     mut each: impl FnMut(StoredEvidence) -> Result<(), E>,
@@ -408,7 +408,7 @@ async fn walk<E: From<StoreError>>(
     }
 }
 
-fn jid_of(r: &StoredEvidence) -> String {
+pub(crate) fn jid_of(r: &StoredEvidence) -> String {
     if r.resource.is_empty() {
         format!("{}@{}", r.username, r.domain)
     } else {
@@ -503,7 +503,7 @@ async fn list(storage: &Storage, filter: EvidenceFilter, json: bool) -> ExitCode
 }
 
 /// Writes one audit record by `causeriectl:$USER`; false (after saying so) when it failed.
-async fn audit(storage: &Storage, action: &str, subject: &str, detail: String) -> bool {
+pub(crate) async fn audit(storage: &Storage, action: &str, subject: &str, detail: String) -> bool {
     let mut subject = subject.to_owned();
     truncate(&mut subject, MAX_FIELD_BYTES);
     let mut detail = detail;

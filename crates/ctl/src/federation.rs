@@ -1,6 +1,6 @@
-//! `causeriectl federation …` and `causeriectl audit …`: the federation partner list and the
-//! audit log, read and written straight in the database, whether the server runs or not. A
-//! running server polls the partner list's revision and reloads it when it moved.
+//! `causeriectl federation …`: the federation partner list, read and written straight in the
+//! database, whether the server runs or not. A running server polls the partner list's
+//! revision and reloads it when it moved.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -14,7 +14,7 @@ use causerie_storage::{
 use clap::Subcommand;
 
 use crate::json_string;
-use crate::time::{format_utc, parse_time, unix_now};
+use crate::time::{format_utc, unix_now};
 
 /// Told after every change: the server is not signalled, it notices the new revision.
 const APPLIED: &str = "the running server applies it within a few seconds";
@@ -60,32 +60,6 @@ pub(crate) enum FederationCommand {
     /// action ends in `.refused` or its outcome is `refused`.
     Status {
         /// One JSON array of objects instead.
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-#[derive(Subcommand, Debug)]
-pub(crate) enum AuditCommand {
-    /// List audit events, oldest first, one `TIME ACTOR ACTION SUBJECT OUTCOME DETAIL` line
-    /// each (an empty subject shows as "-"; control characters in the detail are escaped).
-    List {
-        /// Only events at or after this time: RFC 3339 (2025-05-01T12:00:00Z), a date
-        /// (2025-05-01, midnight UTC) or Unix seconds.
-        #[arg(long, value_name = "TIME")]
-        since: Option<String>,
-        /// Only events whose action starts with this text (`s2s.`, `federation.`).
-        #[arg(long, value_name = "PREFIX")]
-        action: Option<String>,
-        /// Only events about exactly this subject (a domain, a JID).
-        #[arg(long, value_name = "SUBJECT")]
-        subject: Option<String>,
-        /// At most this many events (default 1000); a note on standard error says when the
-        /// limit cut the listing short.
-        #[arg(long, value_name = "N")]
-        limit: Option<u64>,
-        /// One JSON array of {id, at, time, actor, action, subject, outcome, detail,
-        /// remote_addr} objects instead.
         #[arg(long)]
         json: bool,
     },
@@ -479,96 +453,6 @@ fn json_event_summary(ev: Option<&AuditEvent>) -> String {
             json_opt(e.remote_addr.as_deref())
         ),
     }
-}
-
-/// `causeriectl audit list`.
-pub(crate) struct AuditQuery {
-    filter: AuditFilter,
-    json: bool,
-}
-
-/// Checks the arguments; on bad input prints why and returns exit code 2.
-pub(crate) fn prepare_audit(cmd: AuditCommand) -> Result<AuditQuery, ExitCode> {
-    let AuditCommand::List {
-        since,
-        action,
-        subject,
-        limit,
-        json,
-    } = cmd;
-    let since = match since.as_deref().map(parse_time).transpose() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("causeriectl: --since: {e}");
-            return Err(ExitCode::from(2));
-        }
-    };
-    Ok(AuditQuery {
-        filter: AuditFilter {
-            since,
-            action_prefix: action,
-            subject,
-            limit,
-            ..AuditFilter::default()
-        },
-        json,
-    })
-}
-
-pub(crate) async fn run_audit(storage: &Storage, query: AuditQuery) -> ExitCode {
-    let events = match storage.audit.list(&query.filter).await {
-        Ok(events) => events,
-        Err(e) => return store_failure("read the audit log", &e),
-    };
-    if query.json {
-        let items: Vec<String> = events
-            .iter()
-            .map(|e| {
-                format!(
-                    "{{\"id\":{},\"at\":{},\"time\":{},\"actor\":{},\"action\":{},\
-                     \"subject\":{},\"outcome\":{},\"detail\":{},\"remote_addr\":{}}}",
-                    e.id,
-                    e.at,
-                    json_string(&format_utc(e.at)),
-                    json_string(&e.actor),
-                    json_string(&e.action),
-                    json_string(&e.subject),
-                    json_string(&e.outcome),
-                    json_string(&e.detail),
-                    json_opt(e.remote_addr.as_deref())
-                )
-            })
-            .collect();
-        println!("[{}]", items.join(","));
-    } else {
-        for e in &events {
-            let subject = if e.subject.is_empty() {
-                "-"
-            } else {
-                &e.subject
-            };
-            println!(
-                "{} {} {} {} {} {}",
-                format_utc(e.at),
-                e.actor,
-                e.action,
-                subject,
-                e.outcome,
-                one_line(&e.detail)
-            );
-        }
-    }
-    let limit = query
-        .filter
-        .limit
-        .unwrap_or(causerie_storage::audit::DEFAULT_LIST_LIMIT);
-    if limit > 0 && events.len() as u64 == limit {
-        eprintln!(
-            "causeriectl: showing the first {limit} matching events; narrow with --since or \
-             raise --limit for more"
-        );
-    }
-    ExitCode::SUCCESS
 }
 
 pub(crate) fn json_opt(s: Option<&str>) -> String {

@@ -1,29 +1,46 @@
 //! `causeriectl`: the administration command line. Argument parsing only; the operations live in the
 //! library crates so the tests and the server share them.
 //!
+//! The `user`, `session`, `announce`, `audit` and `stats` commands run the operations of
+//! `causerie_admin` through the running server's admin API (its Unix socket); when the server is
+//! not running, those that can do without it run against the database directly, and say so on
+//! standard error. The other commands work on the database and files directly.
+//!
 //! Exit codes: 0 done; 1 the operation was refused (exists, not found); 2 bad input (arguments, JID,
 //! domain, time, password, import file, policy file); 3 the configuration, the database or the
-//! receipt key is unusable (or there is no receipt key yet).
+//! receipt key is unusable (or there is no receipt key yet); 4 the command needs the running
+//! server, which is not running or cannot be reached; 5 the server refused the caller (socket
+//! permissions, bearer token, permission level).
 
+mod audit;
+mod client;
 mod evidence;
 mod federation;
 mod policy;
+mod portable;
+mod reference;
+mod review;
 mod rules;
+mod session;
 mod time;
+mod users;
 
 use std::io::{BufRead, IsTerminal, Read};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use causerie_admin::accounts::UserError;
 use causerie_config::Config;
-use causerie_server::users::{self, UserError};
 use causerie_storage::{Storage, StorageOptions};
 use clap::{Parser, Subcommand};
 
+use audit::AuditCommand;
 use evidence::EvidenceCommand;
-use federation::{AuditCommand, FederationCommand};
+use federation::FederationCommand;
 use policy::PolicyCommand;
+use review::ReviewCommand;
 use rules::RulesCommand;
+use session::{AnnounceCommand, SessionCommand, StatsCommand};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -35,21 +52,40 @@ struct Cli {
     /// Configuration file (default: ./causerie.toml if present, else built-in defaults).
     #[arg(long, short = 'c', value_name = "PATH", global = true)]
     config: Option<PathBuf>,
+    /// The admin socket of the running server (default: admin.socket of the configuration).
+    #[arg(long, value_name = "PATH", global = true)]
+    socket: Option<PathBuf>,
+    /// Do not contact the server: run against the database directly. Commands that need the
+    /// server (session, stats, announce --online) then fail with exit code 4.
+    #[arg(long, global = true)]
+    offline: bool,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Manage accounts. Works whether the server is running or not.
+    /// Manage accounts. Through the running server, or against the database when it is not
+    /// running; changes are recorded in the audit log.
     #[command(subcommand)]
     User(UserCommand),
+    /// List, show and disconnect client sessions. Needs the running server.
+    #[command(subcommand)]
+    Session(SessionCommand),
+    /// Send a message from the server to every online user (`--online`, the default) or to
+    /// every user (`--all`: those offline get it at their next login), when other channels
+    /// (e-mail) are down. Recorded in the audit log.
+    Announce(AnnounceCommand),
+    /// What the running server does now: sessions, stanzas per second, server-to-server
+    /// streams, queue depths. Needs the running server.
+    Stats(StatsCommand),
     /// Manage the federation partner list: which remote domains may exchange traffic with this
     /// server. Works whether the server is running or not; a running server applies changes
     /// within a few seconds. Every change is recorded in the audit log.
     #[command(subcommand)]
     Federation(FederationCommand),
-    /// Read the audit log (administrative changes, server-to-server stream decisions).
+    /// Read and export the audit log (administrative changes, refused access to the admin API,
+    /// server-to-server stream decisions).
     #[command(subcommand)]
     Audit(AuditCommand),
     /// Manage the usage policy: publish versions, show them, and check who accepted which
@@ -63,22 +99,54 @@ enum Command {
     /// change is recorded in the audit log. Works whether the server is running or not.
     #[command(subcommand)]
     Evidence(EvidenceCommand),
+    /// Review the messages that `quarantine` rules hold: list the queue, read a held message,
+    /// release it (the running server delivers it) or reject it (the sender is told). Works
+    /// whether the server is running or not; every read and decision is recorded in the audit
+    /// log.
+    #[command(subcommand)]
+    Review(ReviewCommand),
     /// Manage the compliance rules (the rules file, `compliance.rules_file`): list, check, add,
     /// remove, and test what they would do to a message. A running server reloads the file
     /// within `compliance.reload_secs`; changes are recorded in the audit log.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Write accounts as a XEP-0227 file: SCRAM keys (never passwords), rosters, pending
+    /// subscription requests, offline messages, private XML and vCards. Works whether the server
+    /// is running or not.
+    Export(portable::ExportArgs),
+    /// Create accounts from XEP-0227 files (from Prosody, ejabberd or `causeriectl export`),
+    /// all or nothing, in one transaction. See docs/migration.md.
+    Import(portable::ImportArgs),
+    /// Print this command's reference in Markdown (docs/cli.md is its output).
+    #[command(hide = true)]
+    Reference,
 }
 
 #[derive(Subcommand, Debug)]
 enum UserCommand {
     /// Create an account. The password is asked for on the terminal, or read from the first line of
     /// standard input when it is not a terminal.
-    Add { jid: String },
-    /// Delete an account and everything stored for it.
-    Remove { jid: String },
+    Add {
+        jid: String,
+        /// One JSON object {jid} instead.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete an account and everything stored for it; its sessions on the running server
+    /// are closed.
+    Remove {
+        jid: String,
+        /// One JSON object {jid, sessions_closed} instead.
+        #[arg(long)]
+        json: bool,
+    },
     /// Change an account's password (asked for like `add`).
-    Passwd { jid: String },
+    Passwd {
+        jid: String,
+        /// One JSON object {jid} instead.
+        #[arg(long)]
+        json: bool,
+    },
     /// List accounts.
     List {
         /// Only this domain.
@@ -88,12 +156,56 @@ enum UserCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Show an account: when it was created, its SCRAM credentials (hash and iteration
+    /// count), its offline messages, and its sessions when the server is running.
+    Show {
+        jid: String,
+        /// One JSON object {jid, created_at, created, credentials, offline_messages,
+        /// sessions} instead (sessions is null without the server).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lock an account: its logins are refused (SASL `account-disabled`) until the lock ends or
+    /// is lifted with `unlock`, and the running server ends its sessions. Replaces any lock the
+    /// account had. Recorded in the audit log.
+    Lock {
+        jid: String,
+        /// For this many minutes; without it, until `unlock`.
+        #[arg(long, value_name = "N")]
+        minutes: Option<u32>,
+        /// Why, kept with the lock and in the audit log.
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+        /// One JSON object {jid, lock, sessions_closed} instead.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lift an account's lock (set by `lock` or by a compliance rule). Recorded in the audit
+    /// log.
+    Unlock {
+        jid: String,
+        /// One JSON object {jid, was_locked} instead.
+        #[arg(long)]
+        json: bool,
+    },
     /// Create accounts from a CSV file of `jid,password` lines, all or none, in one transaction.
-    Import { file: PathBuf },
+    Import {
+        file: PathBuf,
+        /// One JSON object {imported} instead.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Reference) {
+        print!(
+            "{}",
+            reference::markdown(<Cli as clap::CommandFactory>::command())
+        );
+        return ExitCode::SUCCESS;
+    }
     let (config, _) = match Config::discover(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
@@ -111,12 +223,17 @@ fn main() -> ExitCode {
             return ExitCode::from(3);
         }
     };
-    rt.block_on(run(config, cli.command))
+    let target = client::Target::new(config.clone(), cli.socket, cli.offline);
+    rt.block_on(run(config, &target, cli.command))
 }
 
-async fn run(config: Config, command: Command) -> ExitCode {
+async fn run(config: Config, target: &client::Target, command: Command) -> ExitCode {
     match command {
-        Command::User(cmd) => run_user(config, cmd).await,
+        Command::User(cmd) => users::run(target, cmd).await,
+        Command::Session(cmd) => session::run(target, cmd).await,
+        Command::Announce(cmd) => session::announce(target, cmd).await,
+        Command::Stats(cmd) => session::stats(target, cmd).await,
+        Command::Audit(cmd) => audit::run(target, cmd).await,
         Command::Federation(cmd) => {
             // Arguments are checked before the database is opened.
             let cmd = match federation::prepare(cmd) {
@@ -128,19 +245,6 @@ async fn run(config: Config, command: Command) -> ExitCode {
                 Err(code) => return code,
             };
             let code = federation::run(&storage, &config, cmd).await;
-            storage.close().await;
-            code
-        }
-        Command::Audit(cmd) => {
-            let query = match federation::prepare_audit(cmd) {
-                Ok(q) => q,
-                Err(code) => return code,
-            };
-            let storage = match open_storage(&config).await {
-                Ok(s) => s,
-                Err(code) => return code,
-            };
-            let code = federation::run_audit(&storage, query).await;
             storage.close().await;
             code
         }
@@ -177,6 +281,28 @@ async fn run(config: Config, command: Command) -> ExitCode {
             storage.close().await;
             code
         }
+        Command::Review(cmd) => {
+            let cmd = match review::prepare(cmd) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let storage = match open_storage(&config).await {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            let code = review::run(&storage, cmd).await;
+            storage.close().await;
+            code
+        }
+        Command::Reference => {
+            print!(
+                "{}",
+                reference::markdown(<Cli as clap::CommandFactory>::command())
+            );
+            ExitCode::SUCCESS
+        }
+        Command::Export(args) => portable::export(&config, args).await,
+        Command::Import(args) => portable::import(&config, args).await,
         Command::Policy(cmd) => {
             // Arguments, the policy file and the key are checked before the database is opened.
             let cmd = match policy::prepare(cmd, &config) {
@@ -222,113 +348,6 @@ async fn open_storage(config: &Config) -> Result<Storage, ExitCode> {
         })
 }
 
-async fn run_user(config: Config, cmd: UserCommand) -> ExitCode {
-    // Validate what can be validated before touching the database or asking for a password.
-    let jid = match &cmd {
-        UserCommand::Add { jid } => match users::new_account_jid(&config, jid) {
-            Ok(j) => Some(j),
-            Err(e) => return fail(&e),
-        },
-        UserCommand::Remove { jid } | UserCommand::Passwd { jid } => {
-            match users::account_jid(&config, jid) {
-                Ok(j) => Some(j),
-                Err(e) => return fail(&e),
-            }
-        }
-        _ => None,
-    };
-    let import = match &cmd {
-        UserCommand::Import { file } => {
-            let text = match std::fs::read(file) {
-                Ok(b) => match String::from_utf8(b) {
-                    Ok(t) => t,
-                    Err(_) => {
-                        eprintln!("causeriectl: {}: not UTF-8 text", file.display());
-                        return ExitCode::from(2);
-                    }
-                },
-                Err(e) => {
-                    eprintln!("causeriectl: {}: {e}", file.display());
-                    return ExitCode::from(2);
-                }
-            };
-            match users::parse_import(&config, &file.display().to_string(), &text) {
-                Ok(a) => Some(a),
-                Err(e) => return fail(&e),
-            }
-        }
-        _ => None,
-    };
-    let storage = match open_storage(&config).await {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
-    let iterations = config.auth.scram_iterations;
-    let users_store = storage.users.clone();
-    let code = match (cmd, jid) {
-        (UserCommand::Add { .. }, Some(jid)) => match read_password(true) {
-            Ok(pw) => report(
-                users::add(users_store.as_ref(), &jid, &pw, iterations).await,
-                &format!("created {jid}"),
-            ),
-            Err(e) => fail(&e),
-        },
-        (UserCommand::Passwd { .. }, Some(jid)) => match read_password(true) {
-            Ok(pw) => report(
-                users::set_password(users_store.as_ref(), &jid, &pw, iterations).await,
-                &format!("password changed for {jid}"),
-            ),
-            Err(e) => fail(&e),
-        },
-        (UserCommand::Remove { .. }, Some(jid)) => report(
-            users::remove(users_store.as_ref(), &jid).await,
-            &format!("removed {jid}"),
-        ),
-        (UserCommand::List { domain, json }, _) => {
-            match users_store.list_users(domain.as_deref()).await {
-                Ok(list) => {
-                    if json {
-                        let items: Vec<String> = list
-                            .iter()
-                            .map(|u| {
-                                format!(
-                                    "{{\"jid\":{},\"created_at\":{}}}",
-                                    json_string(&format!("{}@{}", u.username, u.domain)),
-                                    u.created_at
-                                )
-                            })
-                            .collect();
-                        println!("[{}]", items.join(","));
-                    } else {
-                        for u in &list {
-                            println!("{}@{}", u.username, u.domain);
-                        }
-                    }
-                    ExitCode::SUCCESS
-                }
-                Err(e) => fail(&UserError::from(e)),
-            }
-        }
-        (UserCommand::Import { .. }, _) => {
-            let accounts = import.unwrap_or_default();
-            let n = accounts.len();
-            let started = std::time::Instant::now();
-            eprintln!("deriving credentials for {n} accounts…");
-            let result = users::import(users_store.as_ref(), accounts, iterations).await;
-            report(
-                result.map(|_| ()),
-                &format!(
-                    "imported {n} accounts in {:.1}s",
-                    started.elapsed().as_secs_f64()
-                ),
-            )
-        }
-        _ => ExitCode::from(2),
-    };
-    storage.close().await;
-    code
-}
-
 /// Reads a password: twice on a terminal (they must match), else the first line of standard input.
 /// Never from the command line, where other users of the machine could read it.
 fn read_password(confirm: bool) -> Result<String, UserError> {
@@ -357,25 +376,6 @@ fn read_password(confirm: bool) -> Result<String, UserError> {
         return Err(UserError::EmptyPassword);
     }
     Ok(pw)
-}
-
-fn report(r: Result<(), UserError>, done: &str) -> ExitCode {
-    match r {
-        Ok(()) => {
-            println!("{done}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => fail(&e),
-    }
-}
-
-fn fail(e: &UserError) -> ExitCode {
-    eprintln!("causeriectl: {e}");
-    ExitCode::from(match e {
-        UserError::Exists(_) | UserError::NotFound(_) => 1,
-        UserError::Storage(_) => 3,
-        _ => 2,
-    })
 }
 
 fn json_string(s: &str) -> String {

@@ -234,6 +234,14 @@ fn actions_text(actions: &[Action]) -> String {
         .join(",")
 }
 
+/// The actions, and the account lock that goes with `terminate`: `terminate,alert+lock=30m`.
+fn actions_and_lock(actions: &[Action], lock_minutes: Option<u32>) -> String {
+    match lock_minutes {
+        Some(m) => format!("{}+lock={m}m", actions_text(actions)),
+        None => actions_text(actions),
+    }
+}
+
 fn print_list(list: &[Rule], json: bool) {
     if json {
         let items: Vec<String> = list
@@ -249,12 +257,14 @@ fn print_list(list: &[Rule], json: bool) {
                 let detectors: Vec<String> =
                     r.detectors.iter().map(|d| d.name().to_owned()).collect();
                 format!(
-                    "{{\"id\":{},\"description\":{},\"category\":{},\"severity\":{},\"actions\":{},\"keywords\":{},\"patterns\":{},\"detectors\":{},\"users\":{},\"escalation_steps\":{}}}",
+                    "{{\"id\":{},\"description\":{},\"category\":{},\"severity\":{},\"actions\":{},\"lock_minutes\":{},\"keywords\":{},\"patterns\":{},\"detectors\":{},\"users\":{},\"escalation_steps\":{}}}",
                     json_string(&r.id),
                     json_string(&r.description),
                     json_string(&r.category),
                     json_string(r.severity.name()),
                     strings(&actions),
+                    r.lock_minutes
+                        .map_or_else(|| "null".to_owned(), |m| m.to_string()),
                     r.keywords.len(),
                     r.patterns.len(),
                     strings(&detectors),
@@ -271,7 +281,7 @@ fn print_list(list: &[Rule], json: bool) {
             "{} {} {} {} — {}",
             r.id,
             r.severity.name(),
-            actions_text(&r.actions),
+            actions_and_lock(&r.actions, r.lock_minutes),
             r.category,
             r.description
         );
@@ -385,7 +395,7 @@ async fn test(
             } else {
                 found.join(", ")
             },
-            actions_text(&r.actions),
+            actions_and_lock(&r.actions, r.lock_minutes),
             if r.escalate.is_empty() {
                 String::new()
             } else {
@@ -397,7 +407,7 @@ async fn test(
                             "after {} in {} s {}",
                             s.after,
                             s.within_secs,
-                            actions_text(&s.actions)
+                            actions_and_lock(&s.actions, s.lock_minutes)
                         ))
                         .collect::<Vec<_>>()
                         .join("; ")

@@ -208,3 +208,50 @@ fn bad_rules_are_refused_with_the_rule_the_field_and_the_reason() {
         err(&o)
     );
 }
+
+#[test]
+fn a_lock_with_terminate_is_listed_and_one_without_is_refused() {
+    let e = Env::new();
+    let good = e.write(
+        "lock.toml",
+        "[[rule]]\nid = \"leak\"\ndescription = \"No customer lists\"\ncategory = \"customer data\"\nkeywords = [\"customer list\"]\nactions = [\"terminate\", \"alert\"]\nlock_minutes = 30\nescalate = [{ after = 2, within_secs = 3600, actions = [\"terminate\"], lock_minutes = 1440 }]\n",
+    );
+    let o = e.run(&["rules", "add", path(&good)]);
+    assert!(o.status.success(), "{}", err(&o));
+    let o = e.run(&["rules", "list"]);
+    assert_eq!(
+        out(&o),
+        "leak medium terminate,alert+lock=30m customer data — No customer lists\n"
+    );
+    let o = e.run(&["rules", "list", "--json"]);
+    assert!(out(&o).contains("\"lock_minutes\":30"), "{}", out(&o));
+    let o = e.run(&[
+        "rules",
+        "test",
+        "--from",
+        "alice@corp.example",
+        "--to",
+        "bob@corp.example",
+        "the customer list",
+    ]);
+    assert!(
+        out(&o).contains(
+            "actions terminate,alert+lock=30m, escalating: after 2 in 3600 s terminate+lock=1440m"
+        ),
+        "{}",
+        out(&o)
+    );
+    let bad = e.write(
+        "bad-lock.toml",
+        "[[rule]]\nid = \"soft\"\ndescription = \"d\"\ncategory = \"c\"\nkeywords = [\"x\"]\nactions = [\"block\"]\nlock_minutes = 30\n",
+    );
+    let o = e.run(&["rules", "check", path(&bad)]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        err(&o).contains(
+            "rule soft, lock_minutes: locks the account of a session that `terminate` ends"
+        ),
+        "{}",
+        err(&o)
+    );
+}

@@ -20,6 +20,7 @@ pub mod compliance;
 pub mod document;
 pub mod gate;
 pub mod keys;
+mod metrics;
 pub mod receipt;
 pub mod rfc3339;
 pub mod rows;

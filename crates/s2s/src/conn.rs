@@ -5,8 +5,9 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use causerie_core::metrics::{self, Stream};
 use causerie_core::{Origin, OutStanza};
-use causerie_stanza::{StreamError, StreamErrorCondition as SE, ns};
+use causerie_stanza::{StanzaKind, StreamError, StreamErrorCondition as SE, ns};
 use causerie_stream::{ReadError, XmlStream};
 use causerie_xml::{Element, FramerEvent};
 use tokio::sync::mpsc;
@@ -92,14 +93,22 @@ pub async fn write_queued(
     first: Arc<OutStanza>,
     rx: &mut mpsc::Receiver<Arc<OutStanza>>,
 ) -> Result<(), Failure> {
-    stream.queue_bytes(first.bytes());
+    queue(stream, &first);
     for _ in 0..WRITE_BATCH {
         match rx.try_recv() {
-            Ok(s) => stream.queue_bytes(s.bytes()),
+            Ok(s) => queue(stream, &s),
             Err(_) => break,
         }
     }
     flush(stream).await
+}
+
+/// Queues a routed stanza's bytes for the writer, counting it by kind.
+fn queue(stream: &mut XmlStream, s: &OutStanza) {
+    if let Some(kind) = s.kind {
+        metrics::stanza_sent(Stream::S2s, kind);
+    }
+    stream.queue_bytes(s.bytes());
 }
 
 /// The (remote, local) domain pairs a stream may carry stanzas for.
@@ -140,6 +149,9 @@ pub async fn receive_stanza(
     authorized: &Authorized,
     mut el: Element,
 ) -> Result<(), StreamError> {
+    if let Some(kind) = StanzaKind::of(&el) {
+        metrics::stanza_received(Stream::S2s, kind);
+    }
     if el.ns() != ns::SERVER {
         return Err(StreamError::new(SE::InvalidNamespace)
             .with_text("stanzas between servers are in the jabber:server namespace"));

@@ -20,6 +20,7 @@ mod conn;
 pub mod dialback;
 mod inbound;
 mod link;
+mod metrics;
 mod outbound;
 pub mod policy;
 pub mod resolve;

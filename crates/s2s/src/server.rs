@@ -245,6 +245,21 @@ impl S2s {
         v
     }
 
+    /// Stanzas waiting in each outbound queue (one per local and remote domain pair, kept
+    /// while a stream is set up and while it runs), as `(local, remote, queued)`, by domain.
+    pub fn queue_depths(&self) -> Vec<(String, String, usize)> {
+        let pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        let mut v: Vec<(String, String, usize)> = pool
+            .iter()
+            .map(|((local, remote), link)| {
+                let queued = link.tx.max_capacity().saturating_sub(link.tx.capacity());
+                (local.clone(), remote.clone(), queued)
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
     pub(crate) fn next_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
@@ -276,6 +291,7 @@ impl S2s {
         outcome: Result<AuthMethod, String>,
         peer: Option<SocketAddr>,
     ) {
+        crate::metrics::stream_authentication(direction, outcome.is_ok());
         match &outcome {
             Ok(m) => {
                 tracing::info!(direction = direction.as_str(), local, remote, method = m.as_str(), peer = ?peer, "s2s stream authenticated")

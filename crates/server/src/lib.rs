@@ -18,7 +18,10 @@ use causerie_stream::TlsSetup;
 use causerie_tls::{ALPN_XMPP_CLIENT, CertStore, TlsAcceptor};
 use causerie_xml::Limits;
 
+mod admin;
 pub mod federation;
+pub mod metrics;
+pub mod portable;
 pub mod users;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -56,6 +59,10 @@ pub enum StartError {
     Rules { file: String, problems: String },
     #[error("compliance.seal_key: {0}")]
     SealKey(String),
+    #[error("{0}")]
+    Admin(#[from] causerie_http::HttpError),
+    #[error("compliance.alert_webhook: {0}")]
+    Webhook(String),
 }
 
 /// A running server.
@@ -71,6 +78,15 @@ pub struct Running {
     pub s2s: Arc<causerie_s2s::S2s>,
     pub s2s_addrs: Vec<SocketAddr>,
     pub s2s_direct_tls_addrs: Vec<SocketAddr>,
+    /// The admin API's Unix socket, and its TCP address when `admin.listen` is set.
+    pub admin_socket: std::path::PathBuf,
+    pub admin_tcp_addr: Option<SocketAddr>,
+    admin_api: causerie_http::AdminApi,
+    /// Bound addresses of the public HTTP listener (`/metrics`, `/health`); empty without one.
+    pub http_addrs: Vec<SocketAddr>,
+    public_http: Option<causerie_http::PublicServer>,
+    /// The compliance engine (its rules, and the alert webhook's counters).
+    pub compliance: Arc<causerie_policy::compliance::Compliance>,
     shutdown_tx: watch::Sender<bool>,
     listeners: Vec<JoinHandle<()>>,
     grace: Duration,
@@ -81,6 +97,12 @@ impl Running {
     /// for the connections to finish (at most the grace period), then closes the database.
     pub async fn shutdown(self) {
         tracing::info!("shutting down");
+        // Administrative requests in progress finish while the core and the database are
+        // still there; no new one is accepted.
+        self.admin_api.shutdown(self.grace).await;
+        if let Some(public) = self.public_http {
+            public.shutdown(self.grace).await;
+        }
         let _ = self.shutdown_tx.send(true);
         for l in &self.listeners {
             l.abort();
@@ -118,6 +140,11 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     }
     let data_dir = &config.server.data_dir;
     create_private_dir(data_dir)?;
+    // First: a second server on the same data folder stops here, before it touches anything.
+    let admin_bound =
+        causerie_http::admin::bind(&causerie_http::AdminOptions::from_config(config)).await?;
+    // The metrics recorder goes in before anything is counted (the database's statements too).
+    let public_bound = metrics::bind(config).await?;
     let secret = load_or_create_secret(&data_dir.join("server.secret"))?;
     // The key that signs usage-policy acceptance receipts; `causeriectl policy key` shows it.
     let receipt_key =
@@ -198,8 +225,11 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
             .collect::<Vec<_>>()
             .join("\n  "),
     })?;
-    builder.modules().add_module(Arc::new(compliance));
+    let compliance = Arc::new(compliance);
+    builder.modules().add_module(compliance.clone());
     let core = builder.build();
+    // Released quarantined messages are delivered, rejected ones answered, by this server.
+    compliance.start_reviews(&core);
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let settings = c2s_settings(config);
@@ -284,6 +314,17 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
             true,
         )));
     }
+    let (admin_api, sampler) = admin::serve(admin_bound, config, &storage, &core, &c2s, &s2s);
+    listeners.push(sampler);
+    let public_http = public_bound.map(|bound| {
+        let live = metrics::Live {
+            core: core.clone(),
+            c2s: c2s.clone(),
+            s2s: s2s.clone(),
+            compliance: compliance.clone(),
+        };
+        metrics::serve(bound, &storage, live)
+    });
     tracing::info!(domains = ?config.server.domains, mode = %config.federation.mode, "causerie started");
     Ok(Running {
         core,
@@ -294,6 +335,12 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         s2s,
         s2s_addrs,
         s2s_direct_tls_addrs,
+        admin_socket: admin_api.socket_path().to_path_buf(),
+        admin_tcp_addr: admin_api.tcp_addr(),
+        admin_api,
+        http_addrs: metrics::addrs(public_http.as_ref()),
+        public_http,
+        compliance,
         shutdown_tx,
         listeners,
         grace: Duration::from_secs(config.server.shutdown_grace_secs),
@@ -383,6 +430,49 @@ fn compliance_options(
         context_messages: c.context_messages,
         policy_localpart: config.policy.localpart.clone(),
         seal_to,
+        alert_webhook: c
+            .alert_webhook
+            .as_deref()
+            .map(|url| webhook_options(c, url))
+            .transpose()?,
+    })
+}
+
+/// The alert webhook: the URL checked again, the trust anchors of `https` and the token read.
+fn webhook_options(
+    c: &causerie_config::ComplianceConfig,
+    url: &str,
+) -> Result<causerie_policy::compliance::webhook::WebhookOptions, StartError> {
+    use causerie_policy::compliance::webhook::{BearerToken, Endpoint, WebhookOptions};
+    let url = causerie_config::HttpUrl::parse(url).map_err(StartError::Webhook)?;
+    let tls = if url.https {
+        let cfg = causerie_tls::https::client_config_with(c.alert_webhook_ca_file.as_deref())
+            .map_err(|e| StartError::Webhook(format!("trust anchors: {e}")))?;
+        Some(cfg)
+    } else {
+        None
+    };
+    let token = match (&c.alert_webhook_token_file, &c.alert_webhook_token_env) {
+        (Some(path), _) => Some(BearerToken::from_file(path)),
+        (None, Some(name)) => Some(BearerToken::from_env(name)),
+        (None, None) => None,
+    }
+    .transpose()
+    .map_err(|e| StartError::Webhook(format!("token: {e}")))?;
+    Ok(WebhookOptions {
+        endpoint: Endpoint {
+            host: url.host.clone(),
+            port: url.port,
+            authority: url.authority(),
+            target: url.target.clone(),
+            tls,
+        },
+        token,
+        timeout: Duration::from_secs(c.alert_webhook_timeout_secs),
+        retries: c.alert_webhook_retries,
+        first_retry: Duration::from_secs(1),
+        queue: c.alert_webhook_queue,
+        include_text: c.alert_webhook_include_text,
     })
 }
 

@@ -51,18 +51,35 @@ async fn run(config: causerie_config::Config) -> anyhow::Result<()> {
     let running = causerie_server::start(&config)
         .await
         .context("start-up failed")?;
-    wait_for_signal().await?;
+    wait_for_signal(&running).await?;
     running.shutdown().await;
     Ok(())
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
+/// Waits for SIGTERM or SIGINT. SIGHUP, the usual "reload" signal, reads the compliance rules
+/// file again at once (a running server also notices changes by itself within
+/// `compliance.reload_secs`); the rest of the configuration is read at start only.
+async fn wait_for_signal(running: &causerie_server::Running) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-        _ = int.recv() => tracing::info!("SIGINT received"),
+    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => {
+                tracing::info!("SIGTERM received");
+                return Ok(());
+            }
+            _ = int.recv() => {
+                tracing::info!("SIGINT received");
+                return Ok(());
+            }
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP received: reading the compliance rules again");
+                // The outcome (rules in force, or the problems and the rules kept) is logged
+                // and audited by the reload itself.
+                let _ = running.compliance.reload();
+            }
+        }
     }
-    Ok(())
 }

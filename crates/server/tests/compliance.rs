@@ -714,3 +714,363 @@ async fn retention_purges_old_payloads_at_start_but_not_held_ones() {
     assert!(verify_links(&signed, &receipt_key(&s), None).ok());
     s.stop().await;
 }
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// The messages from alice that reach `c` within `wait`.
+async fn all_from_alice(c: &mut Client, wait: Duration) -> Vec<Element> {
+    let mut got = Vec::new();
+    while let Ok(m) = c
+        .recv_matching(wait, |e| {
+            e.name() == "message" && e.attr("from").is_some_and(|f| f.starts_with("alice@"))
+        })
+        .await
+    {
+        got.push(m);
+    }
+    got
+}
+
+/// Sends a message that the `hold` rule quarantines, checks what alice is told, and returns
+/// its record, pending review with the message held.
+async fn quarantined(s: &TestServer, alice: &mut Client, text: &str, want: usize) -> i64 {
+    alice.send(&chat("bob@localhost", text)).await.unwrap();
+    let notice = body(&from_policy(alice).await);
+    assert!(
+        notice.contains("is held for review") && notice.contains("Rule hold"),
+        "{notice}"
+    );
+    let list = evidence(s, want).await;
+    let r = list.last().unwrap();
+    assert_eq!(r.review.as_deref(), Some("pending"));
+    assert!(
+        r.held.as_deref().is_some_and(|h| h.contains(text)),
+        "{:?}",
+        r.held
+    );
+    r.seq
+}
+
+/// The record once the server has carried out its decision.
+async fn handled(s: &TestServer, seq: i64) -> causerie_storage::StoredEvidence {
+    for _ in 0..100 {
+        let r = s.storage().evidence.get(seq).await.unwrap().unwrap();
+        if r.handled_at.is_some() {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the decision on record {seq} was not carried out");
+}
+
+fn delay_stamp(m: &Element) -> Option<String> {
+    m.get_child("delay", "urn:xmpp:delay")
+        .and_then(|d| d.attr("stamp"))
+        .map(str::to_owned)
+}
+
+#[tokio::test]
+async fn a_released_message_is_delivered_once_by_the_running_server() {
+    let rules = rule("hold", "keywords = [\"merger\"]", "[\"quarantine\"]");
+    let s = server(&rules, |_| {}).await;
+    let mut alice = online(&s, "alice", "secret", "a").await;
+    let mut bob = online(&s, "bob", "secret", "b").await;
+    let seq = quarantined(&s, &mut alice, "about the merger", 1).await;
+    assert!(received(&mut bob).await.is_none(), "held, not delivered");
+    // Nothing happens until someone decides.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(received(&mut bob).await.is_none());
+
+    s.storage()
+        .evidence
+        .set_review(seq, "released", "officer", unix_now(), Some("fine"))
+        .await
+        .unwrap();
+    let got = all_from_alice(&mut bob, Duration::from_secs(3)).await;
+    assert_eq!(got.len(), 1, "delivered once: {got:?}");
+    assert_eq!(body(&got[0]), "about the merger");
+    assert_eq!(got[0].attr("from"), Some("alice@localhost/a"));
+    assert_eq!(got[0].attr("id"), Some("m-about the merger"));
+    assert!(delay_stamp(&got[0]).is_some(), "{}", got[0].to_xml());
+    let told = body(&from_policy(&mut alice).await);
+    assert!(
+        told.contains("was released by a reviewer and delivered"),
+        "{told}"
+    );
+    let r = handled(&s, seq).await;
+    assert_eq!(r.held, None, "the held copy is gone once delivered");
+    assert_eq!(r.review_reason.as_deref(), Some("fine"));
+    let audit = s
+        .storage()
+        .audit
+        .list(&causerie_storage::AuditFilter {
+            action_prefix: Some("compliance.review.".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    assert_eq!(
+        (audit[0].action.as_str(), audit[0].outcome.as_str()),
+        ("compliance.review.deliver", "ok")
+    );
+
+    // A restart does not deliver it again.
+    drop(bob);
+    let s = s.restart().await.expect("restarts");
+    let mut bob = online(&s, "bob", "secret", "b").await;
+    let again = all_from_alice(&mut bob, Duration::from_secs(3)).await;
+    assert!(
+        again.is_empty(),
+        "delivered again after a restart: {again:?}"
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_release_decided_while_the_server_does_not_poll_is_delivered_at_the_next_start() {
+    let rules = rule("hold", "keywords = [\"merger\"]", "[\"quarantine\"]");
+    // The server looks for decisions at start, then only an hour later.
+    let s = server(&rules, |c| c.compliance.reload_secs = 3600).await;
+    let mut alice = online(&s, "alice", "secret", "a").await;
+    let seq = quarantined(&s, &mut alice, "the merger is on", 1).await;
+    s.storage()
+        .evidence
+        .set_review(seq, "released", "causeriectl:officer", unix_now(), None)
+        .await
+        .unwrap();
+    drop(alice);
+    let s = s.restart().await.expect("restarts");
+    let r = handled(&s, seq).await;
+    assert_eq!(r.held, None);
+    // Bob was offline: the message waits for him, once.
+    let mut bob = online(&s, "bob", "secret", "b").await;
+    let got = all_from_alice(&mut bob, Duration::from_secs(2)).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(body(&got[0]), "the merger is on");
+    drop(bob);
+    let s = s.restart().await.expect("restarts again");
+    let mut bob = online(&s, "bob", "secret", "b").await;
+    let again = all_from_alice(&mut bob, Duration::from_secs(2)).await;
+    assert!(again.is_empty(), "delivered twice: {again:?}");
+    // Alice hears of the release when she comes back.
+    let mut alice = online(&s, "alice", "secret", "a").await;
+    let told = body(&from_policy(&mut alice).await);
+    assert!(told.contains("released by a reviewer"), "{told}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_rejected_message_is_not_delivered_and_the_sender_is_told() {
+    let rules = rule("hold", "keywords = [\"merger\"]", "[\"quarantine\"]");
+    let s = server(&rules, |_| {}).await;
+    let mut alice = online(&s, "alice", "secret", "a").await;
+    let mut bob = online(&s, "bob", "secret", "b").await;
+    let seq = quarantined(&s, &mut alice, "merger numbers", 1).await;
+    s.storage()
+        .evidence
+        .set_review(seq, "rejected", "officer", unix_now(), Some("insider"))
+        .await
+        .unwrap();
+    let told = body(&from_policy(&mut alice).await);
+    assert!(
+        told.contains("to bob@localhost")
+            && told.contains("was not delivered: a reviewer rejected it")
+            && told.contains("hold"),
+        "{told}"
+    );
+    assert!(
+        !told.contains("insider"),
+        "the reviewer's reason stays with the officers: {told}"
+    );
+    let r = handled(&s, seq).await;
+    assert_eq!(r.held, None);
+    assert_eq!(r.review.as_deref(), Some("rejected"));
+    let got = all_from_alice(&mut bob, Duration::from_secs(2)).await;
+    assert!(got.is_empty(), "a rejected message reached bob: {got:?}");
+    let audit = s
+        .storage()
+        .audit
+        .list(&causerie_storage::AuditFilter {
+            action_prefix: Some("compliance.review.notify".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    assert_eq!(audit[0].subject, seq.to_string());
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_message_two_rules_quarantine_is_held_once() {
+    let rules = [
+        rule("hold", "keywords = [\"merger\"]", "[\"quarantine\"]"),
+        rule(
+            "hold2",
+            "keywords = [\"secret\"]",
+            "[\"quarantine\", \"alert\"]",
+        ),
+    ]
+    .concat();
+    let s = server(&rules, |_| {}).await;
+    let mut alice = online(&s, "alice", "secret", "a").await;
+    alice
+        .send(&chat("bob@localhost", "secret merger"))
+        .await
+        .unwrap();
+    from_policy(&mut alice).await;
+    let list = evidence(&s, 2).await;
+    let pending: Vec<i64> = list
+        .iter()
+        .filter(|r| r.review.is_some())
+        .map(|r| r.seq)
+        .collect();
+    assert_eq!(pending.len(), 1, "{list:?}");
+    assert_eq!(list.iter().filter(|r| r.held.is_some()).count(), 1);
+    s.stop().await;
+}
+
+async fn wait_locked(s: &TestServer, user: &str) -> causerie_storage::AccountLock {
+    for _ in 0..100 {
+        if let Some(l) = s
+            .storage()
+            .users
+            .user_lock(user, "localhost")
+            .await
+            .unwrap()
+        {
+            return l;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{user} was not locked");
+}
+
+async fn login_refusal(s: &TestServer, user: &str, password: &str) -> Option<(String, String)> {
+    match Client::login(&s.client(user, password)).await {
+        Ok(c) => {
+            let _ = c.close().await;
+            None
+        }
+        Err(ClientError::SaslFailure { condition, text }) => {
+            Some((condition, text.unwrap_or_default()))
+        }
+        Err(e) => panic!("login of {user}: {e}"),
+    }
+}
+
+#[tokio::test]
+async fn terminate_with_a_lock_refuses_logins_until_unlocked_or_expired() {
+    let rules = rule(
+        "leak",
+        "keywords = [\"customer list\"]\nlock_minutes = 30",
+        "[\"terminate\", \"alert\"]",
+    );
+    let s = server(&rules, |_| {}).await;
+    let mut carol = online(&s, "carol", "secret", "desk").await;
+    let mut alice = online(&s, "alice", "secret", "a").await;
+    let mut alice_phone = online(&s, "alice", "secret", "phone").await;
+    let before = unix_now();
+    alice
+        .send(&chat("bob@localhost", "the customer list"))
+        .await
+        .unwrap();
+    let end = loop {
+        match alice.recv(T).await {
+            Ok(_) => continue,
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(stream_error(&end), Some("policy-violation"), "{end}");
+    if let ClientError::StreamError { text, .. } = &end {
+        let text = text.as_deref().unwrap_or_default();
+        assert!(
+            text.contains("Rule leak") && text.contains("locked for 30 minutes"),
+            "{text}"
+        );
+    }
+    // Her other session ends too.
+    let other = loop {
+        match alice_phone.recv(T).await {
+            Ok(_) => continue,
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(stream_error(&other), Some("policy-violation"), "{other}");
+    let lock = wait_locked(&s, "alice").await;
+    assert_eq!(lock.locked_by, "compliance");
+    let until = lock.until.expect("a timed lock");
+    assert!(
+        (before + 1800..=unix_now() + 1800).contains(&until),
+        "{lock:?}"
+    );
+    assert!(lock.reason.contains("leak"), "{lock:?}");
+    // The officer's alert and the audit log say so.
+    let alert = body(&from_policy(&mut carol).await);
+    assert!(alert.contains("locked for 30 minutes"), "{alert}");
+    let audit = s
+        .storage()
+        .audit
+        .list(&causerie_storage::AuditFilter {
+            action_prefix: Some("compliance.lock".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    assert_eq!(audit[0].subject, "alice@localhost");
+    assert!(audit[0].detail.contains("30 minutes"), "{audit:?}");
+
+    // The next login is refused with <account-disabled/>, but only with the right password.
+    let (condition, text) = login_refusal(&s, "alice", "secret")
+        .await
+        .expect("refused while locked");
+    assert_eq!(condition, "account-disabled");
+    assert!(text.contains("locked for 30 more minutes"), "{text}");
+    assert_eq!(
+        login_refusal(&s, "alice", "wrong").await.map(|r| r.0),
+        Some("not-authorized".to_owned())
+    );
+    assert_eq!(login_refusal(&s, "bob", "secret").await, None);
+
+    // Unlocked: she logs in again.
+    assert!(
+        s.storage()
+            .users
+            .unlock_user("alice", "localhost")
+            .await
+            .unwrap()
+    );
+    assert_eq!(login_refusal(&s, "alice", "secret").await, None);
+
+    // A lock that ends in a moment: refused, then accepted once it has ended.
+    let now = unix_now();
+    s.storage()
+        .users
+        .lock_user(
+            "alice",
+            "localhost",
+            &causerie_storage::AccountLock {
+                locked_at: now,
+                until: Some(now + 2),
+                reason: "short".into(),
+                locked_by: "compliance".into(),
+            },
+            causerie_storage::LockChange::Replace,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        login_refusal(&s, "alice", "secret").await.map(|r| r.0),
+        Some("account-disabled".to_owned())
+    );
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(login_refusal(&s, "alice", "secret").await, None);
+    s.stop().await;
+}

@@ -1,7 +1,9 @@
 //! Federation between in-process servers on distinct loopback addresses (RFC 6120 §4–§6 between
 //! servers, RFC 6121 across domains): SASL EXTERNAL with certificates from a test CA, dialback
 //! when the certificates are self-signed, the partner allowlist (static and changed at run time),
-//! spoofed senders, unreachable partners and idle streams.
+//! spoofed senders, unreachable partners and idle streams; the usage-policy gate and the
+//! compliance rules (outgoing to external peers, incoming from a partner, evidence of a remote
+//! message) on messages that cross the federation.
 
 mod im;
 
@@ -1140,6 +1142,269 @@ async fn the_usage_policy_holds_federated_traffic_until_accepted() {
         .await
         .unwrap();
     expect_body(&mut bob, "alice@a.test/res", "hello from a").await;
+    a.stop().await;
+    b.stop().await;
+}
+
+/// Writes `rules` as the compliance rules file of the server being configured.
+fn with_rules(rules: &'static str) -> impl FnOnce(&mut Config) {
+    move |c| {
+        std::fs::create_dir_all(&c.server.data_dir).expect("data folder");
+        std::fs::write(c.server.data_dir.join("rules.toml"), rules).expect("rules file");
+    }
+}
+
+/// The `<blocked/>` rule of an error answer.
+fn blocked_rule(el: &Element) -> Option<String> {
+    el.get_child("error", NS_CLIENT)
+        .and_then(|e| e.get_child("blocked", "urn:causerie:compliance:0"))
+        .and_then(|b| b.attr("rule"))
+        .map(str::to_owned)
+}
+
+/// Compliance across federation, outgoing: a rule for external peers stops what a local user
+/// sends to the partner (the error comes back to the sender, nothing reaches the partner), and
+/// leaves messages between local users alone.
+#[tokio::test]
+async fn an_outgoing_rule_for_external_peers_blocks_what_leaves_for_a_partner() {
+    let ca = test_ca();
+    let (na, nb) = (
+        Node::new("a.test", "127.0.0.41"),
+        Node::new("b.test", "127.0.0.42"),
+    );
+    let a = start(
+        &na,
+        &ca,
+        Certs::FromCa,
+        vec![nb.partner()],
+        &["alice", "dave"],
+        with_rules(
+            "[[rule]]\nid = \"outside\"\ndescription = \"Confidential matters stay inside\"\n\
+             category = \"leaks\"\npeers = \"external\"\nkeywords = [\"confidential\"]\n\
+             actions = [\"block\"]\n",
+        ),
+    )
+    .await;
+    let b = start(
+        &nb,
+        &ca,
+        Certs::FromCa,
+        vec![na.partner()],
+        &["bob"],
+        |_| {},
+    )
+    .await;
+    let mut alice = online(&a, "alice").await;
+    let mut dave = online(&a, "dave").await;
+    let mut bob = online(&b, "bob").await;
+    alice
+        .send(&chat("bob@b.test", "the confidential plan"))
+        .await
+        .expect("send");
+    let err = expect_error(&mut alice, "policy-violation").await;
+    assert_eq!(
+        blocked_rule(&err).as_deref(),
+        Some("outside"),
+        "{}",
+        err.to_xml()
+    );
+    assert!(
+        error_text_of(&err).contains("Confidential matters stay inside"),
+        "{}",
+        err.to_xml()
+    );
+    // The next message crosses; nothing came before it (s2s keeps the order of a stream).
+    alice
+        .send(&chat("bob@b.test", "lunch?"))
+        .await
+        .expect("send");
+    let (before, _) = collect_until(&mut bob, |e| {
+        e.name() == "message" && body(e).as_deref() == Some("lunch?")
+    })
+    .await;
+    assert!(
+        before
+            .iter()
+            .all(|e| body(e).is_none_or(|t| !t.contains("confidential"))),
+        "the blocked message arrived: {:?}",
+        before.iter().map(Element::to_xml).collect::<Vec<_>>()
+    );
+    // Between two accounts of a.test the rule does not apply.
+    alice
+        .send(&chat("dave@a.test", "the confidential plan"))
+        .await
+        .expect("send");
+    expect_body(&mut dave, "alice@a.test/res", "the confidential plan").await;
+    a.stop().await;
+    b.stop().await;
+}
+
+/// Compliance across federation, incoming: messages from the partner reach the stage as remote
+/// stanzas; a mask rule masks them before the local user gets them, and a block rule answers
+/// the remote sender with the error over federation.
+#[tokio::test]
+async fn an_incoming_rule_masks_or_blocks_what_a_remote_sender_writes() {
+    let (a, b) = pair(
+        ("127.0.0.43", "127.0.0.44"),
+        (Certs::FromCa, Certs::FromCa),
+        with_rules(
+            "[[rule]]\nid = \"in-cards\"\ndescription = \"No card numbers\"\n\
+             category = \"payment data\"\ndirection = \"incoming\"\npeers = \"partner\"\n\
+             paths = [\"federation\"]\ndetectors = [\"payment-card\"]\nactions = [\"mask\"]\n\n\
+             [[rule]]\nid = \"in-games\"\ndescription = \"No gambling\"\n\
+             category = \"conduct\"\ndirection = \"incoming\"\nkeywords = [\"poker\"]\n\
+             actions = [\"block\"]\n",
+        ),
+        |_| {},
+    )
+    .await;
+    let mut alice = online(&a, "alice").await;
+    let mut bob = online(&b, "bob").await;
+    bob.send(&chat(
+        "alice@a.test",
+        "my card: 4111 1111 1111 1111, thanks",
+    ))
+    .await
+    .expect("send");
+    expect_body(
+        &mut alice,
+        "bob@b.test/res",
+        "my card: *******************, thanks",
+    )
+    .await;
+    bob.send(&chat("alice@a.test", "poker tonight?"))
+        .await
+        .expect("send");
+    let err = expect_error(&mut bob, "policy-violation").await;
+    assert_eq!(err.attr("from"), Some("alice@a.test"), "{}", err.to_xml());
+    assert!(
+        error_text_of(&err).contains("No gambling"),
+        "{}",
+        err.to_xml()
+    );
+    // Alice's own messages to bob are outside both rules.
+    alice
+        .send(&chat("bob@b.test", "poker and 4111 1111 1111 1111"))
+        .await
+        .expect("send");
+    expect_body(
+        &mut bob,
+        "alice@a.test/res",
+        "poker and 4111 1111 1111 1111",
+    )
+    .await;
+    bob.send(&chat("alice@a.test", "after"))
+        .await
+        .expect("send");
+    let (before, _) = collect_until(&mut alice, |e| {
+        e.name() == "message" && body(e).as_deref() == Some("after")
+    })
+    .await;
+    assert!(
+        before
+            .iter()
+            .all(|e| body(e).is_none_or(|t| !t.contains("poker"))),
+        "the blocked message arrived"
+    );
+    a.stop().await;
+    b.stop().await;
+}
+
+/// Compliance across federation, evidence: a captured incoming message from the partner is
+/// stored as it arrived, for the local recipient, with the remote sender as the peer, in a
+/// record whose signature and chain verify.
+#[tokio::test]
+async fn a_captured_remote_message_is_verifiable_evidence_naming_the_remote_peer() {
+    use causerie_policy::compliance::evidence::{SignedEvidence, payload_intact};
+    let (a, b) = pair(
+        ("127.0.0.45", "127.0.0.46"),
+        (Certs::FromCa, Certs::FromCa),
+        with_rules(
+            "[[rule]]\nid = \"in-invoices\"\ndescription = \"Invoices are kept\"\n\
+             category = \"finance\"\ndirection = \"incoming\"\nkeywords = [\"invoice\"]\n\
+             actions = [\"capture\"]\n",
+        ),
+        |_| {},
+    )
+    .await;
+    let mut alice = online(&a, "alice").await;
+    let mut bob = online(&b, "bob").await;
+    bob.send(&chat("alice@a.test", "hello alice"))
+        .await
+        .expect("send");
+    expect_body(&mut alice, "bob@b.test/res", "hello alice").await;
+    bob.send(&chat("alice@a.test", "invoice 42 is attached"))
+        .await
+        .expect("send");
+    expect_body(&mut alice, "bob@b.test/res", "invoice 42 is attached").await;
+    let list = {
+        let mut list = Vec::new();
+        for _ in 0..50 {
+            list = a
+                .storage()
+                .evidence
+                .list(&causerie_storage::EvidenceFilter::default())
+                .await
+                .expect("evidence");
+            if !list.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        list
+    };
+    assert_eq!(list.len(), 1, "one record");
+    let r = &list[0];
+    assert_eq!(
+        (
+            r.rule_id.as_str(),
+            r.username.as_str(),
+            r.domain.as_str(),
+            r.peer.as_str(),
+            r.direction.as_str(),
+            r.actions.as_str(),
+        ),
+        (
+            "in-invoices",
+            "alice",
+            "a.test",
+            "bob@b.test",
+            "incoming",
+            "capture"
+        )
+    );
+    // No session of this server sent it: no resource or address of the user.
+    assert_eq!((r.resource.as_str(), r.remote_addr.as_deref()), ("", None));
+    let payload: serde_json::Value =
+        serde_json::from_str(r.payload.as_deref().expect("a payload")).expect("JSON");
+    assert_eq!(payload["from"], "bob@b.test/res");
+    assert_eq!(payload["to"], "alice@a.test");
+    assert!(
+        payload["stanza"]
+            .as_str()
+            .is_some_and(|s| s.contains("invoice 42 is attached")),
+        "{payload}"
+    );
+    assert!(
+        payload["context"][0]
+            .as_str()
+            .is_some_and(|s| s.contains("hello alice")),
+        "{payload}"
+    );
+    assert_eq!(payload_intact(r), Some(true));
+    let key = causerie_policy::keys::load_or_create(&a.config.server.data_dir.join("policy.key"))
+        .expect("the server key")
+        .public_key();
+    let signed: Vec<SignedEvidence> = list.iter().map(SignedEvidence::from).collect();
+    assert!(causerie_policy::verify_links(&signed, &key, None).ok());
+    // b.test keeps nothing: the rule is a.test's.
+    let elsewhere = b
+        .storage()
+        .evidence
+        .list(&causerie_storage::EvidenceFilter::default())
+        .await
+        .expect("evidence");
+    assert!(elsewhere.is_empty());
     a.stop().await;
     b.stop().await;
 }

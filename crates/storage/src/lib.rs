@@ -3,7 +3,7 @@
 //! backend with the same behaviour for unit tests, and one conformance suite ([`conformance`])
 //! that every backend must pass. The stores:
 //!
-//! - [`UserStore`]: accounts and their SCRAM credentials (RFC 5802 §3);
+//! - [`UserStore`]: accounts, their SCRAM credentials (RFC 5802 §3) and their locks;
 //! - [`RosterStore`]: rosters (RFC 6121 §2) with their versions (§2.6) and the inbound
 //!   subscription requests still waiting for an answer (§3.1.3);
 //! - [`OfflineStore`]: messages kept for accounts without an available resource (XEP-0160),
@@ -19,7 +19,9 @@
 //!   chain of the receipts of their acceptance, which outlive the accounts that gave them;
 //! - [`EvidenceStore`]: the hash chain of compliance evidence (the messages that matched a
 //!   rule), with legal holds, the review of quarantined messages, and retention that purges
-//!   payloads but never a record.
+//!   payloads but never a record;
+//! - [`TransferStore`]: whole accounts in and out at once (an import of many accounts in one
+//!   transaction, an export read in one snapshot), for moving between servers.
 //!
 //! The archive comes next.
 //!
@@ -37,7 +39,8 @@
 //! (`migrations/m0001_users.rs`, `migrations/m0002_im.rs` for the four instant-messaging
 //! stores, `migrations/m0003_federation_audit.rs` for the server-wide records,
 //! `migrations/m0004_policy.rs` for policies and receipts, `migrations/m0005_evidence.rs` for
-//! compliance evidence) and one field of [`Storage`].
+//! compliance evidence, `migrations/m0006_review_lock.rs` for the review of quarantined
+//! messages and account locks) and one field of [`Storage`].
 
 use std::sync::Arc;
 
@@ -58,11 +61,13 @@ mod error;
 pub mod evidence;
 pub mod federation;
 mod memory;
+mod metrics;
 mod migrations;
 pub mod offline;
 pub mod policy;
 pub mod roster;
 mod sql;
+pub mod transfer;
 pub mod users;
 mod validate;
 
@@ -77,7 +82,10 @@ pub use policy::{
     NewPolicyVersion, NewReceipt, PolicyStore, PolicyVersion, ReceiptFilter, StoredReceipt,
 };
 pub use roster::{PendingSubscription, RosterItem, RosterStore, Subscription};
-pub use users::{NewUser, StoredCredential, UserInfo, UserStore};
+pub use transfer::{
+    AccountRecord, ExistingAccounts, ImportOutcome, TransferStore, TransferredMessage,
+};
+pub use users::{AccountLock, LockChange, NewUser, StoredCredential, UserInfo, UserStore};
 
 /// Upper bound on a JID the stores accept (a roster contact, a blocked JID): RFC 7622 §3.2,
 /// §3.3 and §3.4 allow 1023 bytes for each of the three parts, plus the `@` and the `/`.
@@ -120,6 +128,7 @@ pub struct Storage {
     pub audit: Arc<dyn AuditStore>,
     pub policy: Arc<dyn PolicyStore>,
     pub evidence: Arc<dyn EvidenceStore>,
+    pub transfer: Arc<dyn TransferStore>,
     backend: Backend,
 }
 
@@ -163,7 +172,8 @@ impl Storage {
             federation: Arc::new(federation::memory::MemoryFederationStore::new(db.clone())),
             audit: Arc::new(audit::memory::MemoryAuditStore::new(db.clone())),
             policy: Arc::new(policy::memory::MemoryPolicyStore::new(db.clone())),
-            evidence: Arc::new(evidence::memory::MemoryEvidenceStore::new(db)),
+            evidence: Arc::new(evidence::memory::MemoryEvidenceStore::new(db.clone())),
+            transfer: Arc::new(transfer::memory::MemoryTransferStore::new(db)),
             backend: Backend::Memory,
         }
     }
@@ -179,7 +189,17 @@ impl Storage {
             audit: Arc::new(audit::sql::SqlAuditStore::new(db.clone())),
             policy: Arc::new(policy::sql::SqlPolicyStore::new(db.clone())),
             evidence: Arc::new(evidence::sql::SqlEvidenceStore::new(db.clone())),
+            transfer: Arc::new(transfer::sql::SqlTransferStore::new(db.clone())),
             backend: Backend::Sql(db),
+        }
+    }
+
+    /// Whether the database answers now: one round trip on a pooled connection (the in-memory
+    /// backend always answers). Health checks call it; give it a timeout.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Memory => Ok(()),
+            Backend::Sql(db) => db.conn.ping().await.map_err(|e| db.error("ping", &e)),
         }
     }
 
@@ -227,6 +247,7 @@ pub mod conformance {
     pub use crate::offline::conformance as offline;
     pub use crate::policy::conformance as policy;
     pub use crate::roster::conformance as roster;
+    pub use crate::transfer::conformance as transfer;
     pub use crate::users::conformance as users;
 
     use crate::{NewUser, Storage, StoreError};
@@ -242,6 +263,7 @@ pub mod conformance {
         failures.extend(audit::run_all(storage).await);
         failures.extend(policy::run_all(storage).await);
         failures.extend(evidence::run_all(storage).await);
+        failures.extend(transfer::run_all(storage).await);
         if failures.is_empty() {
             Ok(())
         } else {

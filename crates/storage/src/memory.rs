@@ -15,7 +15,7 @@ use crate::evidence::StoredEvidence;
 use crate::federation::Partner;
 use crate::offline::OfflineMessage;
 use crate::policy::{PolicyVersion, StoredReceipt};
-use crate::users::{StoredCredential, account};
+use crate::users::{AccountLock, StoredCredential, account};
 use crate::{StoreError, roster};
 
 /// One account and everything stored for it.
@@ -30,6 +30,7 @@ pub(crate) struct Account {
     pub(crate) data: BTreeMap<String, String>,
     /// In the order the JIDs were added, each once.
     pub(crate) blocklist: Vec<String>,
+    pub(crate) lock: Option<AccountLock>,
 }
 
 impl Account {
@@ -41,6 +42,7 @@ impl Account {
             offline: VecDeque::new(),
             data: BTreeMap::new(),
             blocklist: Vec::new(),
+            lock: None,
         }
     }
 }

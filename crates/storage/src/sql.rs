@@ -198,13 +198,14 @@ pub(crate) async fn open(
     options: &StorageOptions,
 ) -> Result<(SqlDb, Vec<String>), StoreError> {
     let secrets = Arc::new(Secrets::from_url(url));
-    let (conn, kind) = match classify(url)? {
+    let (mut conn, kind) = match classify(url)? {
         SqlKind::Sqlite => (open_sqlite(url, options).await?, SqlKind::Sqlite),
         SqlKind::Postgres => (
             open_postgres(url, options, &secrets).await?,
             SqlKind::Postgres,
         ),
     };
+    conn.set_metric_callback(crate::metrics::statement);
     let db = SqlDb {
         conn,
         kind,

@@ -8,11 +8,12 @@
 use async_trait::async_trait;
 use causerie_storage::conformance::{self, users::sample_credential};
 use causerie_storage::{
-    AccountDataStore, AuditEvent, AuditFilter, AuditStore, BlockingStore, EvidenceFilter,
-    EvidenceStore, FederationStore, NewAuditEvent, NewEvidence, NewPolicyVersion, NewReceipt,
-    NewUser, OfflineMessage, OfflineStore, Partner, PartnerRule, PendingSubscription, PolicyStore,
-    PolicyVersion, ReceiptFilter, RosterItem, RosterStore, Storage, StorageOptions, StoreError,
-    StoredCredential, StoredEvidence, StoredReceipt, Subscription, UserInfo, UserStore, migrate,
+    AccountDataStore, AccountLock, AuditEvent, AuditFilter, AuditStore, BlockingStore,
+    EvidenceFilter, EvidenceStore, FederationStore, LockChange, NewAuditEvent, NewEvidence,
+    NewPolicyVersion, NewReceipt, NewUser, OfflineMessage, OfflineStore, Partner, PartnerRule,
+    PendingSubscription, PolicyStore, PolicyVersion, ReceiptFilter, RosterItem, RosterStore,
+    Storage, StorageOptions, StoreError, StoredCredential, StoredEvidence, StoredReceipt,
+    Subscription, UserInfo, UserStore, migrate,
 };
 use sea_orm::{ConnectionTrait, Database};
 use std::io::Write;
@@ -291,6 +292,7 @@ async fn sqlite_migrations_are_idempotent_and_data_persists() {
             "m0003_federation_audit".to_owned(),
             "m0004_policy".to_owned(),
             "m0005_evidence".to_owned(),
+            "m0006_review_lock".to_owned(),
         ]
     );
     assert_eq!(migrate(&url).await.unwrap(), Vec::<String>::new());
@@ -653,7 +655,8 @@ async fn orphan_credentials(raw: &sea_orm::DatabaseConnection) -> Result<i64, St
     row.try_get_by_index(0).map_err(|e| e.to_string())
 }
 
-/// A store that lists in the wrong order and imports one by one without a transaction.
+/// A store that lists in the wrong order, imports one by one without a transaction, and lets a
+/// lock the server sets shorten one already in force.
 struct BrokenStore(Arc<dyn UserStore>);
 
 #[async_trait]
@@ -700,6 +703,27 @@ impl UserStore for BrokenStore {
     async fn count_users(&self, domain: Option<&str>) -> Result<u64, StoreError> {
         self.0.count_users(domain).await
     }
+    async fn lock_user(
+        &self,
+        username: &str,
+        domain: &str,
+        lock: &AccountLock,
+        _change: LockChange,
+    ) -> Result<AccountLock, StoreError> {
+        self.0
+            .lock_user(username, domain, lock, LockChange::Replace)
+            .await
+    }
+    async fn unlock_user(&self, username: &str, domain: &str) -> Result<bool, StoreError> {
+        self.0.unlock_user(username, domain).await
+    }
+    async fn user_lock(
+        &self,
+        username: &str,
+        domain: &str,
+    ) -> Result<Option<AccountLock>, StoreError> {
+        self.0.user_lock(username, domain).await
+    }
 }
 
 /// The suite has teeth: a store with a locale-style order and a non-atomic import fails it, at
@@ -715,6 +739,7 @@ async fn suite_rejects_a_broken_store() {
         "users::listing_order_and_counts",
         "users::import_rejects_existing",
         "users::large_import",
+        "users::locks",
     ] {
         assert!(
             failures.contains(check),
@@ -1181,7 +1206,8 @@ async fn policy_rows_are_plain_sql() {
 }
 
 /// An evidence store whose purge lifts the legal holds in its way, that answers a decided
-/// review with `NotFound` instead of `Conflict`, and whose listing ignores `until`.
+/// review with `NotFound` instead of `Conflict`, whose listing ignores `until`, and that hands
+/// out a decision already carried out again.
 struct BrokenEvidence(Arc<dyn EvidenceStore>);
 
 #[async_trait]
@@ -1209,10 +1235,24 @@ impl EvidenceStore for BrokenEvidence {
         state: &str,
         by: &str,
         at: i64,
+        reason: Option<&str>,
     ) -> Result<StoredEvidence, StoreError> {
-        match self.0.set_review(seq, state, by, at).await {
+        match self.0.set_review(seq, state, by, at, reason).await {
             Err(StoreError::Conflict(message)) => Err(StoreError::NotFound(message)),
             other => other,
+        }
+    }
+    async fn unhandled_decisions(&self, limit: u64) -> Result<Vec<StoredEvidence>, StoreError> {
+        self.0.unhandled_decisions(limit).await
+    }
+    async fn claim_decision(
+        &self,
+        seq: i64,
+        at: i64,
+    ) -> Result<Option<StoredEvidence>, StoreError> {
+        match self.0.claim_decision(seq, at).await? {
+            Some(claimed) => Ok(Some(claimed)),
+            None => Ok(self.0.get(seq).await?.filter(|r| r.handled_at.is_some())),
         }
     }
     async fn purge(&self, before: i64, now: i64) -> Result<u64, StoreError> {
@@ -1243,6 +1283,7 @@ async fn suite_rejects_a_broken_evidence_store() {
     for check in [
         "evidence::filters",
         "evidence::review_moves_only_pending",
+        "evidence::decisions_are_carried_out_once",
         "evidence::purge_respects_hold_and_review",
     ] {
         assert!(
@@ -1302,6 +1343,7 @@ async fn evidence_rows_are_plain_sql() {
         payload: "c2VhbGVk".into(),
         payload_hash: "ef".repeat(32),
         review: None,
+        held: None,
         prev_hash,
         hash,
         signature: "sig".into(),
@@ -1314,6 +1356,7 @@ async fn evidence_rows_are_plain_sql() {
     );
     let second = NewEvidence {
         review: Some("pending".into()),
+        held: Some("<message to='romeo@montague.example'/>".into()),
         sealed: false,
         payload: "{}".into(),
         ..record(2, "ab".repeat(32), "cd".repeat(32), 20)
@@ -1342,7 +1385,8 @@ async fn evidence_rows_are_plain_sql() {
              AND prev_hash = '0000000000000000000000000000000000000000000000000000000000000000' \
              AND hash = 'abababababababababababababababababababababababababababababababab' \
              AND signature = 'sig' AND legal_hold = 0 AND review IS NULL \
-             AND reviewed_by IS NULL AND reviewed_at IS NULL"
+             AND reviewed_by IS NULL AND reviewed_at IS NULL AND review_reason IS NULL \
+             AND held_stanza IS NULL AND handled_at IS NULL"
         )
         .await,
         Ok(1),
@@ -1352,7 +1396,9 @@ async fn evidence_rows_are_plain_sql() {
         count(
             &raw,
             "SELECT COUNT(*) FROM evidence WHERE seq = 2 AND payload = '{}' \
-             AND purged_at IS NULL AND sealed = 0 AND legal_hold = 1 AND review = 'pending'"
+             AND purged_at IS NULL AND sealed = 0 AND legal_hold = 1 AND review = 'pending' \
+             AND held_stanza = '<message to=''romeo@montague.example''/>' \
+             AND handled_at IS NULL"
         )
         .await,
         Ok(1),
@@ -1362,20 +1408,30 @@ async fn evidence_rows_are_plain_sql() {
         count(
             &raw,
             "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'evidence' \
-             AND name IN ('evidence_account', 'evidence_created_at', 'evidence_review')"
+             AND name IN ('evidence_account', 'evidence_created_at', 'evidence_review', \
+             'evidence_review_handled')"
         )
         .await,
-        Ok(3)
+        Ok(4)
     );
     raw.execute_raw(sea_orm::Statement::from_string(
         raw.get_database_backend(),
         "UPDATE evidence SET payload_hash = '0123456789abcdef0123456789abcdef0123456789abcdef\
          0123456789abcdef', signature = 'forged', review = 'released', reviewed_by = 'nobody', \
-         reviewed_at = 7 WHERE seq = 2",
+         reviewed_at = 7, review_reason = 'ok' WHERE seq = 2",
     ))
     .await
     .unwrap();
     raw.close().await.unwrap();
+    // Decided by hand: the server's query for the decisions to carry out finds it.
+    let decided = storage.evidence.unhandled_decisions(10).await.unwrap();
+    assert_eq!(
+        decided
+            .iter()
+            .map(|r| (r.seq, r.review_reason.as_deref()))
+            .collect::<Vec<_>>(),
+        [(2, Some("ok"))]
+    );
 
     let edited = storage.evidence.get(2).await.unwrap().unwrap();
     assert_eq!(
@@ -1395,6 +1451,76 @@ async fn evidence_rows_are_plain_sql() {
             Some(7),
             true,
         )
+    );
+    storage.close().await;
+}
+
+/// The lock columns of `users` are where the module documentation says: a lock set through the
+/// store reads back with plain SQL, and one written with plain SQL reads back through the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn account_locks_are_plain_sql() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = sqlite_url(&dir.path().join("locks.db"));
+    let storage = Storage::open(&url, &StorageOptions::default())
+        .await
+        .unwrap();
+    for name in ["juliet", "romeo"] {
+        storage
+            .users
+            .create_user(&user(name, "capulet.example", vec![]))
+            .await
+            .unwrap();
+    }
+    let lock = AccountLock {
+        locked_at: 100,
+        until: Some(1900),
+        reason: "rule leak".into(),
+        locked_by: "compliance".into(),
+    };
+    storage
+        .users
+        .lock_user("juliet", "capulet.example", &lock, LockChange::Replace)
+        .await
+        .unwrap();
+    let raw = Database::connect(url.as_str()).await.unwrap();
+    assert_eq!(
+        count(
+            &raw,
+            "SELECT COUNT(*) FROM users WHERE username = 'juliet' AND locked_at = 100 \
+             AND locked_until = 1900 AND lock_reason = 'rule leak' AND locked_by = 'compliance'"
+        )
+        .await,
+        Ok(1)
+    );
+    assert_eq!(
+        count(
+            &raw,
+            "SELECT COUNT(*) FROM users WHERE username = 'romeo' AND locked_at IS NULL \
+             AND locked_until IS NULL AND lock_reason IS NULL AND locked_by IS NULL"
+        )
+        .await,
+        Ok(1)
+    );
+    raw.execute_raw(sea_orm::Statement::from_string(
+        raw.get_database_backend(),
+        "UPDATE users SET locked_at = 5, locked_until = NULL, lock_reason = 'by hand', \
+         locked_by = 'dba' WHERE username = 'romeo'",
+    ))
+    .await
+    .unwrap();
+    raw.close().await.unwrap();
+    assert_eq!(
+        storage
+            .users
+            .user_lock("romeo", "capulet.example")
+            .await
+            .unwrap(),
+        Some(AccountLock {
+            locked_at: 5,
+            until: None,
+            reason: "by hand".into(),
+            locked_by: "dba".into(),
+        })
     );
     storage.close().await;
 }
@@ -1449,6 +1575,7 @@ async fn run_postgres(url: &str) -> Result<(), String> {
             "m0003_federation_audit",
             "m0004_policy",
             "m0005_evidence",
+            "m0006_review_lock",
         ]
     {
         return Err(format!("first migrate applied {applied:?}"));

@@ -34,6 +34,7 @@ impl TestServer {
         config.c2s.direct_tls_listen = vec!["127.0.0.1:0".into()];
         config.s2s.listen = vec!["127.0.0.1:0".into()];
         config.s2s.direct_tls_listen = vec!["127.0.0.1:0".into()];
+        config.http.listen = vec!["127.0.0.1:0".into()];
         // Tests never depend on the machine's DNS or CA bundle.
         config.s2s.use_system_roots = false;
         f(&mut config);
@@ -83,6 +84,21 @@ impl TestServer {
     /// The generated certificate of the first domain (PEM), for clients that verify it.
     pub fn certificate_path(&self) -> PathBuf {
         causerie_tls_paths(&self.config, self.domain())
+    }
+
+    /// The admin API's Unix socket.
+    pub fn admin_socket(&self) -> &std::path::Path {
+        &self.running().admin_socket
+    }
+
+    /// The admin API's TCP address, when `admin.listen` is set.
+    pub fn admin_tcp_addr(&self) -> Option<SocketAddr> {
+        self.running().admin_tcp_addr
+    }
+
+    /// The public HTTP listener (`/metrics`, `/health`), unless `http.listen` was emptied.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.running().http_addrs.first().copied()
     }
 
     pub fn core(&self) -> &std::sync::Arc<causerie_core::Core> {

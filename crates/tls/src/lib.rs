@@ -2,7 +2,8 @@
 //! chosen by SNI, the self-signed development certificate, and the channel-binding data SASL needs.
 //!
 //! Owns: loading PEM certificates and keys, generating and keeping a self-signed certificate under the
-//! data folder, `tls-exporter` (RFC 9266) and `tls-server-end-point` (RFC 5929 §4) channel bindings.
+//! data folder, `tls-exporter` (RFC 9266) and `tls-server-end-point` (RFC 5929 §4) channel bindings;
+//! the client configuration of the server's own HTTPS requests ([`https`]).
 //! Knows nothing of XMPP sessions.
 
 use std::collections::HashMap;
@@ -20,6 +21,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use sha2::Digest;
 
 pub mod dane;
+pub mod https;
 pub mod s2s;
 
 pub use tokio_rustls::TlsAcceptor;

@@ -231,6 +231,20 @@ impl Element {
         }
     }
 
+    /// The concatenation of the direct text children (not of descendants), borrowed when there
+    /// is at most one of them (as there is once parsed: adjacent text is merged).
+    pub fn text_ref(&self) -> std::borrow::Cow<'_, str> {
+        let mut texts = self.nodes.iter().filter_map(|n| match n {
+            Node::Text(t) => Some(t.as_str()),
+            Node::Element(_) => None,
+        });
+        match (texts.next(), texts.next()) {
+            (None, _) => std::borrow::Cow::Borrowed(""),
+            (Some(t), None) => std::borrow::Cow::Borrowed(t),
+            (Some(_), Some(_)) => std::borrow::Cow::Owned(self.text()),
+        }
+    }
+
     /// The concatenation of the direct text children (not of descendants).
     pub fn text(&self) -> String {
         let mut out = String::new();
@@ -257,6 +271,12 @@ mod tests {
             .with_text("y");
         assert!(e.is("message", "jabber:client"));
         assert_eq!(e.attr("to"), Some("a@b"));
+        assert_eq!(e.text_ref(), "xy");
+        assert_eq!(
+            e.get_child("body", "jabber:client").unwrap().text_ref(),
+            "hi"
+        );
+        assert_eq!(Element::new("a", "b").text_ref(), "");
         e.set_attr("to", "c@d");
         assert_eq!(
             e.attrs().collect::<Vec<_>>(),

@@ -13,6 +13,7 @@
 //! leaves to its users.
 
 mod chars;
+mod document;
 mod element;
 mod error;
 mod framer;
@@ -20,6 +21,7 @@ mod lexer;
 mod parse;
 mod write;
 
+pub use document::{Document, DocumentError, DocumentLimits, Located};
 pub use element::{Element, Node};
 pub use error::XmlError;
 pub use framer::{FEED_PIECE, Framer, FramerEvent, Limits, StreamHeader};

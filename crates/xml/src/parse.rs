@@ -129,7 +129,7 @@ fn parse_attr_spans(raw: &str, limits: &Limits, out: &mut Vec<AttrSpan>) -> Resu
 pub(crate) const MAX_DECLARATIONS_IN_SCOPE: usize = 128;
 
 /// In-scope namespace declarations while one frame is parsed; falls back to the stream's.
-struct NsStack<'s> {
+pub(crate) struct NsStack<'s> {
     stream: &'s StreamScope,
     /// (prefix, URI); the empty prefix is the default namespace.
     decls: Vec<(String, Arc<str>)>,
@@ -138,7 +138,7 @@ struct NsStack<'s> {
 }
 
 impl<'s> NsStack<'s> {
-    fn new(stream: &'s StreamScope) -> Self {
+    pub(crate) fn new(stream: &'s StreamScope) -> Self {
         Self {
             stream,
             decls: Vec::new(),
@@ -162,7 +162,7 @@ impl<'s> NsStack<'s> {
             .map(|(_, uri)| uri)
     }
 
-    fn pop(&mut self) {
+    pub(crate) fn pop(&mut self) {
         if let Some(mark) = self.marks.pop() {
             self.decls.truncate(mark);
         }
@@ -171,14 +171,14 @@ impl<'s> NsStack<'s> {
 
 /// Attribute scratch space reused across elements.
 #[derive(Debug, Default)]
-struct AttrScratch {
+pub(crate) struct AttrScratch {
     spans: Vec<AttrSpan>,
     /// (namespace URI, local name range) of prefixed attributes, for the expanded-name check.
     expanded: Vec<(Arc<str>, (usize, usize))>,
 }
 
 /// Opens one element: declarations pushed on `ns`, name and attributes resolved.
-fn open_element(
+pub(crate) fn open_element(
     start: &BytesStart<'_>,
     ns: &mut NsStack<'_>,
     limits: &Limits,
@@ -288,7 +288,7 @@ fn check_declaration(prefix: &str, uri: &str) -> Result<(), XmlError> {
     }
 }
 
-fn map_quick_xml(err: quick_xml::Error) -> XmlError {
+pub(crate) fn map_quick_xml(err: quick_xml::Error) -> XmlError {
     use quick_xml::errors::IllFormedError;
     match err {
         quick_xml::Error::Encoding(_) => XmlError::InvalidUtf8,
@@ -322,7 +322,7 @@ fn frame_reader(frame: &[u8]) -> Result<Reader<&[u8]>, XmlError> {
 }
 
 /// Runs `f` on the element's trailing text node, creating one only if `f` leaves text in it.
-fn with_text<R>(element: &mut Element, f: impl FnOnce(&mut String) -> R) -> R {
+pub(crate) fn with_text<R>(element: &mut Element, f: impl FnOnce(&mut String) -> R) -> R {
     match element.nodes.last_mut() {
         Some(Node::Text(t)) => f(t),
         _ => {

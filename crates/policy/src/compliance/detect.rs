@@ -29,6 +29,54 @@ const CARD_DIGITS: std::ops::RangeInclusive<usize> = 13..=19;
 /// The fewest ASCII digits a text holds when it holds a card number.
 pub const MIN_CARD_DIGITS: usize = *CARD_DIGITS.start();
 
+/// What quick looks at a text's bytes tell of what the detectors could find in it: each
+/// `may_hold_*` is a necessary condition of its detector finding anything, so a text for which
+/// it is false is not scanned. The looks are vectorized byte searches and counts, except the
+/// IBAN one, done only when asked.
+#[derive(Debug, Clone, Copy)]
+pub struct Clues<'a> {
+    text: &'a [u8],
+    digits: usize,
+}
+
+impl<'a> Clues<'a> {
+    pub fn of(text: &'a str) -> Clues<'a> {
+        let text = text.as_bytes();
+        Clues {
+            text,
+            digits: text.iter().filter(|b| b.is_ascii_digit()).count(),
+        }
+    }
+
+    pub fn may_hold_card(&self) -> bool {
+        self.digits >= MIN_CARD_DIGITS
+    }
+
+    /// Long enough, and somewhere two ASCII letters followed by two digits: how every IBAN
+    /// starts.
+    pub fn may_hold_iban(&self) -> bool {
+        self.digits >= 2
+            && self.text.len() >= MIN_IBAN_CHARS
+            && self.text.windows(4).any(|w| {
+                w[2].is_ascii_digit()
+                    && w[3].is_ascii_digit()
+                    && w[0].is_ascii_alphabetic()
+                    && w[1].is_ascii_alphabetic()
+            })
+    }
+
+    pub fn may_hold_email(&self) -> bool {
+        memchr::memchr(b'@', self.text).is_some()
+    }
+
+    /// A colon (a scheme) or `www.`.
+    pub fn may_hold_link(&self) -> bool {
+        memchr::memchr(b':', self.text).is_some()
+            || memchr::memchr_iter(b'.', self.text)
+                .any(|i| i >= 3 && self.text[i - 3..i].eq_ignore_ascii_case(b"www"))
+    }
+}
+
 /// Card numbers: see the module documentation.
 pub fn payment_cards(text: &str) -> Vec<Range<usize>> {
     let b = text.as_bytes();
@@ -138,6 +186,9 @@ pub fn ibans(text: &str) -> Vec<Range<usize>> {
     let mut i = 0;
     while i < b.len() {
         if b[i].is_ascii_alphabetic()
+            && b.get(i + 1).is_some_and(u8::is_ascii_alphabetic)
+            && b.get(i + 2).is_some_and(u8::is_ascii_digit)
+            && b.get(i + 3).is_some_and(u8::is_ascii_digit)
             && !alphanumeric_before(text, i)
             && let Some(end) = iban_at(b, i)
             && !alphanumeric_at(text, end)
@@ -886,5 +937,44 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Texts made of the pieces the detectors look for, glued in any order.
+    fn cluttered() -> impl Strategy<Value = String> {
+        prop::collection::vec(
+            prop_oneof![
+                Just("4111 1111 1111 1111".to_owned()),
+                Just("GB82 WEST 1234 5698 7654 32".to_owned()),
+                Just("gb82west12345698765432".to_owned()),
+                Just("ann@example.org".to_owned()),
+                Just("https://example.org/x".to_owned()),
+                Just("WWW.example.org".to_owned()),
+                Just("xmpp:bob@example.org".to_owned()),
+                "[a-zA-Z0-9@:./ -]{0,12}",
+            ],
+            0..6,
+        )
+        .prop_map(|parts| parts.concat())
+    }
+
+    proptest! {
+        #[test]
+        fn clues_never_hide_what_a_detector_finds(text in cluttered()) {
+            let clues = Clues::of(&text);
+            prop_assert!(payment_cards(&text).is_empty() || clues.may_hold_card(), "card in {text:?}");
+            prop_assert!(ibans(&text).is_empty() || clues.may_hold_iban(), "IBAN in {text:?}");
+            prop_assert!(emails(&text).is_empty() || clues.may_hold_email(), "address in {text:?}");
+            prop_assert!(links(&text).is_empty() || clues.may_hold_link(), "link in {text:?}");
+        }
+    }
+
+    #[test]
+    fn plain_chat_has_no_clues() {
+        let c = Clues::of("Hi, can we move the standup to half past ten tomorrow? Room 12 at 9.");
+        assert!(
+            !c.may_hold_card() && !c.may_hold_iban() && !c.may_hold_email() && !c.may_hold_link()
+        );
+        assert!(Clues::of("see www.example.org").may_hold_link());
+        assert!(Clues::of("FR76 3000 6000 0112 3456 7890 189").may_hold_iban());
     }
 }

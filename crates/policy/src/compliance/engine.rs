@@ -7,7 +7,7 @@ use std::ops::Range;
 use super::detect;
 use super::keywords::KeywordSet;
 use super::patterns::PatternSet;
-use super::rules::{Detector, Path, Peers, Rule, RuleError};
+use super::rules::{Detector, Direction, Path, Peers, Rule, RuleError};
 use super::text::fold;
 
 /// What the server knows of the other party's domain.
@@ -73,14 +73,93 @@ pub struct Hit {
     pub found: Vec<Found>,
 }
 
+/// What a rule looks for, as bits: which scanners a message in its scope needs.
+mod need {
+    pub const KEYWORDS: u16 = 1;
+    pub const PATTERNS: u16 = 1 << 1;
+    pub const CARD: u16 = 1 << 2;
+    pub const IBAN: u16 = 1 << 3;
+    pub const EMAIL: u16 = 1 << 4;
+    pub const PROJECT: u16 = 1 << 5;
+    pub const LINKS: u16 = 1 << 6;
+    pub const FILES: u16 = 1 << 7;
+    /// Scanners that report for every rule that asks for them (not per rule, as keywords and
+    /// patterns do).
+    pub const SHARED: u16 = CARD | IBAN | EMAIL | PROJECT | LINKS | FILES;
+    /// Scanners that need the folded text.
+    pub const FOLDED: u16 = KEYWORDS | PROJECT;
+}
+
+fn needs_of(r: &Rule) -> u16 {
+    let mut n = 0;
+    if !r.keywords.is_empty() {
+        n |= need::KEYWORDS;
+    }
+    if !r.patterns.is_empty() {
+        n |= need::PATTERNS;
+    }
+    for d in &r.detectors {
+        n |= match d {
+            Detector::PaymentCard => need::CARD,
+            Detector::Iban => need::IBAN,
+            Detector::Email => need::EMAIL,
+            Detector::Project => need::PROJECT,
+        };
+    }
+    if r.links {
+        n |= need::LINKS;
+    }
+    if r.files {
+        n |= need::FILES;
+    }
+    n
+}
+
+/// Who a found thing is for: one rule (a keyword or a pattern names its rule), or every rule in
+/// scope that asks for this kind of scanner (a detector, links, files).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum For {
+    Rule(usize),
+    Kind(u16),
+}
+
 /// A checked, compiled set of rules.
 pub struct RuleSet {
     rules: Vec<Rule>,
+    /// Per rule, the scanners it needs ([`need`] bits); 0 for a rule without content conditions.
+    needs: Vec<u16>,
+    /// The rules that apply to each [`Path`], in file order, indexed by [`path_index`].
+    by_path: [Vec<usize>; 3],
+    /// Per path, what the rules without a `users` list need, merged by scope: whether such a
+    /// rule is in scope depends only on its direction and peers, so a message checks a few
+    /// scopes instead of every rule.
+    open_scopes: [Vec<OpenScope>; 3],
+    /// Per path, the rules with a `users` list, checked one by one.
+    user_scoped: [Vec<usize>; 3],
     keywords: Option<KeywordSet>,
     patterns: Option<PatternSet>,
     projects: Option<KeywordSet>,
     /// The longest `rate` window of any rule: how long senders' message times are kept.
     longest_rate: std::time::Duration,
+}
+
+/// The rules of one path that have no `users` list and the same direction and peers.
+#[derive(Debug, Clone, Copy)]
+struct OpenScope {
+    direction: Direction,
+    peers: Peers,
+    /// The union of their needs.
+    needs: u16,
+    /// One of them has no content condition.
+    unconditional: bool,
+}
+
+fn path_index(p: Path) -> usize {
+    match p {
+        Path::Chat => 0,
+        Path::Federation => 1,
+        Path::Groupchat => 2,
+    }
 }
 
 impl std::fmt::Debug for RuleSet {
@@ -96,6 +175,10 @@ impl RuleSet {
     pub fn empty() -> RuleSet {
         RuleSet {
             rules: Vec::new(),
+            needs: Vec::new(),
+            by_path: Default::default(),
+            open_scopes: Default::default(),
+            user_scoped: Default::default(),
             keywords: None,
             patterns: None,
             projects: None,
@@ -190,8 +273,47 @@ impl RuleSet {
             .map(|r| std::time::Duration::from_secs(u64::from(r.per_secs)))
             .max()
             .unwrap_or_default();
+        let needs: Vec<u16> = rules.iter().map(needs_of).collect();
+        let mut by_path: [Vec<usize>; 3] = Default::default();
+        let mut open_scopes: [Vec<OpenScope>; 3] = Default::default();
+        let mut user_scoped: [Vec<usize>; 3] = Default::default();
+        for (i, r) in rules.iter().enumerate() {
+            for p in [Path::Chat, Path::Federation, Path::Groupchat] {
+                if !r.paths.contains(&p) {
+                    continue;
+                }
+                let at = path_index(p);
+                by_path[at].push(i);
+                if !r.users.is_empty() {
+                    user_scoped[at].push(i);
+                    continue;
+                }
+                let scopes = &mut open_scopes[at];
+                let k = match scopes
+                    .iter()
+                    .position(|o| o.direction == r.direction && o.peers == r.peers)
+                {
+                    Some(k) => k,
+                    None => {
+                        scopes.push(OpenScope {
+                            direction: r.direction,
+                            peers: r.peers,
+                            needs: 0,
+                            unconditional: false,
+                        });
+                        scopes.len() - 1
+                    }
+                };
+                scopes[k].needs |= needs[i];
+                scopes[k].unconditional |= needs[i] == 0;
+            }
+        }
         Ok(RuleSet {
             rules,
+            needs,
+            by_path,
+            open_scopes,
+            user_scoped,
             keywords,
             patterns,
             projects,
@@ -212,182 +334,177 @@ impl RuleSet {
         self.longest_rate
     }
 
+    /// Whether rule `r` applies to this message for the sender (outgoing) and for the recipient
+    /// (incoming). The path was checked by the index.
+    fn sides(r: &Rule, v: &View<'_>) -> (bool, bool) {
+        let (outgoing, incoming) = Self::open_sides(r.direction, r.peers, v);
+        (
+            outgoing && r.covers(v.sender),
+            incoming && r.covers(v.recipient),
+        )
+    }
+
+    /// [`RuleSet::sides`] for a rule without a `users` list.
+    fn open_sides(direction: Direction, peers: Peers, v: &View<'_>) -> (bool, bool) {
+        let outgoing = direction.outgoing() && v.sender_class.local && v.recipient_class.is(peers);
+        let incoming = direction.incoming() && v.recipient_class.local && v.sender_class.is(peers);
+        (outgoing, incoming)
+    }
+
     /// The rules whose scope and content conditions hold for this message. `rate` conditions
     /// are the caller's (they need the sender's history).
+    ///
+    /// Two passes over the rules of the message's path: the first finds which scanners the
+    /// rules in scope need (by scope for the rules without a `users` list, by rule for the
+    /// others), the text is scanned once for all of them, and only when something
+    /// was found (or a rule in scope has no content condition) does the second pass give each
+    /// rule what is its. A message that matches nothing allocates nothing here but its folded
+    /// text.
     pub fn evaluate(&self, v: &View<'_>) -> Vec<Hit> {
-        let mut candidates: Vec<(usize, Side)> = Vec::new();
-        for (i, r) in self.rules.iter().enumerate() {
-            if !r.paths.contains(&v.path) {
-                continue;
-            }
-            if r.direction.outgoing()
-                && v.sender_class.local
-                && r.covers(v.sender)
-                && v.recipient_class.is(r.peers)
-            {
-                candidates.push((i, Side::Outgoing));
-            }
-            if r.direction.incoming()
-                && v.recipient_class.local
-                && r.covers(v.recipient)
-                && v.sender_class.is(r.peers)
-            {
-                candidates.push((i, Side::Incoming));
+        let at = path_index(v.path);
+        let mut wanted = 0u16;
+        let mut unconditional = false;
+        for o in &self.open_scopes[at] {
+            let (outgoing, incoming) = Self::open_sides(o.direction, o.peers, v);
+            if outgoing || incoming {
+                wanted |= o.needs;
+                unconditional |= o.unconditional;
             }
         }
-        if candidates.is_empty() {
+        for &i in &self.user_scoped[at] {
+            let (outgoing, incoming) = Self::sides(&self.rules[i], v);
+            if outgoing || incoming {
+                wanted |= self.needs[i];
+                unconditional |= self.needs[i] == 0;
+            }
+        }
+        let found = if wanted == 0 {
+            Vec::new()
+        } else {
+            self.scan(v, wanted)
+        };
+        if found.is_empty() && !unconditional {
             return Vec::new();
         }
-        let scan = candidates
-            .iter()
-            .any(|(i, _)| self.rules[*i].has_content_conditions());
-        let found = if scan {
-            self.scan(v, &candidates)
-        } else {
-            Vec::new()
-        };
         let mut hits = Vec::new();
-        for (i, side) in candidates {
-            let r = &self.rules[i];
-            if !r.has_content_conditions() {
-                hits.push(Hit {
-                    rule: i,
-                    side,
-                    found: Vec::new(),
-                });
-                continue;
-            }
-            let mine: Vec<Found> = found
-                .iter()
-                .filter(|(rule, _)| *rule == i)
-                .map(|(_, f)| f.clone())
-                .collect();
-            if !mine.is_empty() {
-                hits.push(Hit {
-                    rule: i,
-                    side,
-                    found: mine,
-                });
+        for &i in &self.by_path[at] {
+            let (outgoing, incoming) = Self::sides(&self.rules[i], v);
+            let needs = self.needs[i];
+            let mine = || -> Vec<Found> {
+                found
+                    .iter()
+                    .filter(|(f, _)| match *f {
+                        For::Rule(r) => r == i,
+                        For::Kind(k) => needs & k != 0,
+                    })
+                    .map(|(_, f)| f.clone())
+                    .collect()
+            };
+            for (applies, side) in [(outgoing, Side::Outgoing), (incoming, Side::Incoming)] {
+                if !applies {
+                    continue;
+                }
+                let found = mine();
+                if needs == 0 || !found.is_empty() {
+                    hits.push(Hit {
+                        rule: i,
+                        side,
+                        found,
+                    });
+                }
             }
         }
         hits
     }
 
-    /// Everything the candidate rules look for, as (rule, found) pairs.
-    fn scan(&self, v: &View<'_>, candidates: &[(usize, Side)]) -> Vec<(usize, Found)> {
-        let wants = |pred: &dyn Fn(&Rule) -> bool| -> Vec<usize> {
-            let mut out: Vec<usize> = candidates
-                .iter()
-                .map(|(i, _)| *i)
-                .filter(|i| pred(&self.rules[*i]))
-                .collect();
-            out.dedup();
-            out
-        };
-        let candidate = |i: usize| candidates.iter().any(|(c, _)| *c == i);
-        let cards = wants(&|r| r.detectors.contains(&Detector::PaymentCard));
-        let ibans = wants(&|r| r.detectors.contains(&Detector::Iban));
-        let emails = wants(&|r| r.detectors.contains(&Detector::Email));
-        let projects = wants(&|r| r.detectors.contains(&Detector::Project));
-        let links = wants(&|r| r.links);
-        let files = wants(&|r| r.files);
-        let need_keywords = candidates
-            .iter()
-            .any(|(i, _)| !self.rules[*i].keywords.is_empty());
-        let need_patterns = candidates
-            .iter()
-            .any(|(i, _)| !self.rules[*i].patterns.is_empty());
+    /// Everything the `wanted` scanners find, each with whom it is for. Keyword and pattern
+    /// matches are reported for their own rule whether it is in scope or not: the second pass
+    /// of [`RuleSet::evaluate`] only hands them to rules in scope.
+    fn scan(&self, v: &View<'_>, wanted: u16) -> Vec<(For, Found)> {
+        let wants = |bit: u16| wanted & bit != 0;
         let mut out = Vec::new();
         for (b, body) in v.bodies.iter().enumerate() {
-            let folded = (need_keywords || !projects.is_empty()).then(|| fold(body));
-            if need_keywords && let (Some(k), Some(folded)) = (&self.keywords, &folded) {
+            let folded = (wanted & need::FOLDED != 0).then(|| fold(body));
+            if wants(need::KEYWORDS)
+                && let (Some(k), Some(folded)) = (&self.keywords, &folded)
+            {
                 for h in k.find(folded) {
-                    if candidate(h.tag) {
-                        let what = format!("keyword `{}`", &body[h.range.clone()]);
-                        out.push((
-                            h.tag,
-                            Found {
-                                body: Some(b),
-                                range: h.range,
-                                what,
-                            },
-                        ));
-                    }
-                }
-            }
-            if need_patterns && let Some(p) = &self.patterns {
-                for h in p.find(body) {
-                    if candidate(h.tag) {
-                        out.push((
-                            h.tag,
-                            Found {
-                                body: Some(b),
-                                range: h.range,
-                                what: "pattern".to_owned(),
-                            },
-                        ));
-                    }
-                }
-            }
-            let mut detected = |rules: &[usize], ranges: Vec<Range<usize>>, what: &str| {
-                for range in ranges {
-                    for r in rules {
-                        out.push((
-                            *r,
-                            Found {
-                                body: Some(b),
-                                range: range.clone(),
-                                what: what.to_owned(),
-                            },
-                        ));
-                    }
-                }
-            };
-            // Cheap necessary conditions first: most chat lines have none of what the detectors
-            // look for, and skip them at the cost of one pass over the bytes.
-            let digits = if cards.is_empty() && ibans.is_empty() {
-                0
-            } else {
-                body.bytes().filter(u8::is_ascii_digit).count()
-            };
-            if !cards.is_empty() && digits >= detect::MIN_CARD_DIGITS {
-                detected(&cards, detect::payment_cards(body), "payment card number");
-            }
-            if !ibans.is_empty() && digits >= 2 && body.len() >= detect::MIN_IBAN_CHARS {
-                detected(&ibans, detect::ibans(body), "IBAN");
-            }
-            if !emails.is_empty() && body.contains('@') {
-                detected(&emails, detect::emails(body), "e-mail address");
-            }
-            if !links.is_empty()
-                && (body.contains(':')
-                    || body
-                        .as_bytes()
-                        .windows(4)
-                        .any(|w| w.eq_ignore_ascii_case(b"www.")))
-            {
-                let ranges = detect::links(body).into_iter().map(|(r, _)| r).collect();
-                detected(&links, ranges, "link");
-            }
-            if !projects.is_empty()
-                && let (Some(k), Some(folded)) = (&self.projects, &folded)
-            {
-                let ranges = k.find(folded).into_iter().map(|h| h.range).collect();
-                detected(&projects, ranges, "confidential project name");
-            }
-        }
-        if !files.is_empty() {
-            for _ in &v.files {
-                for r in &files {
+                    let what = format!("keyword `{}`", &body[h.range.clone()]);
                     out.push((
-                        *r,
+                        For::Rule(h.tag),
                         Found {
-                            body: None,
-                            range: 0..0,
-                            what: "file transfer".to_owned(),
+                            body: Some(b),
+                            range: h.range,
+                            what,
                         },
                     ));
                 }
+            }
+            if wants(need::PATTERNS)
+                && let Some(p) = &self.patterns
+            {
+                for h in p.find(body) {
+                    out.push((
+                        For::Rule(h.tag),
+                        Found {
+                            body: Some(b),
+                            range: h.range,
+                            what: "pattern".to_owned(),
+                        },
+                    ));
+                }
+            }
+            let mut detected = |kind: u16, ranges: Vec<Range<usize>>, what: &str| {
+                for range in ranges {
+                    out.push((
+                        For::Kind(kind),
+                        Found {
+                            body: Some(b),
+                            range,
+                            what: what.to_owned(),
+                        },
+                    ));
+                }
+            };
+            if wanted & (need::SHARED & !need::FILES & !need::PROJECT) != 0 {
+                // One pass over the bytes tells which detectors can find anything: most chat
+                // lines hold no card, IBAN, address or link, and skip them all.
+                let clues = detect::Clues::of(body);
+                if wants(need::CARD) && clues.may_hold_card() {
+                    detected(
+                        need::CARD,
+                        detect::payment_cards(body),
+                        "payment card number",
+                    );
+                }
+                if wants(need::IBAN) && clues.may_hold_iban() {
+                    detected(need::IBAN, detect::ibans(body), "IBAN");
+                }
+                if wants(need::EMAIL) && clues.may_hold_email() {
+                    detected(need::EMAIL, detect::emails(body), "e-mail address");
+                }
+                if wants(need::LINKS) && clues.may_hold_link() {
+                    let ranges = detect::links(body).into_iter().map(|(r, _)| r).collect();
+                    detected(need::LINKS, ranges, "link");
+                }
+            }
+            if wants(need::PROJECT)
+                && let (Some(k), Some(folded)) = (&self.projects, &folded)
+            {
+                let ranges = k.find(folded).into_iter().map(|h| h.range).collect();
+                detected(need::PROJECT, ranges, "confidential project name");
+            }
+        }
+        if wants(need::FILES) {
+            for _ in &v.files {
+                out.push((
+                    For::Kind(need::FILES),
+                    Found {
+                        body: None,
+                        range: 0..0,
+                        what: "file transfer".to_owned(),
+                    },
+                ));
             }
         }
         out
@@ -526,6 +643,64 @@ actions = ["capture"]
                 .iter()
                 .all(|h| s.rules()[h.rule].id != "codes")
         );
+    }
+
+    #[test]
+    fn user_lists_and_scopes_decide_who_a_keyword_fires_for() {
+        let s = set(r#"
+[[rule]]
+id = "alice-only"
+description = "d"
+category = "c"
+users = ["alice@corp.example"]
+keywords = ["falcon"]
+actions = ["log"]
+
+[[rule]]
+id = "partners"
+description = "d"
+category = "c"
+peers = "partner"
+keywords = ["falcon", "eagle"]
+actions = ["log"]
+
+[[rule]]
+id = "everyone-in"
+description = "d"
+category = "c"
+direction = "incoming"
+users = ["*@corp.example"]
+actions = ["log"]
+"#);
+        let ids = |v: &View<'_>| -> Vec<(String, Side)> {
+            s.evaluate(v)
+                .iter()
+                .map(|h| (s.rules()[h.rule].id.clone(), h.side))
+                .collect()
+        };
+        let mut to_bob = view(LOCAL, "the falcon has landed");
+        to_bob.recipient = "bob@corp.example";
+        let mut from_bob = to_bob.clone();
+        from_bob.sender = "bob@corp.example";
+        from_bob.recipient = "alice@corp.example";
+        // Alice is in the first rule's list (outgoing, the default); "partners" is out of
+        // scope for a local peer even though its keyword is in the text; the incoming rule has
+        // no content condition.
+        assert_eq!(
+            ids(&to_bob),
+            [
+                ("alice-only".to_owned(), Side::Outgoing),
+                ("everyone-in".to_owned(), Side::Incoming)
+            ]
+        );
+        assert_eq!(ids(&from_bob), [("everyone-in".to_owned(), Side::Incoming)]);
+        let partner = view(PARTNER, "an eagle and a falcon");
+        let hits = s.evaluate(&partner);
+        let ids: Vec<&str> = hits.iter().map(|h| s.rules()[h.rule].id.as_str()).collect();
+        assert_eq!(ids, ["alice-only", "partners"]);
+        assert_eq!(hits[1].found.len(), 2, "both keywords of `partners`");
+        assert_eq!(hits[0].found.len(), 1, "only its own keyword");
+        assert!(s.evaluate(&view(PARTNER, "nothing here")).is_empty());
     }
 
     #[test]

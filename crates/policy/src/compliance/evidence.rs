@@ -119,7 +119,8 @@ pub fn next_link(last: Option<&StoredEvidence>) -> (i64, String) {
     }
 }
 
-/// The row that stores a signed record with its payload.
+/// The row that stores a signed record with its payload, holding no message (set
+/// [`NewEvidence::held`] on a record pending review to keep the quarantined one).
 pub fn new_row(r: &SignedEvidence, payload: String, review: Option<String>) -> NewEvidence {
     let f = &r.fields;
     NewEvidence {
@@ -142,6 +143,7 @@ pub fn new_row(r: &SignedEvidence, payload: String, review: Option<String>) -> N
         hash: r.hash.clone(),
         signature: r.signature.clone(),
         review,
+        held: None,
     }
 }
 

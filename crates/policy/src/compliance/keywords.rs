@@ -20,10 +20,14 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::ops::Range;
 
-use aho_corasick::{AhoCorasick, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 
 use super::MAX_HITS_PER_PATTERN;
 use super::text::{Folded, fold};
+
+/// The most keyword text (bytes, after folding) compiled into a full DFA; about 64,000 bytes
+/// of phrases make a DFA of a few megabytes. Beyond it the automaton is a contiguous NFA.
+const DFA_MAX_BYTES: usize = 64 * 1024;
 
 /// The longest keyword, in bytes once folded.
 pub const MAX_KEYWORD_BYTES: usize = 256;
@@ -130,8 +134,12 @@ impl KeywordSet {
         }
         // Standard semantics is the one that reports overlapping matches, so that "secret"
         // is found inside "top secret" as well.
+        // A full DFA searches fastest (one table lookup per byte) but its size grows with the
+        // keywords: built up to DFA_MAX_BYTES of keyword text, the library's choice above.
+        let total: usize = texts.iter().map(String::len).sum();
         let automaton = AhoCorasick::builder()
             .match_kind(MatchKind::Standard)
+            .kind((total <= DFA_MAX_BYTES).then_some(AhoCorasickKind::DFA))
             .build(&texts)
             .map_err(|e| KeywordError {
                 pattern: patterns.len().saturating_sub(1),

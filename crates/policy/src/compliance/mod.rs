@@ -4,7 +4,10 @@
 //! - [`rules`]: the rules file, checked whole; [`engine`]: the compiled rule set and its
 //!   evaluation; [`stage`]: the module of the core that applies the actions, writes evidence
 //!   and reloads the rules; [`evidence`]: the signed hash chain of evidence records;
-//!   [`seal`]: evidence payloads encrypted to the compliance officer's key.
+//!   [`seal`]: evidence payloads encrypted to the compliance officer's key; [`webhook`]:
+//!   alerts posted as JSON to an HTTP endpoint, from a bounded queue off the message path;
+//!   [`review`]: the review decisions of quarantined messages carried out; [`lock`]: accounts
+//!   locked by `terminate` with `lock_minutes`.
 //!
 //! The text matching underneath, with no I/O and no knowledge of rules files, stanzas or
 //! actions:
@@ -31,12 +34,15 @@ pub mod detect;
 pub mod engine;
 pub mod evidence;
 pub mod keywords;
+pub mod lock;
 pub mod patterns;
 pub mod report;
+pub mod review;
 pub mod rules;
 pub mod seal;
 pub mod stage;
 pub mod text;
+pub mod webhook;
 
 pub use keywords::{KeywordError, KeywordHit, KeywordReason, KeywordSet};
 pub use patterns::{PatternError, PatternHit, PatternReason, PatternSet};

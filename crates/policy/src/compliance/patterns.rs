@@ -134,6 +134,11 @@ impl PatternSet {
     /// [`MAX_HITS_PER_PATTERN`] per pattern, so a message flooding one pattern cannot hide
     /// another.
     pub fn find(&self, text: &str) -> Vec<PatternHit> {
+        // Most texts match no pattern: one search that may stop early and use the set's
+        // literal prefilters says so, before the overlapping search that names every pattern.
+        if !self.set.is_match(text) {
+            return Vec::new();
+        }
         let mut hits = Vec::new();
         for pattern in self.set.matches(text).iter() {
             let (regex, tag) = &self.patterns[pattern];

@@ -18,7 +18,7 @@
 //! files = false                      # file transfers (XEP-0066 out-of-band data)
 //! rate = { messages = 30, per_secs = 10 }   # more than this from one user: flooding
 //! actions = ["log", "capture", "block", "alert"]
-//! escalate = [{ after = 3, within_secs = 3600, actions = ["terminate", "alert"] }]
+//! escalate = [{ after = 3, within_secs = 3600, actions = ["terminate", "alert"], lock_minutes = 30 }]
 //! ```
 //!
 //! A rule fires on a message in its scope (direction, path, users, peers) when any of its content
@@ -27,6 +27,10 @@
 //! more than `messages` in the last `per_secs` seconds. Escalation steps replace the actions once
 //! the same user has triggered the rule `after` times within `within_secs` (the last step whose
 //! count is reached wins).
+//!
+//! `lock_minutes` goes with an action list that has `terminate` (the rule's own, or a step's):
+//! when that list is the one applied, the sender's account is also locked for that many
+//! minutes, and every one of its sessions ends.
 //!
 //! A file is refused whole: every problem is reported with the rule (its id, or its position
 //! when it has none), the field and the reason, and the rules in force stay in force.
@@ -39,6 +43,8 @@ use toml::Spanned;
 
 /// Most rules in one file.
 pub const MAX_RULES: usize = 10_000;
+/// Longest lock `lock_minutes` may set: a year.
+pub const MAX_LOCK_MINUTES: u32 = 366 * 24 * 60;
 /// Most keywords over the whole file, and most patterns.
 pub const MAX_KEYWORDS: usize = 100_000;
 pub const MAX_PATTERNS: usize = 1_000;
@@ -174,6 +180,8 @@ pub struct Step {
     pub after: u32,
     pub within_secs: u32,
     pub actions: Vec<Action>,
+    /// With `terminate` among `actions`: also lock the account for this many minutes.
+    pub lock_minutes: Option<u32>,
 }
 
 /// A checked rule.
@@ -195,6 +203,8 @@ pub struct Rule {
     pub files: bool,
     pub rate: Option<Rate>,
     pub actions: Vec<Action>,
+    /// With `terminate` among `actions`: also lock the account for this many minutes.
+    pub lock_minutes: Option<u32>,
     pub escalate: Vec<Step>,
     /// 1-based line of the rule in its file, for messages.
     pub line: usize,
@@ -208,6 +218,24 @@ impl Rule {
             || !self.detectors.is_empty()
             || self.links
             || self.files
+    }
+
+    /// The escalation step in force for a user, given how often the rule fired for them within
+    /// a window of so many seconds (`fired_within`): the last step whose count is reached, or
+    /// `None` for the rule's own actions.
+    pub fn step_reached(&self, fired_within: impl Fn(u32) -> usize) -> Option<&Step> {
+        self.escalate
+            .iter()
+            .rfind(|s| fired_within(s.within_secs) >= s.after as usize)
+    }
+
+    /// How long the account is locked when the actions of `step` (the rule's own for `None`)
+    /// apply, in minutes; `None` for no lock.
+    pub fn lock_for(&self, step: Option<&Step>) -> Option<u32> {
+        match step {
+            Some(s) => s.lock_minutes,
+            None => self.lock_minutes,
+        }
     }
 
     /// Whether a bare JID is in the rule's `users` scope.
@@ -278,6 +306,7 @@ struct RawRule {
     rate: Option<RawRate>,
     #[serde(default)]
     actions: Vec<String>,
+    lock_minutes: Option<u32>,
     #[serde(default)]
     escalate: Vec<RawStep>,
 }
@@ -295,6 +324,7 @@ struct RawStep {
     after: u32,
     within_secs: u32,
     actions: Vec<String>,
+    lock_minutes: Option<u32>,
 }
 
 /// Reads a rules file. `Err` lists every problem found.
@@ -467,6 +497,32 @@ impl Checker<'_> {
         ok.then_some(out)
     }
 
+    /// A `lock_minutes` value, checked against the action list it goes with (`None` when that
+    /// list is invalid: its own errors are reported).
+    fn lock(
+        &mut self,
+        field: &str,
+        minutes: Option<u32>,
+        actions: Option<&[Action]>,
+    ) -> Option<u32> {
+        let minutes = minutes?;
+        if minutes == 0 || minutes > MAX_LOCK_MINUTES {
+            self.err(
+                field,
+                format!("must be between 1 and {MAX_LOCK_MINUTES} (a year)"),
+            );
+            return None;
+        }
+        if actions.is_some_and(|a| !a.contains(&Action::Terminate)) {
+            self.err(
+                field,
+                "locks the account of a session that `terminate` ends: add `terminate` to the same actions",
+            );
+            return None;
+        }
+        Some(minutes)
+    }
+
     fn rule(&mut self, raw: RawRule) -> Option<Rule> {
         let id = self.text("id", raw.id, 64);
         if let Some(id) = &id
@@ -591,6 +647,7 @@ impl Checker<'_> {
             }),
         };
         let actions = self.actions("actions", &raw.actions);
+        let lock_minutes = self.lock("lock_minutes", raw.lock_minutes, actions.as_deref());
         let mut escalate = Vec::new();
         for (i, step) in raw.escalate.into_iter().enumerate() {
             let field = format!("escalate[{i}]");
@@ -609,10 +666,16 @@ impl Checker<'_> {
                 continue;
             }
             if let Some(actions) = self.actions(&format!("{field}.actions"), &step.actions) {
+                let lock_minutes = self.lock(
+                    &format!("{field}.lock_minutes"),
+                    step.lock_minutes,
+                    Some(&actions),
+                );
                 escalate.push(Step {
                     after: step.after,
                     within_secs: step.within_secs,
                     actions,
+                    lock_minutes,
                 });
             }
         }
@@ -632,6 +695,7 @@ impl Checker<'_> {
             files: raw.files,
             rate,
             actions: actions?,
+            lock_minutes,
             escalate,
             line: self.line,
         })
@@ -733,13 +797,20 @@ pub fn to_toml(rules: &[Rule]) -> String {
             "actions = {}\n",
             list(r.actions.iter().map(|a| quoted(a.name())))
         ));
+        if let Some(minutes) = r.lock_minutes {
+            out.push_str(&format!("lock_minutes = {minutes}\n"));
+        }
         if !r.escalate.is_empty() {
             let steps: Vec<String> = r
                 .escalate
                 .iter()
                 .map(|s| {
+                    let lock = s
+                        .lock_minutes
+                        .map(|m| format!(", lock_minutes = {m}"))
+                        .unwrap_or_default();
                     format!(
-                        "{{ after = {}, within_secs = {}, actions = {} }}",
+                        "{{ after = {}, within_secs = {}, actions = {}{lock} }}",
                         s.after,
                         s.within_secs,
                         list(s.actions.iter().map(|a| quoted(a.name())))
@@ -769,7 +840,7 @@ users = ["*@Corp.Example", "Alice@corp.example"]
 peers = "external"
 detectors = ["payment-card", "iban"]
 actions = ["log", "capture", "block", "alert"]
-escalate = [{ after = 3, within_secs = 3600, actions = ["terminate", "alert"] }]
+escalate = [{ after = 3, within_secs = 3600, actions = ["terminate", "alert"], lock_minutes = 30 }]
 
 [[rule]]
 id = "flood"
@@ -786,6 +857,10 @@ actions = ["warn"]
         let r = &rules[0];
         assert_eq!(r.users, ["*@corp.example", "alice@corp.example"]);
         assert_eq!(r.line, 2);
+        assert_eq!(
+            (r.lock_minutes, r.escalate[0].lock_minutes),
+            (None, Some(30))
+        );
         assert!(r.covers("bob@corp.example") && !r.covers("bob@other.example"));
         assert_eq!(rules[1].direction, Direction::Outgoing);
         assert_eq!(rules[1].paths.len(), 3);
@@ -858,6 +933,73 @@ actions = ["block", "mask"]
         assert_eq!(e[0].line, Some(3));
         let e = parse("[[rule]\n").expect_err("broken");
         assert_eq!(e[0].line, Some(1));
+    }
+
+    #[test]
+    fn a_lock_goes_with_terminate_and_is_bounded() {
+        let rule = |extra: &str| {
+            format!("[[rule]]\nid = \"a\"\ndescription = \"d\"\ncategory = \"c\"\n{extra}\n")
+        };
+        let ok = parse(&rule(
+            "actions = [\"terminate\", \"alert\"]\nlock_minutes = 45\nescalate = [{ after = 2, within_secs = 60, actions = [\"terminate\"], lock_minutes = 1440 }, { after = 4, within_secs = 60, actions = [\"terminate\"] }]",
+        ))
+        .expect("valid");
+        assert_eq!(ok[0].lock_minutes, Some(45));
+        let locks: Vec<Option<u32>> = ok[0].escalate.iter().map(|s| s.lock_minutes).collect();
+        assert_eq!(locks, [Some(1440), None]);
+        let again = parse(&to_toml(&ok)).expect("written back");
+        assert_eq!(
+            (again[0].lock_minutes, again[0].escalate[0].lock_minutes),
+            (Some(45), Some(1440))
+        );
+        for (extra, field, reason) in [
+            (
+                "actions = [\"block\"]\nlock_minutes = 30",
+                "lock_minutes",
+                "add `terminate`",
+            ),
+            (
+                "actions = [\"terminate\"]\nlock_minutes = 0",
+                "lock_minutes",
+                "between 1 and",
+            ),
+            (
+                &format!(
+                    "actions = [\"terminate\"]\nlock_minutes = {}",
+                    MAX_LOCK_MINUTES + 1
+                ),
+                "lock_minutes",
+                "between 1 and",
+            ),
+            (
+                "actions = [\"terminate\"]\nescalate = [{ after = 2, within_secs = 60, actions = [\"block\"], lock_minutes = 5 }]",
+                "escalate[0].lock_minutes",
+                "add `terminate`",
+            ),
+        ] {
+            let e = parse(&rule(extra)).expect_err(extra);
+            assert!(
+                e.iter()
+                    .any(|e| e.field == field && e.reason.contains(reason)),
+                "{extra}: {e:?}"
+            );
+        }
+        assert!(parse(&rule("actions = [\"terminate\"]\nlock_minutes = -1")).is_err());
+    }
+
+    #[test]
+    fn the_step_reached_decides_the_lock() {
+        let text = "[[rule]]\nid = \"a\"\ndescription = \"d\"\ncategory = \"c\"\nactions = [\"terminate\"]\nlock_minutes = 5\nescalate = [{ after = 2, within_secs = 60, actions = [\"terminate\"], lock_minutes = 60 }, { after = 3, within_secs = 10, actions = [\"terminate\"] }]\n";
+        let r = parse(text).expect("valid").remove(0);
+        // Fired once: the rule's own actions.
+        assert_eq!(r.lock_for(r.step_reached(|_| 1)), Some(5));
+        // Twice within a minute: the first step.
+        assert_eq!(r.lock_for(r.step_reached(|_| 2)), Some(60));
+        // Three times within a minute but only once within 10 seconds: still the first step.
+        let counts = |within: u32| if within == 60 { 3 } else { 1 };
+        assert_eq!(r.lock_for(r.step_reached(counts)), Some(60));
+        // Three times within 10 seconds: the last step, which locks nothing.
+        assert_eq!(r.lock_for(r.step_reached(|_| 3)), None);
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! kept: the conversation context (the last messages of the same pair of users) lives in memory
 //! only and enters evidence only with a captured message.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,16 +24,19 @@ use causerie_jid::{BareJid, Jid};
 use causerie_stanza::{
     MessageType, StanzaError, StanzaErrorCondition as Cond, StreamError, StreamErrorCondition as SE,
 };
-use causerie_storage::{AuditStore, EvidenceStore, NewAuditEvent, Storage, StoreError};
+use causerie_storage::{AuditStore, EvidenceStore, NewAuditEvent, Storage, StoreError, UserStore};
 use causerie_xml::Element;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::engine::{Hit, PeerClass, RuleSet, Side, View, mask};
 use super::evidence::{self, EvidenceFields};
+use super::lock;
 use super::report;
+use super::review::{self, Reviews};
 use super::rules::{self, Action, Path, Rule, RuleError};
 use super::seal::{self, OfficerPublic};
+use super::webhook::{AlertEvent, Webhook, WebhookOptions, WebhookStats};
 use crate::gate::wire::from_policy_address;
 use crate::keys::ServerKey;
 
@@ -63,6 +67,8 @@ pub struct ComplianceOptions {
     /// The compliance officer's key: when set, every evidence payload is stored sealed to it
     /// ([`seal`](super::seal)), and only the officer's secret key reads it.
     pub seal_to: Option<OfficerPublic>,
+    /// Where alerts are also posted as JSON ([`webhook`](super::webhook)).
+    pub alert_webhook: Option<WebhookOptions>,
 }
 
 /// Reads and compiles a rules file; a missing file is an empty set.
@@ -96,6 +102,11 @@ type Conversation = (Instant, VecDeque<String>);
 struct Draft {
     fields: EvidenceFields,
     payload: String,
+    /// Told the record's sequence number once it is stored (for the alert webhook).
+    stored: Option<oneshot::Sender<i64>>,
+    /// The quarantined message as received: the record is then pending review and keeps it
+    /// (unsealed) for delivery once released.
+    held: Option<String>,
 }
 
 struct Inner {
@@ -114,6 +125,12 @@ struct Inner {
     sent: Mutex<HashMap<String, VecDeque<Instant>>>,
     /// Per pair of users: the last messages, serialized, for the context of evidence.
     context: Mutex<HashMap<(String, String), Conversation>>,
+    /// Alerts also posted over HTTP.
+    webhook: Option<Webhook>,
+    /// Where `terminate` with `lock_minutes` locks accounts.
+    users: Arc<dyn UserStore>,
+    /// The review decisions the server carries out.
+    reviews: Arc<Reviews>,
 }
 
 /// The compliance module. Create it inside the Tokio runtime (it starts its writer task).
@@ -135,6 +152,16 @@ impl Compliance {
         };
         let stamp = file_stamp(&opts.rules_file);
         let (tx, rx) = mpsc::unbounded_channel();
+        let webhook = match &opts.alert_webhook {
+            Some(w) if opts.enabled => {
+                let mut w = w.clone();
+                // Sealed evidence means that only the officer's key reads messages.
+                w.include_text &= opts.seal_to.is_none();
+                Some(Webhook::start(w))
+            }
+            _ => None,
+        };
+        let reviews = Arc::new(Reviews::new(storage, opts.policy_localpart.clone()));
         let inner = Arc::new(Inner {
             opts,
             rules: RwLock::new(Arc::new(set)),
@@ -146,6 +173,9 @@ impl Compliance {
             fired: Mutex::new(HashMap::new()),
             sent: Mutex::new(HashMap::new()),
             context: Mutex::new(HashMap::new()),
+            webhook,
+            users: storage.users.clone(),
+            reviews,
         });
         tokio::spawn(write_evidence(
             Arc::downgrade(&inner),
@@ -168,6 +198,11 @@ impl Compliance {
     /// Reads the rules file again now; the rules in force stay when it is invalid.
     pub fn reload(&self) -> Result<usize, Vec<RuleError>> {
         self.inner.reload()
+    }
+
+    /// What the alert webhook did so far; `None` without one.
+    pub fn webhook_stats(&self) -> Option<WebhookStats> {
+        self.inner.webhook.as_ref().map(Webhook::stats)
     }
 }
 
@@ -233,6 +268,7 @@ impl Inner {
 
     fn queue_evidence(&self, draft: Draft) {
         self.pending.fetch_add(1, Ordering::AcqRel);
+        crate::metrics::evidence_queued();
         if self.evidence.send(draft).is_err() {
             self.pending.fetch_sub(1, Ordering::AcqRel);
             tracing::error!("the evidence writer has stopped; a record was not kept");
@@ -320,7 +356,19 @@ impl Inner {
         }
         let (t, list) = ctx.entry(key).or_insert_with(|| (now, VecDeque::new()));
         *t = now;
-        list.push_back(stanza.to_xml());
+        // The oldest message's buffer is reused for the newest once the conversation holds k.
+        let mut buf = if list.len() >= k {
+            list.pop_front().map(String::into_bytes).unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        buf.clear();
+        stanza.write_to(&mut buf, "");
+        // The serializer writes only `&str`s and ASCII markup: always UTF-8.
+        list.push_back(
+            String::from_utf8(buf)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        );
         while list.len() > k {
             list.pop_front();
         }
@@ -353,7 +401,7 @@ async fn write_evidence(
     let mut last = None;
     let mut known = false;
     while let Some(draft) = rx.recv().await {
-        let draft = match &seal_to {
+        let mut draft = match &seal_to {
             Some(to) => sealed(draft, to).await,
             None => draft,
         };
@@ -378,18 +426,18 @@ async fn write_evidence(
             fields.seq = seq;
             fields.prev_hash = prev_hash;
             let signed = evidence::sign(fields, &key);
-            let review = signed
-                .fields
-                .actions
-                .split(',')
-                .any(|a| a == "quarantine")
-                .then(|| "pending".to_owned());
-            match store
-                .append(&evidence::new_row(&signed, draft.payload.clone(), review))
-                .await
-            {
+            // One record per quarantined message holds it, and that one is pending review.
+            let review = draft.held.is_some().then(|| "pending".to_owned());
+            let mut row = evidence::new_row(&signed, draft.payload.clone(), review);
+            row.held = draft.held.clone();
+            match store.append(&row).await {
                 Ok(stored) => {
+                    crate::metrics::evidence_written();
                     tracing::info!(seq = stored.seq, rule = %stored.rule_id, "evidence recorded");
+                    if let Some(tell) = draft.stored.take() {
+                        // The alert may have been dropped from a full queue already.
+                        let _ = tell.send(stored.seq);
+                    }
                     last = Some(stored);
                     break;
                 }
@@ -468,6 +516,8 @@ impl Module for Compliance {
 impl Drain for Compliance {
     async fn drain(&self) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        // A release carried out now would reach sessions that are closing.
+        self.inner.reviews.stop(deadline).await;
         while self.inner.pending.load(Ordering::Acquire) > 0 {
             let notified = self.inner.idle.notified();
             if self.inner.pending.load(Ordering::Acquire) == 0 {
@@ -480,6 +530,10 @@ impl Drain for Compliance {
                 );
                 break;
             }
+        }
+        // After the evidence: queued alerts wait for their records' numbers.
+        if let Some(hook) = &self.inner.webhook {
+            hook.flush(deadline).await;
         }
     }
 }
@@ -599,15 +653,15 @@ impl Compliance {
             Path::Federation
         };
         let cns = stanza.ns().to_owned();
-        let bodies: Vec<String> = stanza
+        let bodies: Vec<Cow<'_, str>> = stanza
             .children()
             .filter(|c| c.is("body", &cns))
-            .map(Element::text)
+            .map(Element::text_ref)
             .collect();
-        let files: Vec<String> = stanza
+        let files: Vec<Cow<'_, str>> = stanza
             .children()
             .filter(|c| c.is("x", NS_OOB))
-            .filter_map(|x| x.get_child("url", NS_OOB).map(Element::text))
+            .filter_map(|x| x.get_child("url", NS_OOB).map(Element::text_ref))
             .collect();
         let view = View {
             sender: p.sender.as_str(),
@@ -615,8 +669,8 @@ impl Compliance {
             path,
             sender_class,
             recipient_class,
-            bodies: bodies.iter().map(String::as_str).collect(),
-            files: files.iter().map(String::as_str).collect(),
+            bodies: bodies.iter().map(|b| &**b).collect(),
+            files: files.iter().map(|f| &**f).collect(),
         };
         let now = Instant::now();
         let mut hits = set.evaluate(&view);
@@ -632,6 +686,8 @@ impl Compliance {
                 .remember(p.sender.as_str(), p.recipient.as_str(), stanza);
             return Verdict::Pass;
         }
+        // The texts as received, kept for the evidence: masking below changes the stanza.
+        let bodies: Vec<String> = bodies.into_iter().map(Cow::into_owned).collect();
         let mut counts = Vec::with_capacity(hits.len());
         let decided: Vec<(&Hit, &Rule, Vec<Action>)> = hits
             .iter()
@@ -676,8 +732,27 @@ impl Compliance {
             }
         }
 
+        // The one record that holds a quarantined message (several rules may quarantine it).
+        let holder = decided
+            .iter()
+            .position(|(_, _, acts)| acts.contains(&Action::Quarantine));
+        let lock = if terminate {
+            self.inner.lock_minutes(&decided, p, now)
+        } else {
+            None
+        };
+        let locked;
         let outcome = if terminate {
-            "the session was ended"
+            match lock {
+                Some(m) => {
+                    locked = format!(
+                        "the session was ended and the account locked for {}",
+                        lock::duration_words(m)
+                    );
+                    locked.as_str()
+                }
+                None => "the session was ended",
+            }
         } else if any(Action::Quarantine) {
             "it is held for review"
         } else if any(Action::Block) {
@@ -701,9 +776,12 @@ impl Compliance {
                 Side::Incoming => (&p.recipient, p.sender.as_str()),
             };
             let names: Vec<&str> = acts.iter().map(|a| a.name()).collect();
+            crate::metrics::compliance_actions(acts);
             if acts.contains(&Action::Log) {
                 tracing::info!(rule = %rule.id, user = %subject, peer, actions = %names.join(","), "compliance rule matched");
             }
+            // The webhook's alert names the evidence record of the same message.
+            let mut evidence_seq = None;
             if acts.contains(&Action::Capture) || acts.contains(&Action::Quarantine) {
                 let (resource, remote_addr) = match (h.side, session) {
                     (Side::Outgoing, Some(s)) => (
@@ -759,6 +837,14 @@ impl Compliance {
                         prev_hash: String::new(),
                     },
                     payload,
+                    held: (holder == Some(i)).then(|| received.to_xml()),
+                    stored: (acts.contains(&Action::Alert) && self.inner.webhook.is_some()).then(
+                        || {
+                            let (tell, seq) = oneshot::channel();
+                            evidence_seq = Some(seq);
+                            tell
+                        },
+                    ),
                 });
             }
             if acts.contains(&Action::Alert) {
@@ -770,6 +856,23 @@ impl Compliance {
                     &names,
                     &format!("{outcome}{repeats}"),
                 );
+                if let Some(hook) = &self.inner.webhook {
+                    let event = AlertEvent::for_hit(
+                        rule,
+                        h,
+                        p.sender.as_str(),
+                        p.recipient.as_str(),
+                        &names,
+                        outcome,
+                        counts[i],
+                    );
+                    let event = if hook.include_text() {
+                        event.with_text(&bodies, h)
+                    } else {
+                        event
+                    };
+                    hook.post(event, evidence_seq);
+                }
             }
             if acts.contains(&Action::Warn)
                 && h.side == Side::Outgoing
@@ -796,10 +899,19 @@ impl Compliance {
                 .map(|(_, r, _)| *r)
         };
         if terminate && let Some(rule) = first(Action::Terminate) {
-            return Verdict::Terminate(StreamError::new(SE::PolicyViolation).with_text(format!(
+            let mut text = format!(
                 "Your session was ended by the company rule \"{}\" ({}).",
                 rule.description, rule.category
-            )));
+            );
+            if let (Some(minutes), Some(s)) = (lock, session) {
+                text.push_str(&format!(
+                    " Your account is locked for {}.",
+                    lock::duration_words(minutes)
+                ));
+                self.inner
+                    .lock_account(core, s.jid().to_bare(), minutes, rule);
+            }
+            return Verdict::Terminate(StreamError::new(SE::PolicyViolation).with_text(text));
         }
         if let Some(rule) = first(Action::Quarantine) {
             if let Some(s) = session {
@@ -928,6 +1040,7 @@ impl Compliance {
         } else {
             "capture,alert"
         };
+        let mut evidence_seq = None;
         self.inner.queue_evidence(Draft {
             fields: EvidenceFields {
                 seq: 0,
@@ -947,7 +1060,22 @@ impl Compliance {
                 prev_hash: String::new(),
             },
             payload,
+            held: None,
+            stored: self.inner.webhook.is_some().then(|| {
+                let (tell, seq) = oneshot::channel();
+                evidence_seq = Some(seq);
+                tell
+            }),
         });
+        if let Some(hook) = &self.inner.webhook {
+            let actions: Vec<&str> = actions.split(',').collect();
+            let mut event =
+                AlertEvent::for_report(reporter.as_str(), r.reported.as_str(), &r.reason, &actions);
+            if hook.include_text() {
+                event.text = r.text.clone().map(|t| vec![t]);
+            }
+            hook.post(event, evidence_seq);
+        }
         let what = r
             .text
             .as_deref()
@@ -966,5 +1094,71 @@ impl Compliance {
             "ok",
             format!("reported {} ({})", r.reported, r.reason),
         );
+    }
+}
+
+/// Quarantine review and account locks.
+impl Compliance {
+    /// Starts carrying out the review decisions of quarantined messages on `core`: now, then
+    /// every `compliance.reload_secs`, until the module or the core is gone or the module is
+    /// drained.
+    pub fn start_reviews(&self, core: &Arc<Core>) {
+        tokio::spawn(review::poll(
+            Arc::downgrade(&self.inner.reviews),
+            Arc::downgrade(core),
+            self.inner.opts.reload_interval,
+        ));
+    }
+}
+
+impl Inner {
+    /// How long the rules of `decided` that end the session lock the account: the longest
+    /// `lock_minutes` of the action lists applied (the escalation step each rule reached, by
+    /// the counts [`Inner::actions_for`] kept), `None` for no lock.
+    fn lock_minutes(
+        &self,
+        decided: &[(&Hit, &Rule, Vec<Action>)],
+        p: &Parties,
+        now: Instant,
+    ) -> Option<u32> {
+        let fired = self.fired.lock().unwrap_or_else(|e| e.into_inner());
+        decided
+            .iter()
+            .filter(|(_, _, acts)| acts.contains(&Action::Terminate))
+            .filter_map(|(h, rule, _)| {
+                let subject = match h.side {
+                    Side::Outgoing => p.sender.as_str(),
+                    Side::Incoming => p.recipient.as_str(),
+                };
+                let times = fired.get(&(subject.to_owned(), rule.id.clone()));
+                let step = rule.step_reached(|within| {
+                    let window = Duration::from_secs(u64::from(within));
+                    times.map_or(0, |t| {
+                        t.iter()
+                            .filter(|at| now.duration_since(**at) <= window)
+                            .count()
+                    })
+                });
+                rule.lock_for(step)
+            })
+            .max()
+    }
+
+    /// Locks `account` for `minutes` in the background and ends its sessions
+    /// ([`lock::lock_account`]).
+    fn lock_account(&self, core: &Arc<Core>, account: BareJid, minutes: u32, rule: &Rule) {
+        tokio::spawn(lock::lock_account(
+            core.clone(),
+            self.users.clone(),
+            self.audit.clone(),
+            account,
+            minutes,
+            now_secs(),
+            lock::Cause {
+                rule_id: rule.id.clone(),
+                category: rule.category.clone(),
+                description: rule.description.clone(),
+            },
+        ));
     }
 }

@@ -162,6 +162,7 @@ pub(crate) async fn write_receipt(
         let row = crate::rows::new_receipt(&signed);
         match inner.store.append_receipt(&row).await {
             Ok(_) => {
+                crate::metrics::gate(crate::metrics::GateEvent::Accepted);
                 tracing::info!(jid = %jid, version = wire::short(&v.hash), method = method.as_str(), seq = f.seq, "usage policy accepted");
                 return Ok(signed);
             }
@@ -260,5 +261,6 @@ pub(crate) fn declined() -> StreamError {
 
 /// Logs a decline; the caller closes the session after its answer.
 pub(crate) fn log_decline(session: &SessionHandle, v: &PolicyVersion, via: Method) {
+    crate::metrics::gate(crate::metrics::GateEvent::Declined);
     tracing::info!(jid = %session.jid(), version = wire::short(&v.hash), method = via.as_str(), "usage policy declined");
 }

@@ -235,6 +235,7 @@ impl Inner {
         session: &SessionHandle,
         v: Option<&PolicyVersion>,
     ) {
+        crate::metrics::gate(crate::metrics::GateEvent::Restricted);
         session.info.set_flag(flags::RESTRICTED, true);
         let query_id = format!("policy-version-{}", random_hex());
         let timer = {
@@ -243,6 +244,7 @@ impl Inner {
             tokio::spawn(async move {
                 tokio::time::sleep(timeout).await;
                 if session.info.flag(flags::RESTRICTED) {
+                    crate::metrics::gate(crate::metrics::GateEvent::TimedOut);
                     tracing::info!(jid = %session.jid(), "usage policy not accepted in time, closing the session");
                     session.close(StreamError::new(SE::PolicyViolation).with_text(
                         "The usage policy was not accepted in time; log in again to accept it.",

@@ -14,8 +14,8 @@ use std::collections::BTreeSet;
 
 use super::{
     DEFAULT_EVIDENCE_LIMIT, DIRECTIONS, EvidenceFilter, GENESIS_HASH, MAX_FIELD_BYTES,
-    MAX_PAYLOAD_BYTES, MAX_SIGNATURE_BYTES, NewEvidence, REVIEW_PENDING, REVIEW_REJECTED,
-    REVIEW_RELEASED, StoredEvidence,
+    MAX_PAYLOAD_BYTES, MAX_REVIEW_REASON_BYTES, MAX_SIGNATURE_BYTES, NewEvidence, REVIEW_PENDING,
+    REVIEW_REJECTED, REVIEW_RELEASED, StoredEvidence,
 };
 use crate::conformance::{create_account, invalid_input, not_found, ok, unique_domain};
 use crate::{MAX_JID_BYTES, Storage, StoreError};
@@ -70,6 +70,7 @@ fn evidence(username: &str, domain: &str, created_at: i64) -> NewEvidence {
         payload: r#"{"body":"4111 1111 1111 1111","id":"m1"}"#.to_owned(),
         payload_hash: unique_hash(),
         review: None,
+        held: None,
         prev_hash: GENESIS_HASH.to_owned(),
         hash: unique_hash(),
         signature: "c2lnbmF0dXJl".to_owned(),
@@ -271,6 +272,10 @@ pub async fn round_trip_and_get(storage: &Storage) -> Result<(), String> {
     sealed.payload = "bm90IHJlYWxseSBhIHNlYWxlZCBib3g=".to_owned();
     sealed.direction = "incoming".to_owned();
     sealed.review = Some(REVIEW_PENDING.to_owned());
+    sealed.held = Some(
+        "<message xmlns='jabber:client' to='tybalt@capulet.example'><body>«à bientôt» \u{1F600}</body></message>"
+            .to_owned(),
+    );
     let specs = [plain, full, sealed];
     let mut directions = BTreeSet::new();
     let mut stored_all = Vec::new();
@@ -616,7 +621,7 @@ pub async fn legal_hold(storage: &Storage) -> Result<(), String> {
     Ok(())
 }
 
-/// A pending review is decided once: `released` or `rejected` with who and when; deciding it
+/// A pending review is decided once: `released` or `rejected` with who, when and why; deciding it
 /// again, or deciding a record never held for review, is `Conflict` and changes nothing; a
 /// position with no record is `NotFound`; a state other than the two decisions or an empty
 /// reviewer is `InvalidInput`, even for a missing record. Reviewers racing for one record:
@@ -629,20 +634,30 @@ pub async fn review_moves_only_pending(storage: &Storage) -> Result<(), String> 
     };
     let released = append_next(storage, &held(LATER)).await?;
     let rejected = append_next(storage, &held(LATER)).await?;
+    let also = append_next(storage, &held(LATER)).await?;
     let never = append_next(storage, &evidence("paris", &domain, LATER)).await?;
     let store = &storage.evidence;
-    for (record, state, by, at) in [
-        (&released, REVIEW_RELEASED, "officer@montague.example", 7),
-        (&rejected, REVIEW_REJECTED, "causeriectl:root", -3),
+    let why = "r".repeat(MAX_REVIEW_REASON_BYTES);
+    for (record, state, by, at, reason) in [
+        (
+            &released,
+            REVIEW_RELEASED,
+            "officer@montague.example",
+            7,
+            Some("a misunderstanding « ✓ »"),
+        ),
+        (&rejected, REVIEW_REJECTED, "causeriectl:root", -3, None),
+        (&also, REVIEW_REJECTED, "officer", 8, Some(why.as_str())),
     ] {
         let got = ok(
             "set_review",
-            store.set_review(record.seq, state, by, at).await,
+            store.set_review(record.seq, state, by, at, reason).await,
         )?;
         let want = StoredEvidence {
             review: Some(state.to_owned()),
             reviewed_by: Some(by.to_owned()),
             reviewed_at: Some(at),
+            review_reason: reason.map(str::to_owned),
             ..record.clone()
         };
         ensure!(got == want, "set_review({state}) returned {got:?}");
@@ -654,7 +669,9 @@ pub async fn review_moves_only_pending(storage: &Storage) -> Result<(), String> 
         for again in [REVIEW_RELEASED, REVIEW_REJECTED] {
             conflict(
                 &format!("{again} after {state}"),
-                store.set_review(record.seq, again, "another", 9).await,
+                store
+                    .set_review(record.seq, again, "another", 9, Some("again"))
+                    .await,
             )?;
         }
         let read = get(storage, record.seq).await?;
@@ -666,7 +683,7 @@ pub async fn review_moves_only_pending(storage: &Storage) -> Result<(), String> 
     conflict(
         "a decision on a record never held for review",
         store
-            .set_review(never.seq, REVIEW_RELEASED, "officer", 1)
+            .set_review(never.seq, REVIEW_RELEASED, "officer", 1, None)
             .await,
     )?;
     let read = get(storage, never.seq).await?;
@@ -678,24 +695,42 @@ pub async fn review_moves_only_pending(storage: &Storage) -> Result<(), String> 
         not_found(
             &format!("set_review({missing})"),
             store
-                .set_review(missing, REVIEW_RELEASED, "officer", 1)
+                .set_review(missing, REVIEW_RELEASED, "officer", 1, None)
                 .await,
         )?;
     }
     let reviewer = "r".repeat(MAX_JID_BYTES + 1);
-    for (what, state, by) in [
-        ("pending", REVIEW_PENDING, "officer"),
-        ("an unknown state", "approved", "officer"),
-        ("a state in another case", "Released", "officer"),
-        ("an empty state", "", "officer"),
-        ("an empty reviewer", REVIEW_RELEASED, ""),
-        ("an oversized reviewer", REVIEW_RELEASED, reviewer.as_str()),
-        ("U+0000 in the reviewer", REVIEW_REJECTED, "officer\0"),
+    let long_reason = "r".repeat(MAX_REVIEW_REASON_BYTES + 1);
+    for (what, state, by, reason) in [
+        ("pending", REVIEW_PENDING, "officer", None),
+        ("an unknown state", "approved", "officer", None),
+        ("a state in another case", "Released", "officer", None),
+        ("an empty state", "", "officer", None),
+        ("an empty reviewer", REVIEW_RELEASED, "", None),
+        (
+            "an oversized reviewer",
+            REVIEW_RELEASED,
+            reviewer.as_str(),
+            None,
+        ),
+        ("U+0000 in the reviewer", REVIEW_REJECTED, "officer\0", None),
+        (
+            "an oversized reason",
+            REVIEW_RELEASED,
+            "officer",
+            Some(long_reason.as_str()),
+        ),
+        (
+            "U+0000 in the reason",
+            REVIEW_REJECTED,
+            "officer",
+            Some("a\0"),
+        ),
     ] {
         for seq in [never.seq, 0] {
             invalid_input(
                 &format!("set_review({seq}) with {what}"),
-                store.set_review(seq, state, by, 1).await,
+                store.set_review(seq, state, by, 1, reason).await,
             )?;
         }
     }
@@ -717,7 +752,7 @@ pub async fn review_moves_only_pending(storage: &Storage) -> Result<(), String> 
             };
             storage
                 .evidence
-                .set_review(seq, state, &format!("officer{i}"), i as i64)
+                .set_review(seq, state, &format!("officer{i}"), i as i64, None)
                 .await
         });
     }
@@ -739,6 +774,179 @@ pub async fn review_moves_only_pending(storage: &Storage) -> Result<(), String> 
     ensure!(
         read.as_ref() == winners.first(),
         "the record reads {read:?}, the winner got {winners:?}"
+    );
+    Ok(())
+}
+
+/// The decided reviews not carried out yet are listed in seq order until claimed; a claim
+/// returns the record with the held message and `handled_at`, and leaves it stored with the
+/// held message emptied; a claim is made once (racing claimers: exactly one gets it); pending,
+/// never-held and missing records are not claimed (`None`, `NotFound`).
+pub async fn decisions_are_carried_out_once(storage: &Storage) -> Result<(), String> {
+    let domain = unique_domain("evidence-carry-out");
+    let store = &storage.evidence;
+    let held = |body: &str| NewEvidence {
+        review: Some(REVIEW_PENDING.to_owned()),
+        held: Some(format!(
+            "<message xmlns='jabber:client' from='nurse@{domain}/r' to='romeo@montague.example' \
+             type='chat'><body>{body}</body></message>"
+        )),
+        ..evidence("nurse", &domain, LATER)
+    };
+    let released = append_next(storage, &held("to be released ✓")).await?;
+    let rejected = append_next(storage, &held("to be rejected")).await?;
+    let raced = append_next(storage, &held("raced for")).await?;
+    let pending = append_next(storage, &held("still pending")).await?;
+    let never = append_next(storage, &evidence("nurse", &domain, LATER)).await?;
+    let mine = |list: Vec<StoredEvidence>| -> Vec<StoredEvidence> {
+        list.into_iter().filter(|e| e.domain == domain).collect()
+    };
+    let unhandled = |limit: u64| async move {
+        ok(
+            "unhandled_decisions",
+            storage.evidence.unhandled_decisions(limit).await,
+        )
+    };
+    ensure!(
+        mine(unhandled(u64::MAX).await?).is_empty(),
+        "records pending review are listed as decided"
+    );
+    for record in [&released, &pending, &never] {
+        let claimed = ok("claim_decision", store.claim_decision(record.seq, 1).await)?;
+        ensure!(
+            claimed.is_none(),
+            "an undecided record {} was claimed: {claimed:?}",
+            record.seq
+        );
+        let read = get(storage, record.seq).await?;
+        ensure!(
+            read.as_ref() == Some(record),
+            "a refused claim changed record {}: {read:?}",
+            record.seq
+        );
+    }
+    for missing in [0, -1, i64::MAX] {
+        not_found(
+            &format!("claim_decision({missing})"),
+            store.claim_decision(missing, 1).await,
+        )?;
+    }
+    let mut decided = Vec::new();
+    for (record, state) in [
+        (&released, REVIEW_RELEASED),
+        (&rejected, REVIEW_REJECTED),
+        (&raced, REVIEW_RELEASED),
+    ] {
+        decided.push(ok(
+            "set_review",
+            store
+                .set_review(record.seq, state, "officer", 5, Some("seen"))
+                .await,
+        )?);
+    }
+    let listed = mine(unhandled(u64::MAX).await?);
+    ensure!(
+        listed == decided,
+        "the decisions to carry out are {:?}, expected {:?}",
+        seqs(&listed),
+        seqs(&decided)
+    );
+    ensure!(
+        decided
+            .iter()
+            .all(|d| d.held.is_some() && d.handled_at.is_none()),
+        "a decision emptied the held message or set handled_at: {decided:?}"
+    );
+    let all = unhandled(u64::MAX).await?;
+    ensure!(
+        all.windows(2).all(|w| w[0].seq < w[1].seq),
+        "the decisions are not in seq order: {:?}",
+        seqs(&all)
+    );
+    let one = unhandled(1).await?;
+    ensure!(one.len() == 1, "a limit of 1 listed {}", one.len());
+    ensure!(
+        unhandled(0).await?.is_empty(),
+        "a limit of 0 listed records"
+    );
+
+    for (record, at) in [(&decided[0], 100), (&decided[1], -100)] {
+        let claimed = ok("claim_decision", store.claim_decision(record.seq, at).await)?;
+        let want = StoredEvidence {
+            handled_at: Some(at),
+            ..record.clone()
+        };
+        ensure!(
+            claimed.as_ref() == Some(&want),
+            "claim of {} returned {claimed:?}, expected {want:?}",
+            record.seq
+        );
+        let stored = StoredEvidence { held: None, ..want };
+        let read = get(storage, record.seq).await?;
+        ensure!(
+            read.as_ref() == Some(&stored),
+            "after its claim record {} reads {read:?}",
+            record.seq
+        );
+        let again = ok(
+            "claim_decision",
+            store.claim_decision(record.seq, at + 1).await,
+        )?;
+        ensure!(again.is_none(), "record {} was claimed twice", record.seq);
+        let read = get(storage, record.seq).await?;
+        ensure!(
+            read.as_ref() == Some(&stored),
+            "a second claim changed record {}: {read:?}",
+            record.seq
+        );
+    }
+    let left = mine(unhandled(u64::MAX).await?);
+    ensure!(
+        seqs(&left) == [raced.seq],
+        "after two claims the decisions to carry out are {:?}",
+        seqs(&left)
+    );
+
+    const CLAIMERS: usize = 6;
+    let ready = std::sync::Arc::new(tokio::sync::Barrier::new(CLAIMERS));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..CLAIMERS {
+        let storage = storage.clone();
+        let ready = ready.clone();
+        let seq = raced.seq;
+        tasks.spawn(async move {
+            ready.wait().await;
+            storage.evidence.claim_decision(seq, 200 + i as i64).await
+        });
+    }
+    let mut winners = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        match joined.map_err(|e| format!("claim task: {e}"))? {
+            Ok(Some(record)) => winners.push(record),
+            Ok(None) => {}
+            Err(e) => return Err(format!("claim_decision failed: {e}")),
+        }
+    }
+    ensure!(
+        winners.len() == 1,
+        "{} claimers got record {}",
+        winners.len(),
+        raced.seq
+    );
+    ensure!(
+        winners[0].held == decided[2].held,
+        "the winning claim carries {:?}",
+        winners[0].held
+    );
+    let read = get(storage, raced.seq).await?;
+    ensure!(
+        read.as_ref()
+            .is_some_and(|r| r.held.is_none() && r.handled_at == winners[0].handled_at),
+        "after the race the record reads {read:?}"
+    );
+    ensure!(
+        mine(unhandled(u64::MAX).await?).is_empty(),
+        "claimed decisions are still listed"
     );
     Ok(())
 }
@@ -844,7 +1052,7 @@ pub async fn purge_respects_hold_and_review(storage: &Storage) -> Result<(), Str
     r[3] = ok(
         "set_review",
         store
-            .set_review(r[3].seq, REVIEW_RELEASED, "officer", before - 1)
+            .set_review(r[3].seq, REVIEW_RELEASED, "officer", before - 1, None)
             .await,
     )?;
 
@@ -892,7 +1100,7 @@ pub async fn purge_respects_hold_and_review(storage: &Storage) -> Result<(), Str
     r[2] = ok(
         "set_review",
         store
-            .set_review(r[2].seq, REVIEW_REJECTED, "officer", before)
+            .set_review(r[2].seq, REVIEW_REJECTED, "officer", before, None)
             .await,
     )?;
     let third = unique_time();
@@ -1150,6 +1358,31 @@ pub async fn invalid_input_refused(storage: &Storage) -> Result<(), String> {
             "a review in another case",
             with(&|e| e.review = Some("Pending".into())),
         ),
+        (
+            "a held message without a review",
+            with(&|e| e.held = Some("<message/>".into())),
+        ),
+        (
+            "an empty held message",
+            with(&|e| {
+                e.review = Some(REVIEW_PENDING.into());
+                e.held = Some(String::new());
+            }),
+        ),
+        (
+            "an oversized held message",
+            with(&|e| {
+                e.review = Some(REVIEW_PENDING.into());
+                e.held = Some("x".repeat(MAX_PAYLOAD_BYTES + 1));
+            }),
+        ),
+        (
+            "U+0000 in the held message",
+            with(&|e| {
+                e.review = Some(REVIEW_PENDING.into());
+                e.held = Some("<message>\0</message>".into());
+            }),
+        ),
         ("a short prev_hash", with(&|e| e.prev_hash.truncate(10))),
         (
             "a prev_hash that is not hex",
@@ -1200,6 +1433,7 @@ pub async fn run_all(storage: &Storage) -> Vec<String> {
         large_payloads,
         legal_hold,
         review_moves_only_pending,
+        decisions_are_carried_out_once,
         purge_respects_hold_and_review,
         concurrent_appends_one_winner,
         concurrent_chain_stays_linked,

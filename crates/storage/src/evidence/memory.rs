@@ -74,8 +74,9 @@ impl EvidenceStore for MemoryEvidenceStore {
         state: &str,
         by: &str,
         at: i64,
+        reason: Option<&str>,
     ) -> Result<StoredEvidence, StoreError> {
-        validate_review(state, by)?;
+        validate_review(state, by, reason)?;
         let mut db = self.db.lock();
         let i = position(&db, seq).ok_or_else(|| no_record(seq))?;
         let record = &mut db.evidence[i];
@@ -85,7 +86,40 @@ impl EvidenceStore for MemoryEvidenceStore {
         record.review = Some(state.to_owned());
         record.reviewed_by = Some(by.to_owned());
         record.reviewed_at = Some(at);
+        record.review_reason = reason.map(str::to_owned);
         Ok(record.clone())
+    }
+
+    async fn unhandled_decisions(&self, limit: u64) -> Result<Vec<StoredEvidence>, StoreError> {
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        Ok(self
+            .db
+            .lock()
+            .evidence
+            .iter()
+            .filter(|e| e.awaiting_handling())
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn claim_decision(
+        &self,
+        seq: i64,
+        at: i64,
+    ) -> Result<Option<StoredEvidence>, StoreError> {
+        let mut db = self.db.lock();
+        let i = position(&db, seq).ok_or_else(|| no_record(seq))?;
+        let record = &mut db.evidence[i];
+        if !record.awaiting_handling() {
+            return Ok(None);
+        }
+        record.handled_at = Some(at);
+        let claimed = StoredEvidence {
+            held: record.held.take(),
+            ..record.clone()
+        };
+        Ok(Some(claimed))
     }
 
     async fn purge(&self, before: i64, now: i64) -> Result<u64, StoreError> {

@@ -8,9 +8,16 @@
 //!
 //! A record is written once. Afterwards only these change, so a record's hash must not cover
 //! them: the legal hold, the review of a quarantined message (`pending` → `released` or
-//! `rejected`, once, with who and when), and the payload, which retention purges to `NULL`
+//! `rejected`, once, with who, when and why), the held copy of that message, emptied once the
+//! decision is carried out (`handled_at`), and the payload, which retention purges to `NULL`
 //! (recording when) while every other column stays, so the chain, which covers `payload_hash`,
 //! can still be verified. Nothing removes a record.
+//!
+//! The held copy is the quarantined stanza as received, kept apart from the payload: the
+//! payload may be sealed to the compliance officer's key, which the server does not have, and
+//! the server must still deliver a released message. A decision is carried out once: the
+//! server claims it ([`EvidenceStore::claim_decision`]), which marks it handled and empties the
+//! held copy in one step, and only then delivers or tells the sender.
 //!
 //! SQL schema (created by `m0005_evidence`), for tools and tests that read or edit rows directly:
 //!
@@ -25,6 +32,10 @@
 //!   (`evidence_account`), on `created_at` (`evidence_created_at`, for time ranges and
 //!   retention) and on `review` (`evidence_review`, for the queue of pending reviews). No
 //!   foreign key: evidence outlives the account.
+//! - Added by `m0006_review_lock`: `held_stanza` (the held copy, `NULL` when there is none or
+//!   once the decision was carried out), `review_reason` (the reviewer's reason, `NULL` when
+//!   none was given) and `handled_at` (when the decision was carried out, `NULL` before),
+//!   indexed with `review` (`evidence_review_handled`, for the decisions to carry out).
 //!
 //! Timestamps are Unix seconds (`BIGINT`).
 
@@ -56,6 +67,8 @@ pub const REVIEW_PENDING: &str = "pending";
 pub const REVIEW_RELEASED: &str = "released";
 /// The decision that stops a quarantined message for good.
 pub const REVIEW_REJECTED: &str = "rejected";
+/// Longest reason of a review decision.
+pub const MAX_REVIEW_REASON_BYTES: usize = 1024;
 /// How many records [`EvidenceStore::list`] returns when the filter sets no limit. Smaller than
 /// the other stores' listings: each record may carry up to [`MAX_PAYLOAD_BYTES`].
 pub const DEFAULT_EVIDENCE_LIMIT: u64 = 100;
@@ -93,6 +106,9 @@ pub struct NewEvidence {
     pub payload_hash: String,
     /// `None`, or [`REVIEW_PENDING`] for a message held until a reviewer decides.
     pub review: Option<String>,
+    /// The held message (the stanza as received), for a record pending review only: what the
+    /// server delivers once a reviewer releases it.
+    pub held: Option<String>,
     /// The last record's `hash`, or [`GENESIS_HASH`] for the first.
     pub prev_hash: String,
     /// This record's hash (64 lowercase hex digits), computed by the caller.
@@ -134,6 +150,13 @@ pub struct StoredEvidence {
     pub reviewed_by: Option<String>,
     /// When the review was decided (Unix seconds).
     pub reviewed_at: Option<i64>,
+    /// Why, as the reviewer wrote it.
+    pub review_reason: Option<String>,
+    /// The held message, until the decision is carried out.
+    pub held: Option<String>,
+    /// When the decision was carried out: the released message delivered, or the sender told
+    /// of the rejection (Unix seconds).
+    pub handled_at: Option<i64>,
 }
 
 impl From<&NewEvidence> for StoredEvidence {
@@ -162,6 +185,9 @@ impl From<&NewEvidence> for StoredEvidence {
             review: e.review.clone(),
             reviewed_by: None,
             reviewed_at: None,
+            review_reason: None,
+            held: e.held.clone(),
+            handled_at: None,
         }
     }
 }
@@ -182,6 +208,14 @@ impl StoredEvidence {
                 .review
                 .as_deref()
                 .is_none_or(|r| self.review.as_deref() == Some(r))
+    }
+
+    /// Whether the review was decided and the decision is not carried out yet.
+    pub(crate) fn awaiting_handling(&self) -> bool {
+        matches!(
+            self.review.as_deref(),
+            Some(REVIEW_RELEASED | REVIEW_REJECTED)
+        ) && self.handled_at.is_none()
     }
 
     /// Whether [`EvidenceStore::purge`] with this `before` empties the record's payload.
@@ -254,13 +288,15 @@ pub trait EvidenceStore: Send + Sync {
     /// purged record can still be set (its payload stays purged).
     async fn set_legal_hold(&self, seq: i64, hold: bool) -> Result<bool, StoreError>;
     /// Decides the review of a quarantined message: moves a record in [`REVIEW_PENDING`] to
-    /// `state` ([`REVIEW_RELEASED`] or [`REVIEW_REJECTED`]), recording who decided and when,
-    /// and returns the record as it is now. A review is decided once.
+    /// `state` ([`REVIEW_RELEASED`] or [`REVIEW_REJECTED`]), recording who decided, when and
+    /// why, and returns the record as it is now. A review is decided once; the held copy stays
+    /// until the decision is carried out ([`EvidenceStore::claim_decision`]).
     ///
-    /// `InvalidInput`, checked first, when `state` is neither decision or `by` is empty, longer
-    /// than [`MAX_JID_BYTES`] or contains U+0000. `NotFound` when there is no record at `seq`.
-    /// `Conflict`, and nothing is written, when the record is not pending: it was never held
-    /// for review, or its review was already decided (by another reviewer racing for it:
+    /// `InvalidInput`, checked first, when `state` is neither decision, `by` is empty, longer
+    /// than [`MAX_JID_BYTES`] or contains U+0000, or `reason` is longer than
+    /// [`MAX_REVIEW_REASON_BYTES`] or contains U+0000. `NotFound` when there is no record at
+    /// `seq`. `Conflict`, and nothing is written, when the record is not pending: it was never
+    /// held for review, or its review was already decided (by another reviewer racing for it:
     /// exactly one decision wins).
     async fn set_review(
         &self,
@@ -268,7 +304,18 @@ pub trait EvidenceStore: Send + Sync {
         state: &str,
         by: &str,
         at: i64,
+        reason: Option<&str>,
     ) -> Result<StoredEvidence, StoreError>;
+    /// The decided reviews not carried out yet (decided, `handled_at` unset), by seq
+    /// ascending, at most `limit`.
+    async fn unhandled_decisions(&self, limit: u64) -> Result<Vec<StoredEvidence>, StoreError>;
+    /// Claims a decided review to carry it out: atomically sets `handled_at` to `at` and empties
+    /// the held copy, and returns the record as it was claimed (with `handled_at` set and the
+    /// held copy still in it). Of callers racing for one record exactly one gets it; the others,
+    /// and every caller for a record that is not decided or already carried out, get
+    /// `Ok(None)` and nothing is written. `NotFound` when there is no record at `seq`.
+    async fn claim_decision(&self, seq: i64, at: i64)
+    -> Result<Option<StoredEvidence>, StoreError>;
     /// Retention: empties the payload of every record created before `before` (strictly) that
     /// is not on legal hold, not pending review and not purged yet, setting its `purged_at` to
     /// `now` and keeping every other column; returns how many records it purged. Atomic: a
@@ -324,19 +371,35 @@ pub(crate) fn validate_evidence(e: &NewEvidence) -> Result<(), StoreError> {
             "a new evidence record's review must be {REVIEW_PENDING} or none"
         )));
     }
+    if let Some(held) = &e.held {
+        if e.review.is_none() {
+            return Err(StoreError::InvalidInput(
+                "only a record pending review holds a message".to_owned(),
+            ));
+        }
+        required("evidence held message", held, MAX_PAYLOAD_BYTES)?;
+    }
     hash("evidence prev_hash", &e.prev_hash)?;
     hash("evidence hash", &e.hash)?;
     required("evidence signature", &e.signature, MAX_SIGNATURE_BYTES)
 }
 
 /// Checks a review decision before anything is looked at.
-pub(crate) fn validate_review(state: &str, by: &str) -> Result<(), StoreError> {
+pub(crate) fn validate_review(
+    state: &str,
+    by: &str,
+    reason: Option<&str>,
+) -> Result<(), StoreError> {
     if state != REVIEW_RELEASED && state != REVIEW_REJECTED {
         return Err(StoreError::InvalidInput(format!(
             "a review decision must be {REVIEW_RELEASED} or {REVIEW_REJECTED}"
         )));
     }
-    required("reviewer", by, MAX_JID_BYTES)
+    required("reviewer", by, MAX_JID_BYTES)?;
+    if let Some(reason) = reason {
+        validate::text("review reason", reason, Some(MAX_REVIEW_REASON_BYTES))?;
+    }
+    Ok(())
 }
 
 /// The error for deciding the review of a record that is not pending (`review` is its state).
@@ -402,6 +465,7 @@ mod tests {
             payload: "{}".into(),
             payload_hash: "3".repeat(64),
             review: None,
+            held: None,
             prev_hash: GENESIS_HASH.into(),
             hash: "1".repeat(64),
             signature: "s".into(),
@@ -434,14 +498,31 @@ mod tests {
         assert_eq!(validate_evidence(&e), Ok(()));
         e.review = Some(REVIEW_PENDING.into());
         assert_eq!(validate_evidence(&e), Ok(()));
+        e.held = Some("<message/>".into());
+        assert_eq!(validate_evidence(&e), Ok(()));
+        for held in ["", "a\0b"] {
+            e.held = Some(held.into());
+            assert!(validate_evidence(&e).is_err(), "{held:?}");
+        }
         for state in [REVIEW_RELEASED, REVIEW_REJECTED, "", "Pending"] {
             e.review = Some(state.into());
             assert!(validate_evidence(&e).is_err(), "{state}");
         }
-        assert_eq!(validate_review(REVIEW_RELEASED, "officer"), Ok(()));
-        assert_eq!(validate_review(REVIEW_REJECTED, "officer"), Ok(()));
-        assert!(validate_review(REVIEW_PENDING, "officer").is_err());
-        assert!(validate_review(REVIEW_RELEASED, "").is_err());
+        e.review = None;
+        e.held = Some("<message/>".into());
+        assert!(
+            validate_evidence(&e).is_err(),
+            "a held message without a review"
+        );
+        assert_eq!(validate_review(REVIEW_RELEASED, "officer", None), Ok(()));
+        assert_eq!(
+            validate_review(REVIEW_REJECTED, "officer", Some("phishing")),
+            Ok(())
+        );
+        assert!(validate_review(REVIEW_PENDING, "officer", None).is_err());
+        assert!(validate_review(REVIEW_RELEASED, "", None).is_err());
+        let long = "r".repeat(MAX_REVIEW_REASON_BYTES + 1);
+        assert!(validate_review(REVIEW_RELEASED, "officer", Some(&long)).is_err());
     }
 
     #[test]

@@ -1,15 +1,15 @@
 //! [`EvidenceStore`] on SQLite and PostgreSQL.
 //!
-//! Table (created by `m0005_evidence`, described in the [module documentation](super)):
-//! `evidence`.
+//! Table (created by `m0005_evidence`, with columns added by `m0006_review_lock`, described in
+//! the [module documentation](super)): `evidence`.
 
 use async_trait::async_trait;
-use sea_orm::sea_query::{Expr, ExprTrait, Order, Query, SelectStatement};
+use sea_orm::sea_query::{Expr, ExprTrait, LockType, Order, Query, SelectStatement};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, DeriveIden, QueryResult, SqlErr};
 
 use super::{
-    EvidenceFilter, EvidenceStore, NewEvidence, REVIEW_PENDING, StoredEvidence, check_link,
-    no_record, not_pending, validate_evidence, validate_review,
+    EvidenceFilter, EvidenceStore, NewEvidence, REVIEW_PENDING, REVIEW_REJECTED, REVIEW_RELEASED,
+    StoredEvidence, check_link, no_record, not_pending, validate_evidence, validate_review,
 };
 use crate::StoreError;
 use crate::sql::{SqlDb, SqlKind, get, sql_limit, storable};
@@ -40,9 +40,12 @@ enum Evidence {
     Review,
     ReviewedBy,
     ReviewedAt,
+    ReviewReason,
+    HeldStanza,
+    HandledAt,
 }
 
-const COLUMNS: [Evidence; 23] = [
+const COLUMNS: [Evidence; 26] = [
     Evidence::Seq,
     Evidence::CreatedAt,
     Evidence::RuleId,
@@ -66,6 +69,9 @@ const COLUMNS: [Evidence; 23] = [
     Evidence::Review,
     Evidence::ReviewedBy,
     Evidence::ReviewedAt,
+    Evidence::ReviewReason,
+    Evidence::HeldStanza,
+    Evidence::HandledAt,
 ];
 
 /// Key of the PostgreSQL advisory lock that serializes appends ("evidence" in ASCII).
@@ -116,6 +122,9 @@ impl SqlEvidenceStore {
             review: get(&self.db, row, "review")?,
             reviewed_by: get(&self.db, row, "reviewed_by")?,
             reviewed_at: get(&self.db, row, "reviewed_at")?,
+            review_reason: get(&self.db, row, "review_reason")?,
+            held: get(&self.db, row, "held_stanza")?,
+            handled_at: get(&self.db, row, "handled_at")?,
         })
     }
 
@@ -204,6 +213,9 @@ impl SqlEvidenceStore {
                 stored.review.clone().into(),
                 stored.reviewed_by.clone().into(),
                 stored.reviewed_at.into(),
+                stored.review_reason.clone().into(),
+                stored.held.clone().into(),
+                stored.handled_at.into(),
             ])
             .map_err(|err| StoreError::Backend(format!("build evidence insert: {err}")))?;
         txn.execute(&insert).await.map_err(|err| {
@@ -227,6 +239,7 @@ impl SqlEvidenceStore {
         state: &str,
         by: &str,
         at: i64,
+        reason: Option<&str>,
     ) -> Result<StoredEvidence, StoreError> {
         // One conditional update decides: of two reviewers racing, the second one's update
         // waits for the first (PostgreSQL's row lock, SQLite's write lock) and then matches
@@ -237,6 +250,7 @@ impl SqlEvidenceStore {
             .value(Evidence::Review, state)
             .value(Evidence::ReviewedBy, by)
             .value(Evidence::ReviewedAt, at)
+            .value(Evidence::ReviewReason, reason.map(str::to_owned))
             .and_where(Expr::col(Evidence::Seq).eq(seq))
             .and_where(Expr::col(Evidence::Review).eq(REVIEW_PENDING));
         let decided = txn
@@ -249,6 +263,57 @@ impl SqlEvidenceStore {
             Some(record) if decided == 0 => Err(not_pending(seq, record.review.as_deref())),
             Some(record) => Ok(record),
         }
+    }
+
+    /// The condition of a decided review not carried out yet.
+    fn awaiting_handling() -> sea_orm::sea_query::SimpleExpr {
+        Expr::col(Evidence::Review)
+            .is_in([REVIEW_RELEASED, REVIEW_REJECTED])
+            .and(Expr::col(Evidence::HandledAt).is_null())
+    }
+
+    async fn claim(
+        &self,
+        txn: &DatabaseTransaction,
+        seq: i64,
+        at: i64,
+    ) -> Result<Option<StoredEvidence>, StoreError> {
+        // FOR UPDATE on PostgreSQL: the record read is the one the update below changes, not
+        // one a decision or another claimer is changing meanwhile. SQLite's BEGIN IMMEDIATE
+        // already serializes writers.
+        let select = Self::select()
+            .and_where(Expr::col(Evidence::Seq).eq(seq))
+            .lock(LockType::Update)
+            .to_owned();
+        let Some(before) = txn
+            .query_one(&select)
+            .await
+            .map_err(|e| self.db.error("read evidence record", &e))?
+            .map(|row| self.row(&row))
+            .transpose()?
+        else {
+            return Err(no_record(seq));
+        };
+        // The conditional update makes the claim: a record already handled matches nothing.
+        let mut update = Query::update();
+        update
+            .table(Evidence::Table)
+            .value(Evidence::HandledAt, at)
+            .value(Evidence::HeldStanza, Option::<String>::None)
+            .and_where(Expr::col(Evidence::Seq).eq(seq))
+            .and_where(Self::awaiting_handling());
+        let claimed = txn
+            .execute(&update)
+            .await
+            .map_err(|e| self.db.error("claim evidence review decision", &e))?
+            .rows_affected();
+        if claimed == 0 {
+            return Ok(None);
+        }
+        Ok(Some(StoredEvidence {
+            handled_at: Some(at),
+            ..before
+        }))
     }
 }
 
@@ -347,10 +412,39 @@ impl EvidenceStore for SqlEvidenceStore {
         state: &str,
         by: &str,
         at: i64,
+        reason: Option<&str>,
     ) -> Result<StoredEvidence, StoreError> {
-        validate_review(state, by)?;
+        validate_review(state, by, reason)?;
         let txn = self.db.begin_write().await?;
-        let result = self.decide(&txn, seq, state, by, at).await;
+        let result = self.decide(&txn, seq, state, by, at, reason).await;
+        self.db.finish(txn, result).await
+    }
+
+    async fn unhandled_decisions(&self, limit: u64) -> Result<Vec<StoredEvidence>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let select = Self::select()
+            .and_where(Self::awaiting_handling())
+            .order_by(Evidence::Seq, Order::Asc)
+            .limit(sql_limit(limit))
+            .to_owned();
+        let rows = self
+            .db
+            .conn
+            .query_all(&select)
+            .await
+            .map_err(|e| self.db.error("list evidence review decisions", &e))?;
+        rows.iter().map(|row| self.row(row)).collect()
+    }
+
+    async fn claim_decision(
+        &self,
+        seq: i64,
+        at: i64,
+    ) -> Result<Option<StoredEvidence>, StoreError> {
+        let txn = self.db.begin_write().await?;
+        let result = self.claim(&txn, seq, at).await;
         self.db.finish(txn, result).await
     }
 

@@ -10,7 +10,8 @@
 //! Tables holding per-user data reference `users.id` with `ON DELETE CASCADE`, so removing an
 //! account removes everything stored for it in the same statement. Policy acceptance receipts
 //! (`m0004_policy`) and compliance evidence (`m0005_evidence`) are the exception: they are
-//! evidence and outlive the account.
+//! evidence and outlive the account. `m0006_review_lock` adds columns to existing tables: the
+//! review of quarantined messages carried out, and account locks.
 
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
@@ -19,6 +20,7 @@ mod m0002_im;
 mod m0003_federation_audit;
 mod m0004_policy;
 mod m0005_evidence;
+mod m0006_review_lock;
 
 pub(crate) struct Migrator;
 
@@ -30,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0003_federation_audit::Migration),
             Box::new(m0004_policy::Migration),
             Box::new(m0005_evidence::Migration),
+            Box::new(m0006_review_lock::Migration),
         ]
     }
 }

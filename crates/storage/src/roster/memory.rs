@@ -13,10 +13,10 @@ use crate::users::account;
 #[derive(Default)]
 pub(crate) struct AccountRoster {
     /// Keyed by contact JID: the `BTreeMap` order is the byte order `roster` promises.
-    items: BTreeMap<String, RosterItem>,
-    version: u64,
+    pub(crate) items: BTreeMap<String, RosterItem>,
+    pub(crate) version: u64,
     /// Oldest first, one per contact.
-    pending_in: Vec<PendingSubscription>,
+    pub(crate) pending_in: Vec<PendingSubscription>,
 }
 
 impl AccountRoster {

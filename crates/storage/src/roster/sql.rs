@@ -23,7 +23,7 @@ use crate::sql::{SqlDb, Users, account_id_query, get, storable, unsigned};
 use crate::users::account;
 
 #[derive(DeriveIden, Clone, Copy)]
-enum RosterItems {
+pub(crate) enum RosterItems {
     Table,
     UserId,
     Contact,
@@ -35,7 +35,7 @@ enum RosterItems {
 }
 
 #[derive(DeriveIden, Clone, Copy)]
-enum RosterGroups {
+pub(crate) enum RosterGroups {
     Table,
     UserId,
     Contact,
@@ -44,14 +44,14 @@ enum RosterGroups {
 }
 
 #[derive(DeriveIden, Clone, Copy)]
-enum RosterVersions {
+pub(crate) enum RosterVersions {
     Table,
     UserId,
     Version,
 }
 
 #[derive(DeriveIden, Clone, Copy)]
-enum RosterPendingIn {
+pub(crate) enum RosterPendingIn {
     Table,
     Id,
     UserId,

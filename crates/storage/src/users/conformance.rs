@@ -3,8 +3,11 @@
 
 use std::time::{Duration, Instant};
 
-use super::{NewUser, StoredCredential, UserInfo, now_unix};
-use crate::conformance::{invalid_input, not_found, ok, unique_domain};
+use super::{
+    AccountLock, LockChange, MAX_LOCK_REASON_BYTES, MAX_LOCKED_BY_BYTES, NewUser, StoredCredential,
+    UserInfo, now_unix,
+};
+use crate::conformance::{create_account, invalid_input, not_found, ok, unique_domain};
 use crate::{Storage, StoreError};
 
 /// A store call that must fail with `AlreadyExists` naming `who`.
@@ -154,7 +157,7 @@ pub async fn create_and_read(storage: &Storage) -> Result<(), String> {
     );
     let info = &listed[0];
     ensure!(
-        info.username == "juliet" && info.domain == domain,
+        info.username == "juliet" && info.domain == domain && info.lock.is_none(),
         "listed {info:?}"
     );
     ensure!(
@@ -726,6 +729,242 @@ pub async fn large_import(storage: &Storage, count: usize) -> Result<Duration, S
 pub const RUN_ALL_IMPORT_COUNT: usize = 10_000;
 
 /// Runs every check above and returns one line per failure (empty when all pass).
+fn lock(locked_at: i64, until: Option<i64>, reason: &str, by: &str) -> AccountLock {
+    AccountLock {
+        locked_at,
+        until,
+        reason: reason.to_owned(),
+        locked_by: by.to_owned(),
+    }
+}
+
+async fn read_lock(
+    storage: &Storage,
+    username: &str,
+    domain: &str,
+) -> Result<Option<AccountLock>, String> {
+    ok("user_lock", storage.users.user_lock(username, domain).await)
+}
+
+/// Sets `l` with `change` and checks what the store says is in force, from the call, from
+/// `user_lock` and from the listing.
+async fn set_lock(
+    storage: &Storage,
+    domain: &str,
+    l: &AccountLock,
+    change: LockChange,
+    in_force: &AccountLock,
+) -> Result<(), String> {
+    let got = ok(
+        "lock_user",
+        storage.users.lock_user("juliet", domain, l, change).await,
+    )?;
+    ensure!(
+        got == *in_force,
+        "lock_user({l:?}, {change:?}) returned {got:?}, expected {in_force:?}"
+    );
+    let read = read_lock(storage, "juliet", domain).await?;
+    ensure!(
+        read.as_ref() == Some(in_force),
+        "after lock_user({l:?}, {change:?}) user_lock reads {read:?}"
+    );
+    let listed = ok("list_users", storage.users.list_users(Some(domain)).await)?;
+    let locks: Vec<(&str, Option<&AccountLock>)> = listed
+        .iter()
+        .map(|u| (u.username.as_str(), u.lock.as_ref()))
+        .collect();
+    ensure!(
+        locks == [("juliet", Some(in_force)), ("romeo", None)],
+        "after lock_user({l:?}, {change:?}) the listing shows {locks:?}"
+    );
+    Ok(())
+}
+
+/// A lock is stored whole (until a time or until lifted, any reason) and read back by
+/// `user_lock` and the listing; `Replace` replaces it; `KeepLonger` keeps a lock that still
+/// holds and ends no sooner, and replaces an expired or shorter one; an expired lock stays
+/// until lifted; `unlock_user` lifts it once; a recreated account has none; an unknown account
+/// is `NotFound` for a change and has no lock; an invalid lock is `InvalidInput` and changes
+/// nothing; concurrent `KeepLonger` locks leave the longest.
+pub async fn locks(storage: &Storage) -> Result<(), String> {
+    use LockChange::{KeepLonger, Replace};
+    let domain = unique_domain("lock");
+    for username in ["juliet", "romeo"] {
+        create_account(storage, username, &domain).await?;
+    }
+    ensure!(
+        read_lock(storage, "juliet", &domain).await?.is_none(),
+        "a new account is locked"
+    );
+    let a = lock(
+        1000,
+        Some(2800),
+        "rule leak (confidential « données » ✓)",
+        "compliance",
+    );
+    set_lock(storage, &domain, &a, Replace, &a).await?;
+    // Shorter, while `a` holds: kept.
+    let b = lock(1500, Some(2000), "shorter", "compliance");
+    set_lock(storage, &domain, &b, KeepLonger, &a).await?;
+    // Ending at the same time: kept.
+    let same = lock(1500, Some(2800), "same end", "compliance");
+    set_lock(storage, &domain, &same, KeepLonger, &a).await?;
+    // Longer: replaces.
+    let c = lock(1500, Some(5000), "longer", "compliance");
+    set_lock(storage, &domain, &c, KeepLonger, &c).await?;
+    // `c` no longer holds when `d` is set: replaced.
+    let d = lock(6000, Some(6100), "after expiry", "compliance");
+    set_lock(storage, &domain, &d, KeepLonger, &d).await?;
+    // Until lifted, with an empty reason: outlasts every timed lock.
+    let e = lock(6050, None, "", "causeriectl:root");
+    set_lock(storage, &domain, &e, Replace, &e).await?;
+    let f = lock(6060, Some(i64::MAX), "very long", "compliance");
+    set_lock(storage, &domain, &f, KeepLonger, &e).await?;
+    set_lock(storage, &domain, &f, Replace, &f).await?;
+    let g = lock(6070, None, "until lifted", "compliance");
+    set_lock(storage, &domain, &g, KeepLonger, &g).await?;
+
+    ensure!(
+        ok(
+            "unlock_user",
+            storage.users.unlock_user("juliet", &domain).await
+        )?,
+        "unlock_user found no lock"
+    );
+    ensure!(
+        read_lock(storage, "juliet", &domain).await?.is_none(),
+        "the lock stays after unlock_user"
+    );
+    ensure!(
+        !ok(
+            "unlock_user",
+            storage.users.unlock_user("juliet", &domain).await
+        )?,
+        "a second unlock_user found a lock"
+    );
+    ensure!(
+        !ok(
+            "unlock_user",
+            storage.users.unlock_user("romeo", &domain).await
+        )?,
+        "unlock_user found a lock on an account never locked"
+    );
+    // An expired lock is still there, for the caller to judge.
+    let old = lock(10, Some(20), "long ago", "compliance");
+    set_lock(storage, &domain, &old, Replace, &old).await?;
+    ensure!(
+        !old.holds_at(now_unix()) && old.holds_at(19) && !old.holds_at(20),
+        "holds_at misjudges {old:?}"
+    );
+
+    let unknown = unique_domain("lock-none");
+    not_found(
+        "lock_user of an unknown account",
+        storage
+            .users
+            .lock_user("juliet", &unknown, &a, Replace)
+            .await,
+    )?;
+    not_found(
+        "unlock_user of an unknown account",
+        storage.users.unlock_user("juliet", &unknown).await,
+    )?;
+    ensure!(
+        read_lock(storage, "juliet", &unknown).await?.is_none(),
+        "an unknown account is locked"
+    );
+    ensure!(
+        read_lock(storage, "juliet\0", &domain).await?.is_none(),
+        "an account name with U+0000 is locked"
+    );
+
+    for (what, bad) in [
+        (
+            "an oversized reason",
+            lock(1, None, &"r".repeat(MAX_LOCK_REASON_BYTES + 1), "x"),
+        ),
+        ("U+0000 in the reason", lock(1, None, "a\0", "x")),
+        ("an empty locked_by", lock(1, None, "", "")),
+        (
+            "an oversized locked_by",
+            lock(1, None, "", &"b".repeat(MAX_LOCKED_BY_BYTES + 1)),
+        ),
+        ("U+0000 in locked_by", lock(1, None, "", "a\0")),
+        ("an end before the start", lock(100, Some(99), "", "x")),
+        ("an end at the start", lock(100, Some(100), "", "x")),
+    ] {
+        invalid_input(
+            &format!("lock_user with {what}"),
+            storage
+                .users
+                .lock_user("juliet", &domain, &bad, Replace)
+                .await,
+        )?;
+    }
+    invalid_input(
+        "lock_user of an empty username",
+        storage.users.lock_user("", &domain, &a, Replace).await,
+    )?;
+    invalid_input(
+        "unlock_user of an empty domain",
+        storage.users.unlock_user("juliet", "").await,
+    )?;
+    ensure!(
+        read_lock(storage, "juliet", &domain).await?.as_ref() == Some(&old),
+        "a refused lock changed the lock in force"
+    );
+    let limits = lock(
+        1,
+        None,
+        &"r".repeat(MAX_LOCK_REASON_BYTES),
+        &"b".repeat(MAX_LOCKED_BY_BYTES),
+    );
+    set_lock(storage, &domain, &limits, Replace, &limits).await?;
+
+    // The lock goes with the account.
+    ok(
+        "remove_user",
+        storage.users.remove_user("juliet", &domain).await,
+    )?;
+    create_account(storage, "juliet", &domain).await?;
+    ensure!(
+        read_lock(storage, "juliet", &domain).await?.is_none(),
+        "a recreated account inherited the lock"
+    );
+
+    // Concurrent `KeepLonger` locks: whatever the order, the longest is in force.
+    const LOCKERS: i64 = 6;
+    let ready = std::sync::Arc::new(tokio::sync::Barrier::new(LOCKERS as usize));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..LOCKERS {
+        let storage = storage.clone();
+        let ready = ready.clone();
+        let domain = domain.clone();
+        // The longest is neither the first nor the last spawned.
+        let until = 10_000 + ((i * 7) % LOCKERS) * 100;
+        tasks.spawn(async move {
+            ready.wait().await;
+            let l = lock(5000, Some(until), &format!("locker {i}"), "compliance");
+            storage
+                .users
+                .lock_user("juliet", &domain, &l, KeepLonger)
+                .await
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        joined
+            .map_err(|e| format!("lock task: {e}"))?
+            .map_err(|e| format!("lock_user failed: {e}"))?;
+    }
+    let read = read_lock(storage, "juliet", &domain).await?;
+    let longest = 10_000 + (LOCKERS - 1) * 100;
+    ensure!(
+        read.as_ref().and_then(|l| l.until) == Some(longest),
+        "after concurrent locks the lock is {read:?}, expected one until {longest}"
+    );
+    Ok(())
+}
+
 pub async fn run_all(storage: &Storage) -> Vec<String> {
     let mut failures = Vec::new();
     macro_rules! run {
@@ -749,6 +988,7 @@ pub async fn run_all(storage: &Storage) -> Vec<String> {
         import_rejects_duplicate_in_batch,
         invalid_input_refused,
         concurrent_writes,
+        locks,
     );
     if let Err(reason) = large_import(storage, RUN_ALL_IMPORT_COUNT).await {
         failures.push(format!("users::large_import: {reason}"));

@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use std::sync::Arc;
 
 use super::{
-    NewUser, StoredCredential, UserInfo, UserStore, account, now_unix, validate_batch,
-    validate_credentials, validate_name, validate_new_user,
+    AccountLock, LockChange, NewUser, StoredCredential, UserInfo, UserStore, account, now_unix,
+    validate_batch, validate_credentials, validate_lock, validate_name, validate_new_user,
 };
 use crate::StoreError;
 use crate::memory::{Account, MemoryDb, key};
@@ -120,6 +120,7 @@ impl UserStore for MemoryUserStore {
                 username: u.clone(),
                 domain: d.clone(),
                 created_at: a.created_at,
+                lock: a.lock.clone(),
             })
             .collect())
     }
@@ -136,5 +137,44 @@ impl UserStore for MemoryUserStore {
             Some(want) => accounts.keys().filter(|(d, _)| d == want).count(),
         };
         Ok(u64::try_from(n).unwrap_or(u64::MAX))
+    }
+
+    async fn lock_user(
+        &self,
+        username: &str,
+        domain: &str,
+        lock: &AccountLock,
+        change: LockChange,
+    ) -> Result<AccountLock, StoreError> {
+        validate_name(username, domain)?;
+        validate_lock(lock)?;
+        let mut state = self.db.lock();
+        let existing = state.account_mut(username, domain)?;
+        if change == LockChange::KeepLonger
+            && let Some(current) = &existing.lock
+            && current.outlasts(lock, lock.locked_at)
+        {
+            return Ok(current.clone());
+        }
+        existing.lock = Some(lock.clone());
+        Ok(lock.clone())
+    }
+
+    async fn unlock_user(&self, username: &str, domain: &str) -> Result<bool, StoreError> {
+        validate_name(username, domain)?;
+        let mut state = self.db.lock();
+        Ok(state.account_mut(username, domain)?.lock.take().is_some())
+    }
+
+    async fn user_lock(
+        &self,
+        username: &str,
+        domain: &str,
+    ) -> Result<Option<AccountLock>, StoreError> {
+        Ok(self
+            .db
+            .lock()
+            .account(username, domain)
+            .and_then(|a| a.lock.clone()))
     }
 }

@@ -5,6 +5,10 @@
 //! Names are stored exactly as given: the caller prepares them per RFC 7622 first (§3.3.1 for
 //! the localpart, §3.2.1 for the domainpart),
 //! and two names that differ in any byte are two accounts.
+//!
+//! An account can be locked ([`AccountLock`]): for a time or until the lock is lifted. The store
+//! keeps the lock as set; whether it still holds is the caller's to decide
+//! ([`AccountLock::holds_at`]), so an expired lock stays visible until it is lifted or replaced.
 
 use async_trait::async_trait;
 use std::collections::HashSet;
@@ -69,6 +73,53 @@ pub struct UserInfo {
     pub domain: String,
     /// When the account was created, in seconds since the Unix epoch.
     pub created_at: i64,
+    /// The lock set on the account, if any, whether or not it still holds.
+    pub lock: Option<AccountLock>,
+}
+
+/// Longest reason of a lock.
+pub const MAX_LOCK_REASON_BYTES: usize = 1024;
+/// Longest name of who set a lock (an account, `compliance`, `causeriectl:USER`).
+pub const MAX_LOCKED_BY_BYTES: usize = 1024;
+
+/// A lock on an account: while it holds, the account cannot log in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountLock {
+    /// When the lock was set (Unix seconds).
+    pub locked_at: i64,
+    /// When it ends (Unix seconds, exclusive); `None` for a lock that holds until it is lifted.
+    pub until: Option<i64>,
+    /// Why, as whoever set it wrote it; may be empty.
+    pub reason: String,
+    /// Who set it: `compliance`, `causeriectl:USER`…
+    pub locked_by: String,
+}
+
+impl AccountLock {
+    /// Whether the lock still holds at `now` (Unix seconds).
+    pub fn holds_at(&self, now: i64) -> bool {
+        self.until.is_none_or(|until| now < until)
+    }
+
+    /// Whether this lock, holding at `now`, ends no sooner than `other` would.
+    pub(crate) fn outlasts(&self, other: &AccountLock, now: i64) -> bool {
+        self.holds_at(now)
+            && match (self.until, other.until) {
+                (None, _) => true,
+                (Some(_), None) => false,
+                (Some(mine), Some(theirs)) => mine >= theirs,
+            }
+    }
+}
+
+/// How [`UserStore::lock_user`] treats a lock already on the account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockChange {
+    /// The new lock replaces it, longer or not (an administrator's decision).
+    Replace,
+    /// The new lock replaces it unless it still holds and ends no sooner (a lock the server sets
+    /// by itself never shortens one an administrator set).
+    KeepLonger,
 }
 
 /// Accounts and credentials. Every backend implements the same observable behaviour, checked by
@@ -115,6 +166,32 @@ pub trait UserStore: Send + Sync {
 
     /// How many accounts exist, in total or in one domain.
     async fn count_users(&self, domain: Option<&str>) -> Result<u64, StoreError>;
+
+    /// Locks the account, atomically, and returns the lock in force afterwards: `lock`, or with
+    /// [`LockChange::KeepLonger`] the one already there when it holds at `lock.locked_at` and ends
+    /// no sooner. [`StoreError::NotFound`] when the account does not exist;
+    /// [`StoreError::InvalidInput`], checked first, when the reason is longer than
+    /// [`MAX_LOCK_REASON_BYTES`], `locked_by` is empty or longer than [`MAX_LOCKED_BY_BYTES`],
+    /// a text contains U+0000, or `until` is not after `locked_at`.
+    async fn lock_user(
+        &self,
+        username: &str,
+        domain: &str,
+        lock: &AccountLock,
+        change: LockChange,
+    ) -> Result<AccountLock, StoreError>;
+
+    /// Lifts the account's lock; `Ok(true)` when there was one (holding or expired), `Ok(false)`
+    /// when there was none. [`StoreError::NotFound`] when the account does not exist.
+    async fn unlock_user(&self, username: &str, domain: &str) -> Result<bool, StoreError>;
+
+    /// The lock set on the account, holding or expired; `None` when there is none or the
+    /// account does not exist. On the login path: one indexed lookup.
+    async fn user_lock(
+        &self,
+        username: &str,
+        domain: &str,
+    ) -> Result<Option<AccountLock>, StoreError>;
 }
 
 /// How an account is named in error messages.
@@ -176,6 +253,21 @@ pub(crate) fn validate_credentials(
                 )));
             }
         }
+    }
+    Ok(())
+}
+
+/// Checks a lock before anything is looked at.
+pub(crate) fn validate_lock(lock: &AccountLock) -> Result<(), StoreError> {
+    crate::validate::text("lock reason", &lock.reason, Some(MAX_LOCK_REASON_BYTES))?;
+    if lock.locked_by.is_empty() {
+        return Err(StoreError::InvalidInput("empty locked_by".to_owned()));
+    }
+    crate::validate::text("locked_by", &lock.locked_by, Some(MAX_LOCKED_BY_BYTES))?;
+    if lock.until.is_some_and(|until| until <= lock.locked_at) {
+        return Err(StoreError::InvalidInput(
+            "a lock must end after it is set".to_owned(),
+        ));
     }
     Ok(())
 }

@@ -3,21 +3,23 @@
 //! Tables (created by `m0001_users`): `users (id, username, domain, created_at)` with a unique
 //! index on `(domain, username)`, and `user_credentials (user_id, hash, salt, iterations,
 //! stored_key, server_key)` keyed by `(user_id, hash)`, referencing `users` with
-//! `ON DELETE CASCADE`.
+//! `ON DELETE CASCADE`. `m0006_review_lock` adds the lock to `users`: `locked_at` (`NULL` when
+//! the account is not locked), `locked_until` (`NULL` for a lock until lifted), `lock_reason`
+//! and `locked_by`.
 
 use async_trait::async_trait;
 use sea_orm::sea_query::{
     Expr, ExprTrait, Func, LockType, OnConflict, Order, Query, SelectStatement,
 };
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DeriveIden, Value};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DeriveIden, QueryResult, Value};
 use std::collections::HashMap;
 
 use super::{
-    NewUser, StoredCredential, UserInfo, UserStore, account, now_unix, validate_batch,
-    validate_credentials, validate_name, validate_new_user,
+    AccountLock, LockChange, NewUser, StoredCredential, UserInfo, UserStore, account, now_unix,
+    validate_batch, validate_credentials, validate_lock, validate_name, validate_new_user,
 };
 use crate::StoreError;
-use crate::sql::{SqlDb, get};
+use crate::sql::{SqlDb, get, storable};
 
 #[derive(DeriveIden, Clone, Copy)]
 enum Users {
@@ -26,7 +28,19 @@ enum Users {
     Username,
     Domain,
     CreatedAt,
+    LockedAt,
+    LockedUntil,
+    LockReason,
+    LockedBy,
 }
+
+/// The lock columns of `users`, in the order [`SqlUserStore::lock_of`] reads them.
+const LOCK_COLUMNS: [Users; 4] = [
+    Users::LockedAt,
+    Users::LockedUntil,
+    Users::LockReason,
+    Users::LockedBy,
+];
 
 #[derive(DeriveIden, Clone, Copy)]
 enum UserCredentials {
@@ -63,6 +77,65 @@ impl SqlUserStore {
             .and_where(Expr::col(Users::Domain).eq(domain))
             .and_where(Expr::col(Users::Username).eq(username))
             .to_owned()
+    }
+
+    /// The lock in a row that has the [`LOCK_COLUMNS`].
+    fn lock_of(&self, row: &QueryResult) -> Result<Option<AccountLock>, StoreError> {
+        let Some(locked_at) = get::<Option<i64>>(&self.db, row, "locked_at")? else {
+            return Ok(None);
+        };
+        Ok(Some(AccountLock {
+            locked_at,
+            until: get(&self.db, row, "locked_until")?,
+            reason: get::<Option<String>>(&self.db, row, "lock_reason")?.unwrap_or_default(),
+            locked_by: get::<Option<String>>(&self.db, row, "locked_by")?.unwrap_or_default(),
+        }))
+    }
+
+    /// Writes the lock columns of the account `id` (all `NULL` for `None`).
+    async fn write_lock(
+        &self,
+        conn: &impl ConnectionTrait,
+        id: i64,
+        lock: Option<&AccountLock>,
+    ) -> Result<(), StoreError> {
+        let mut update = Query::update();
+        update
+            .table(Users::Table)
+            .value(Users::LockedAt, lock.map(|l| l.locked_at))
+            .value(Users::LockedUntil, lock.and_then(|l| l.until))
+            .value(Users::LockReason, lock.map(|l| l.reason.clone()))
+            .value(Users::LockedBy, lock.map(|l| l.locked_by.clone()))
+            .and_where(Expr::col(Users::Id).eq(id));
+        conn.execute(&update)
+            .await
+            .map_err(|e| self.db.error("write account lock", &e))?;
+        Ok(())
+    }
+
+    /// Id and lock of the account, read inside `txn` (locking the row on PostgreSQL);
+    /// `NotFound` when it does not exist.
+    async fn lock_row(
+        &self,
+        txn: &DatabaseTransaction,
+        username: &str,
+        domain: &str,
+    ) -> Result<(i64, Option<AccountLock>), StoreError> {
+        // FOR UPDATE on PostgreSQL: two lock changes of one account run one after the other,
+        // so that `KeepLonger` compares with what the other one wrote. SQLite's BEGIN IMMEDIATE
+        // already serializes writers.
+        let select = Self::account_id_query(username, domain)
+            .columns(LOCK_COLUMNS)
+            .lock(LockType::Update)
+            .to_owned();
+        let Some(row) = txn
+            .query_one(&select)
+            .await
+            .map_err(|e| self.db.error("find account", &e))?
+        else {
+            return Err(StoreError::NotFound(account(username, domain)));
+        };
+        Ok((get(&self.db, &row, "id")?, self.lock_of(&row)?))
     }
 
     /// Inserts `users` (already validated, no duplicates among them) and their credentials
@@ -300,6 +373,7 @@ impl UserStore for SqlUserStore {
         let mut select = Query::select();
         select
             .columns([Users::Username, Users::Domain, Users::CreatedAt])
+            .columns(LOCK_COLUMNS)
             .from(Users::Table)
             .order_by(Users::Domain, Order::Asc)
             .order_by(Users::Username, Order::Asc);
@@ -318,6 +392,7 @@ impl UserStore for SqlUserStore {
                     username: get(&self.db, row, "username")?,
                     domain: get(&self.db, row, "domain")?,
                     created_at: get(&self.db, row, "created_at")?,
+                    lock: self.lock_of(row)?,
                 })
             })
             .collect()
@@ -353,5 +428,71 @@ impl UserStore for SqlUserStore {
             None => 0,
         };
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn lock_user(
+        &self,
+        username: &str,
+        domain: &str,
+        lock: &AccountLock,
+        change: LockChange,
+    ) -> Result<AccountLock, StoreError> {
+        validate_name(username, domain)?;
+        validate_lock(lock)?;
+        let txn = self.db.begin_write().await?;
+        let result = async {
+            let (id, current) = self.lock_row(&txn, username, domain).await?;
+            if change == LockChange::KeepLonger
+                && let Some(current) = current
+                && current.outlasts(lock, lock.locked_at)
+            {
+                return Ok(current);
+            }
+            self.write_lock(&txn, id, Some(lock)).await?;
+            Ok(lock.clone())
+        }
+        .await;
+        self.db.finish(txn, result).await
+    }
+
+    async fn unlock_user(&self, username: &str, domain: &str) -> Result<bool, StoreError> {
+        validate_name(username, domain)?;
+        let txn = self.db.begin_write().await?;
+        let result = async {
+            let (id, current) = self.lock_row(&txn, username, domain).await?;
+            if current.is_none() {
+                return Ok(false);
+            }
+            self.write_lock(&txn, id, None).await?;
+            Ok(true)
+        }
+        .await;
+        self.db.finish(txn, result).await
+    }
+
+    async fn user_lock(
+        &self,
+        username: &str,
+        domain: &str,
+    ) -> Result<Option<AccountLock>, StoreError> {
+        if !storable(username) || !storable(domain) {
+            return Ok(None);
+        }
+        let select = Query::select()
+            .columns(LOCK_COLUMNS)
+            .from(Users::Table)
+            .and_where(Expr::col(Users::Domain).eq(domain))
+            .and_where(Expr::col(Users::Username).eq(username))
+            .to_owned();
+        match self
+            .db
+            .conn
+            .query_one(&select)
+            .await
+            .map_err(|e| self.db.error("read account lock", &e))?
+        {
+            Some(row) => self.lock_of(&row),
+            None => Ok(None),
+        }
     }
 }
