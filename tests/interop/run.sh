@@ -540,7 +540,9 @@ suite_slixmpp() {
     local name="slixmpp"
     header "interop suite: $name (slixmpp $SLIXMPP_VERSION)"
     local failed_before="$FAILED"
-    if ! start_server "$name"; then
+    # alice administers the server over XMPP (XEP-0133, docs/admin-api.md).
+    if ! start_server "$name" "[admin]
+admins = [\"alice@$DOMAIN\"]"; then
         stop_server "$name"
         return 0
     fi
@@ -586,6 +588,18 @@ suite_slixmpp() {
     # TLS on the STARTTLS port, then plain TCP with STARTTLS.
     run_slixmpp "slixmpp default connect" two_users_chat.py \
         "${tls[@]}" --port "$STARTTLS_PORT" --mode auto "${pair[@]}"
+    # Before the refused logins below, whose failures count against alice
+    # and 127.0.0.1 for a while.
+    local dave="dave@$DOMAIN"
+    run_slixmpp -t 90 "service administration" service_admin.py \
+        "${starttls[@]}" --account "$alice" "$alice_pw" --account "$bob" "$bob_pw" \
+        --new-account "$dave" "dave-Admin-4"
+    expect_users_listed "$name" "$dave"
+    if ctl_expect "$name" "causeriectl audit list --action user.add" 0 \
+        "$SUITE_DIR/ctl-audit-user-add.out" audit list --action user.add; then
+        expect_in_file "$name" "the audit log names alice's XMPP session as the one that added $dave" \
+            "$SUITE_DIR/ctl-audit-user-add.out" "xmpp:$alice user.add $dave ok"
+    fi
     run_slixmpp "STARTTLS refused logins" auth_failure.py \
         "${starttls[@]}" --mech SCRAM-SHA-256 --mech SCRAM-SHA-1 \
         --jid "$alice" --wrong-password "not-$alice_pw" --unknown-jid "nobody@$DOMAIN"

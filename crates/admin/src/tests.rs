@@ -660,6 +660,12 @@ fn the_catalogue_says_what_each_operation_needs() {
         [
             "announce",
             "audit.list",
+            "group.add",
+            "group.create",
+            "group.list",
+            "group.remove",
+            "group.remove-member",
+            "group.show",
             "session.kick",
             "session.list",
             "session.show",
@@ -678,6 +684,10 @@ fn the_catalogue_says_what_each_operation_needs() {
         let changes = matches!(
             info.name.as_str(),
             "announce"
+                | "group.add"
+                | "group.create"
+                | "group.remove"
+                | "group.remove-member"
                 | "session.kick"
                 | "user.add"
                 | "user.import"
@@ -697,4 +707,313 @@ fn the_catalogue_says_what_each_operation_needs() {
             assert!(info.permission >= Permission::Operate, "{}", info.name);
         }
     }
+}
+
+fn strings(v: &serde_json::Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn shared_groups_are_created_filled_shown_and_audited() {
+    let reg = Registry::standard();
+    let storage = Storage::memory();
+    let ctx = Context::offline(storage.clone(), config());
+    let me = admin();
+    for user in ["alice", "bob"] {
+        reg.execute(
+            &ctx,
+            &me,
+            "user.add",
+            json!({"jid": format!("{user}@localhost"), "password": "pw"}),
+        )
+        .await
+        .expect("account");
+    }
+    let out: serde_json::Value = serde_json::from_str(
+        &reg.execute(
+            &ctx,
+            &me,
+            "group.create",
+            json!({"name": " staff ", "display_name": "Staff", "description": "Everyone"}),
+        )
+        .await
+        .expect("create"),
+    )
+    .expect("json");
+    assert_eq!(out, json!({"name": "staff", "applied_now": false}));
+    let e = reg
+        .execute(&ctx, &me, "group.create", json!({"name": "staff"}))
+        .await
+        .expect_err("twice");
+    assert_eq!(e.kind, ErrorKind::Exists);
+
+    let added: serde_json::Value = serde_json::from_str(
+        &reg.execute(
+            &ctx,
+            &me,
+            "group.add",
+            json!({"name": "staff", "members": ["Alice@localhost", "bob@localhost", "romeo@Montague.example", "alice@localhost"]}),
+        )
+        .await
+        .expect("add"),
+    )
+    .expect("json");
+    assert_eq!(
+        strings(&added["changed"]),
+        ["alice@localhost", "bob@localhost", "romeo@montague.example"],
+        "prepared, each once, in the order given"
+    );
+    assert!(strings(&added["unchanged"]).is_empty());
+    assert_eq!(added["applied_now"], false, "offline: at the next start");
+    let again: serde_json::Value = serde_json::from_str(
+        &reg.execute(
+            &ctx,
+            &me,
+            "group.add",
+            json!({"name": "staff", "members": ["bob@localhost"]}),
+        )
+        .await
+        .expect("add again"),
+    )
+    .expect("json");
+    assert!(strings(&again["changed"]).is_empty());
+    assert_eq!(strings(&again["unchanged"]), ["bob@localhost"]);
+
+    let shown: crate::ops::groups::GroupDetails = serde_json::from_str(
+        &reg.execute(&ctx, &me, "group.show", json!({"name": "staff"}))
+            .await
+            .expect("show"),
+    )
+    .expect("decode");
+    assert_eq!(shown.label, "Staff");
+    assert_eq!(shown.description.as_deref(), Some("Everyone"));
+    let members: Vec<(&str, bool, Option<bool>)> = shown
+        .members
+        .iter()
+        .map(|m| (m.jid.as_str(), m.local, m.account))
+        .collect();
+    assert_eq!(
+        members,
+        [
+            ("alice@localhost", true, Some(true)),
+            ("bob@localhost", true, Some(true)),
+            ("romeo@montague.example", false, None),
+        ]
+    );
+    // A removed account stays a member, shown without its account.
+    reg.execute(&ctx, &me, "user.remove", json!({"jid": "bob@localhost"}))
+        .await
+        .expect("remove account");
+    let shown: crate::ops::groups::GroupDetails = serde_json::from_str(
+        &reg.execute(&ctx, &me, "group.show", json!({"name": "staff"}))
+            .await
+            .expect("show"),
+    )
+    .expect("decode");
+    assert_eq!(shown.members[1].account, Some(false));
+
+    let removed: serde_json::Value = serde_json::from_str(
+        &reg.execute(
+            &ctx,
+            &me,
+            "group.remove-member",
+            json!({"name": "staff", "members": ["BOB@localhost", "nobody@localhost"]}),
+        )
+        .await
+        .expect("remove member"),
+    )
+    .expect("json");
+    assert_eq!(strings(&removed["changed"]), ["bob@localhost"]);
+    assert_eq!(strings(&removed["unchanged"]), ["nobody@localhost"]);
+
+    let list: Vec<crate::ops::groups::GroupEntry> = serde_json::from_str(
+        &reg.execute(&ctx, &me, "group.list", json!({}))
+            .await
+            .expect("list"),
+    )
+    .expect("decode");
+    assert_eq!(list.len(), 1);
+    assert_eq!((list[0].name.as_str(), list[0].members), ("staff", 2));
+    assert!(list[0].created.ends_with('Z'));
+
+    for (name, args, kind) in [
+        ("group.create", json!({"name": "  "}), ErrorKind::BadInput),
+        (
+            "group.create",
+            json!({"name": "x", "display_name": ""}),
+            ErrorKind::BadInput,
+        ),
+        (
+            "group.create",
+            json!({"name": "bell\u{7}"}),
+            ErrorKind::BadInput,
+        ),
+        (
+            "group.add",
+            json!({"name": "nope", "members": ["alice@localhost"]}),
+            ErrorKind::NotFound,
+        ),
+        (
+            "group.add",
+            json!({"name": "staff", "members": []}),
+            ErrorKind::BadInput,
+        ),
+        (
+            "group.add",
+            json!({"name": "staff", "members": ["localhost"]}),
+            ErrorKind::BadInput,
+        ),
+        (
+            "group.add",
+            json!({"name": "staff", "members": ["alice@localhost/phone"]}),
+            ErrorKind::BadInput,
+        ),
+        (
+            "group.add",
+            json!({"name": "staff", "members": ["ghost@localhost"]}),
+            ErrorKind::NotFound,
+        ),
+        ("group.show", json!({"name": "nope"}), ErrorKind::NotFound),
+        ("group.remove", json!({"name": "nope"}), ErrorKind::NotFound),
+    ] {
+        let e = reg
+            .execute(&ctx, &me, name, args.clone())
+            .await
+            .expect_err("refused");
+        assert_eq!(e.kind, kind, "{name} {args}: {}", e.message);
+    }
+    let reader = Actor::new("token:monitor", None, Permission::Read);
+    assert!(
+        reg.execute(&ctx, &reader, "group.list", json!({}))
+            .await
+            .is_ok()
+    );
+    let e = reg
+        .execute(&ctx, &reader, "group.create", json!({"name": "x"}))
+        .await
+        .expect_err("read only");
+    assert_eq!(e.kind, ErrorKind::Forbidden);
+
+    reg.execute(&ctx, &me, "group.remove", json!({"name": "staff"}))
+        .await
+        .expect("remove group");
+    assert!(storage.groups.groups().await.expect("groups").is_empty());
+
+    let groups: Vec<(String, String, String)> = audit(&storage)
+        .await
+        .into_iter()
+        .filter(|e| e.action.starts_with("group."))
+        .map(|e| (e.action, e.subject, e.outcome))
+        .collect();
+    let expected: Vec<(String, String, String)> = [
+        ("group.create", " staff ", "ok"),
+        ("group.create", "staff", "refused"),
+        ("group.add", "staff", "ok"),
+        ("group.add", "staff", "ok"),
+        ("group.remove-member", "staff", "ok"),
+        ("group.create", "  ", "refused"),
+        ("group.create", "x", "refused"),
+        ("group.create", "bell\u{7}", "refused"),
+        ("group.add", "nope", "refused"),
+        ("group.add", "staff", "refused"),
+        ("group.add", "staff", "refused"),
+        ("group.add", "staff", "refused"),
+        ("group.add", "staff", "refused"),
+        ("group.remove", "nope", "refused"),
+        ("group.create", "", "refused"),
+        ("group.remove", "staff", "ok"),
+    ]
+    .iter()
+    .map(|(a, s, o)| (a.to_string(), s.to_string(), o.to_string()))
+    .collect();
+    assert_eq!(groups, expected);
+}
+
+/// Counts the reloads of the shared groups a running server is asked for.
+#[derive(Default)]
+struct GroupReloads(std::sync::atomic::AtomicUsize);
+
+#[async_trait::async_trait]
+impl causerie_core::Reload for GroupReloads {
+    fn topic(&self) -> &'static str {
+        causerie_storage::groups::RELOAD_TOPIC
+    }
+
+    async fn reload(&self, _core: &Arc<causerie_core::Core>) -> Result<(), String> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+struct ReloadModule(Arc<GroupReloads>);
+
+impl causerie_core::Module for ReloadModule {
+    fn name(&self) -> &'static str {
+        "reload-counter"
+    }
+
+    fn register(self: Arc<Self>, reg: &mut causerie_core::ModuleRegistry) {
+        reg.reload(self.0.clone());
+    }
+}
+
+#[tokio::test]
+async fn group_changes_reload_the_running_server() {
+    let reloads = Arc::new(GroupReloads::default());
+    let mut builder = CoreBuilder::new(["localhost".to_owned()]);
+    builder
+        .modules()
+        .add_module(Arc::new(ReloadModule(reloads.clone())));
+    let core = builder.build();
+    let storage = Storage::memory();
+    let ctx = Context::live(storage.clone(), config(), Arc::new(Live::new(core, None)));
+    let reg = Registry::standard();
+    let me = admin();
+    let count = || reloads.0.load(std::sync::atomic::Ordering::SeqCst);
+    reg.execute(
+        &ctx,
+        &me,
+        "user.add",
+        json!({"jid": "alice@localhost", "password": "pw"}),
+    )
+    .await
+    .expect("account");
+    let out = reg
+        .execute(&ctx, &me, "group.create", json!({"name": "staff"}))
+        .await
+        .expect("create");
+    assert_eq!(out, r#"{"name":"staff","applied_now":true}"#);
+    assert_eq!(count(), 0, "an empty group changes no roster");
+    let add = json!({"name": "staff", "members": ["alice@localhost", "juliet@capulet.example"]});
+    let out: serde_json::Value = serde_json::from_str(
+        &reg.execute(&ctx, &me, "group.add", add.clone())
+            .await
+            .expect("add"),
+    )
+    .expect("json");
+    assert_eq!(out["applied_now"], true);
+    assert_eq!(count(), 1);
+    reg.execute(&ctx, &me, "group.add", add)
+        .await
+        .expect("add again");
+    assert_eq!(count(), 1, "nothing changed, nothing to reload");
+    reg.execute(
+        &ctx,
+        &me,
+        "group.remove-member",
+        json!({"name": "staff", "members": ["juliet@capulet.example"]}),
+    )
+    .await
+    .expect("remove member");
+    assert_eq!(count(), 2);
+    reg.execute(&ctx, &me, "group.remove", json!({"name": "staff"}))
+        .await
+        .expect("remove");
+    assert_eq!(count(), 3);
 }

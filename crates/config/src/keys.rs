@@ -978,7 +978,7 @@ pub static KEYS: &[KeyDoc] = &[
         kind: Kind::Path,
         default: DefaultValue::Unset("no tokens: required when `admin.listen` is set"),
         example: Some("\"/etc/causerie/admin.tokens\""),
-        description: "The bearer tokens of the TCP listener: one `NAME TOKEN [PERMISSION]` line per token (`#` starts a comment), the name recorded in the audit log as `token:NAME`, the token at least 32 characters without white space, the permission `read`, `operate` or `admin` (the default; see docs/admin-api.md). The file must not be readable by group or others. Read at start and again whenever it changes, so a token is revoked by removing its line.",
+        description: "The bearer tokens of the TCP listener: one `NAME TOKEN [PERMISSION]` line per token (`#` starts a comment), the name recorded in the audit log as `token:NAME`, the token at least 32 characters without white space or `sha256:` and its digest in hex (as `causeriectl token add` writes it), the permission `read`, `operate` or `admin` (the default; see docs/admin-api.md). The file must not be readable by group or others. Read at start and again whenever it changes, so a token is revoked by removing its line.",
     },
     KeyDoc {
         path: "admin.max_request_bytes",
@@ -1001,6 +1001,13 @@ pub static KEYS: &[KeyDoc] = &[
         default: DefaultValue::Builtin,
         example: None,
         description: "Connections to the admin API served at once, socket and TCP together; further ones are closed at once until one ends.",
+    },
+    KeyDoc {
+        path: "admin.admins",
+        kind: Kind::StrList,
+        default: DefaultValue::Builtin,
+        example: None,
+        description: "Accounts of this server (bare JIDs, such as `\"boss@example.com\"`) that may run the service administration commands (XEP-0133 ad-hoc commands: add, delete, disable and re-enable accounts, change passwords, end sessions, list online users, announce; docs/admin-api.md) from their own XMPP sessions, with the `admin` permission. Only they see the commands; every change they make is in the audit log as `xmpp:JID`. Read at start. Empty: nobody administers the server over XMPP.",
     },
     // [http]
     KeyDoc {
@@ -1191,6 +1198,7 @@ mod tests {
                 token_file: Some(PathBuf::from("/etc/causerie/admin.tokens")),
                 max_request_bytes: 1 << 20,
                 max_connections: 8,
+                admins: vec!["boss@example.com".to_owned()],
             },
             http: HttpConfig {
                 listen: vec!["127.0.0.1:9280".to_owned()],

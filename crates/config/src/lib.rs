@@ -515,6 +515,9 @@ pub struct AdminConfig {
     pub max_request_bytes: usize,
     /// Connections served at once, socket and TCP together.
     pub max_connections: usize,
+    /// Accounts of this server (bare JIDs) that may run the XEP-0133 service administration
+    /// commands from their XMPP sessions, with the `admin` permission.
+    pub admins: Vec<String>,
 }
 
 impl Default for AdminConfig {
@@ -525,6 +528,7 @@ impl Default for AdminConfig {
             token_file: None,
             max_request_bytes: 16 * 1024 * 1024,
             max_connections: 32,
+            admins: Vec::new(),
         }
     }
 }

@@ -753,6 +753,11 @@ fn log(config: &Config, problems: &mut Vec<Problem>) {
 
 fn admin(config: &Config, problems: &mut Vec<Problem>) {
     let admin = &config.admin;
+    for (i, jid) in admin.admins.iter().enumerate() {
+        if let Err(why) = hosted_account(config, jid) {
+            problems.push(Problem::at(format!("admin.admins[{i}]"), why));
+        }
+    }
     if let Some(listen) = &admin.listen
         && listen.parse::<SocketAddr>().is_err()
     {
@@ -806,6 +811,19 @@ fn admin(config: &Config, problems: &mut Vec<Problem>) {
                 socket.display()
             ),
         ));
+    }
+}
+
+/// An account of a hosted domain written as a bare JID (`user@domain`, no resource).
+fn hosted_account(config: &Config, jid: &str) -> Result<(), String> {
+    match causerie_jid::BareJid::parse(jid) {
+        Ok(j) if j.node().is_some() && config.server.domains.iter().any(|d| d == j.domain()) => {
+            Ok(())
+        }
+        Ok(_) => Err(format!(
+            "`{jid}` is not an account of a hosted domain (server.domains)"
+        )),
+        Err(e) => Err(format!("`{jid}`: {e} (write a bare JID, user@domain)")),
     }
 }
 

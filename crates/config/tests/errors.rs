@@ -916,6 +916,28 @@ fn admin_tcp_listener_needs_an_address_and_tokens() {
     );
 }
 
+#[test]
+fn admins_are_accounts_of_hosted_domains() {
+    refused(
+        "[admin]\nadmins = [\"boss@localhost\", \"boss@elsewhere.example\"]\n",
+        "causerie.toml:2: admin.admins[1]: `boss@elsewhere.example` is not an account of a hosted domain",
+    );
+    refused(
+        "[admin]\nadmins = [\"localhost\"]\n",
+        "causerie.toml:2: admin.admins[0]: `localhost` is not an account of a hosted domain",
+    );
+    refused(
+        "[admin]\nadmins = [\"boss@localhost/desk\"]\n",
+        "causerie.toml:2: admin.admins[0]: `boss@localhost/desk`:",
+    );
+    refused(
+        "[admin]\nadmins = [\"@localhost\"]\n",
+        "causerie.toml:2: admin.admins[0]: `@localhost`:",
+    );
+    let config = accepted("[admin]\nadmins = [\"boss@localhost\", \"Deputy@localhost\"]\n");
+    assert_eq!(config.admin.admins, ["boss@localhost", "Deputy@localhost"]);
+}
+
 // Keys and types
 
 #[test]

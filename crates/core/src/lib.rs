@@ -15,7 +15,7 @@ pub mod session;
 
 pub use module::{
     COMMANDS_NS, Command, Drain, Event, EventListener, FeatureProvider, Identity, IqHandler,
-    IqRequest, IqTarget, Module, ModuleRegistry, NonzaHandler, OfflineOutcome, OfflineSink,
+    IqRequest, IqTarget, Module, ModuleRegistry, NonzaHandler, OfflineOutcome, OfflineSink, Reload,
     SessionHook, Stage, StageContext, Verdict,
 };
 pub use registry::{BindOutcome, Registry};

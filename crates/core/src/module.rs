@@ -187,6 +187,19 @@ pub trait SessionHook: Send + Sync {
     async fn binding(&self, core: &Arc<Core>, session: &SessionHandle);
 }
 
+/// Data a module keeps in memory from the database and reads again on request, so that what an
+/// administrator changes there (shared roster groups, …) takes effect without a restart: the
+/// admin operations ask for it after a change, the server at start and on SIGHUP.
+#[async_trait]
+pub trait Reload: Send + Sync {
+    /// The name the data is reloaded by (`"shared-groups"`); see [`Core::reload`].
+    fn topic(&self) -> &'static str;
+
+    /// Reads the data again and applies what changed. The error says what could not be read;
+    /// the data in force stays as it was.
+    async fn reload(&self, core: &Arc<Core>) -> Result<(), String>;
+}
+
 /// A service discovery identity (XEP-0030 §3.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
@@ -245,6 +258,7 @@ pub struct ModuleRegistry {
     pub(crate) offline: Option<Arc<dyn OfflineSink>>,
     pub(crate) drains: Vec<Arc<dyn Drain>>,
     pub(crate) session_hooks: Vec<Arc<dyn SessionHook>>,
+    pub(crate) reloads: Vec<Arc<dyn Reload>>,
 }
 
 impl ModuleRegistry {
@@ -363,6 +377,11 @@ impl ModuleRegistry {
     /// Registers work to finish at shutdown, after the sessions are closed and before storage is.
     pub fn drain(&mut self, d: Arc<dyn Drain>) {
         self.drains.push(d);
+    }
+
+    /// Registers data the module reads again when [`Core::reload`] is asked for its topic.
+    pub fn reload(&mut self, r: Arc<dyn Reload>) {
+        self.reloads.push(r);
     }
 
     /// Sets where undeliverable chat and normal messages go. One sink per server.

@@ -7,6 +7,7 @@ use std::sync::RwLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use causerie_jid::{BareJid, FullJid};
+use causerie_stanza::StreamError;
 
 use crate::session::SessionHandle;
 
@@ -99,6 +100,21 @@ impl Registry {
 
     pub fn resources(&self, bare: &BareJid) -> Vec<SessionHandle> {
         self.with_resources(bare, <[SessionHandle]>::to_vec)
+    }
+
+    /// Closes every session of an account with `err` (the account was locked or removed, an
+    /// administrator ended them) and returns their addresses, sorted.
+    pub fn close_account(&self, bare: &BareJid, err: &StreamError) -> Vec<FullJid> {
+        let sessions = self.resources(bare);
+        let mut closed: Vec<FullJid> = sessions
+            .iter()
+            .map(|s| {
+                s.close(err.clone());
+                s.jid().clone()
+            })
+            .collect();
+        closed.sort();
+        closed
     }
 
     /// Every session (shutdown, announcements, admin listings).

@@ -208,6 +208,34 @@ impl Core {
         }
     }
 
+    /// Reloads the data of `topic` in every module that keeps it ([`crate::Reload`]), one after
+    /// the other; returns how many did. The first failure stops and is returned, naming the topic.
+    pub async fn reload(self: &Arc<Self>, topic: &str) -> Result<usize, String> {
+        let mut n = 0;
+        for r in self.modules.reloads.iter().filter(|r| r.topic() == topic) {
+            r.reload(self)
+                .await
+                .map_err(|e| format!("reloading {topic}: {e}"))?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Reloads every topic (at start, and on SIGHUP); the failures, one line each.
+    pub async fn reload_all(self: &Arc<Self>) -> Result<(), String> {
+        let mut failures = Vec::new();
+        for r in &self.modules.reloads {
+            if let Err(e) = r.reload(self).await {
+                failures.push(format!("reloading {}: {e}", r.topic()));
+            }
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(failures.join("; "))
+        }
+    }
+
     /// Stream features modules offer after authentication, computed once.
     pub fn stream_features(&self) -> &[Element] {
         self.stream_features.get_or_init(|| {

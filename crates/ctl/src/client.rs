@@ -9,13 +9,16 @@ use std::time::Duration;
 
 use causerie_admin::{Actor, AdminError, Context, ErrorKind, Permission, Registry};
 use causerie_config::Config;
+use causerie_config::HttpUrl;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
 use hyper::{Request, StatusCode, header};
 use hyper_util::rt::TokioIo;
+use rustls_pki_types::ServerName;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::net::UnixStream;
+use tokio::net::{TcpStream, UnixStream};
+use tokio_rustls::TlsConnector;
 
 use crate::federation::actor;
 
@@ -51,7 +54,7 @@ pub(crate) fn failed(e: &AdminError) -> ExitCode {
 /// Where commands go: the options every command shares.
 pub(crate) struct Target {
     pub config: Config,
-    pub socket: PathBuf,
+    pub endpoint: Endpoint,
     /// `--offline`: never contact the server.
     pub offline: bool,
     /// Set once the server was found not running, so that later calls of the same command
@@ -84,37 +87,115 @@ fn classify(socket: &Path, e: &std::io::Error) -> Unreachable {
     }
 }
 
-/// One request to the admin API: the status and the body.
-async fn request(
-    socket: &Path,
+/// Where the admin API is: the server's Unix socket, or its TCP listener with a bearer token.
+pub(crate) enum Endpoint {
+    Socket(PathBuf),
+    Tcp {
+        url: HttpUrl,
+        /// Never printed.
+        token: String,
+        /// Extra trust anchors for an `https://` URL (a proxy's private CA).
+        ca_file: Option<PathBuf>,
+    },
+}
+
+impl Endpoint {
+    fn describe(&self) -> String {
+        match self {
+            Endpoint::Socket(p) => format!("admin socket {}", p.display()),
+            Endpoint::Tcp { url, .. } => format!("admin API at {}", url.origin()),
+        }
+    }
+
+    /// Connects and runs one request: the status and the body.
+    async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<(StatusCode, Bytes), Unreachable> {
+        let at = self.describe();
+        let timed_out = || {
+            Unreachable::Broken(format!(
+                "{at}: no answer within {} seconds",
+                CONNECT_TIMEOUT.as_secs()
+            ))
+        };
+        match self {
+            Endpoint::Socket(socket) => {
+                let stream = tokio::time::timeout(CONNECT_TIMEOUT, UnixStream::connect(socket))
+                    .await
+                    .map_err(|_| timed_out())?
+                    .map_err(|e| classify(socket, &e))?;
+                run_exchange(stream, &at, method, path, "localhost", None, body).await
+            }
+            Endpoint::Tcp {
+                url,
+                token,
+                ca_file,
+            } => {
+                let connect = TcpStream::connect((url.host.as_str(), url.port));
+                let stream = tokio::time::timeout(CONNECT_TIMEOUT, connect)
+                    .await
+                    .map_err(|_| timed_out())?
+                    .map_err(|e| match e.kind() {
+                        std::io::ErrorKind::ConnectionRefused => {
+                            Unreachable::NotRunning(format!("nothing listens at {}", url.origin()))
+                        }
+                        _ => Unreachable::Broken(format!("{at}: {e}")),
+                    })?;
+                let _ = stream.set_nodelay(true);
+                let host = url.authority();
+                if !url.https {
+                    run_exchange(stream, &at, method, path, &host, Some(token), body).await
+                } else {
+                    let tls = causerie_tls::https::client_config_with(ca_file.as_deref())
+                        .map_err(|e| Unreachable::Broken(format!("{at}: {e}")))?;
+                    let name = ServerName::try_from(url.host.clone())
+                        .map_err(|e| Unreachable::Broken(format!("{at}: {e}")))?;
+                    let stream = tokio::time::timeout(
+                        CONNECT_TIMEOUT,
+                        TlsConnector::from(tls).connect(name, stream),
+                    )
+                    .await
+                    .map_err(|_| timed_out())?
+                    .map_err(|e| Unreachable::Broken(format!("{at}: TLS: {e}")))?;
+                    run_exchange(stream, &at, method, path, &host, Some(token), body).await
+                }
+            }
+        }
+    }
+}
+
+/// One HTTP/1.1 exchange on a connected stream, within [`REQUEST_TIMEOUT`].
+async fn run_exchange<I>(
+    io: I,
+    at: &str,
     method: &str,
     path: &str,
+    host: &str,
+    token: Option<&str>,
     body: Vec<u8>,
-) -> Result<(StatusCode, Bytes), Unreachable> {
-    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, UnixStream::connect(socket)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => return Err(classify(socket, &e)),
-        Err(_) => {
-            return Err(Unreachable::Broken(format!(
-                "admin socket {}: no answer within {} seconds",
-                socket.display(),
-                CONNECT_TIMEOUT.as_secs()
-            )));
-        }
-    };
-    let broken = |what: &str, e: &dyn std::fmt::Display| {
-        Unreachable::Broken(format!("admin API on {}: {what}: {e}", socket.display()))
-    };
+) -> Result<(StatusCode, Bytes), Unreachable>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let broken =
+        |what: &str, e: &dyn std::fmt::Display| Unreachable::Broken(format!("{at}: {what}: {e}"));
     let exchange = async {
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
             .await
             .map_err(|e| broken("handshake", &e))?;
         tokio::spawn(conn);
-        let req = Request::builder()
+        let mut req = Request::builder()
             .method(method)
             .uri(path)
-            .header(header::HOST, "localhost")
-            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::HOST, host)
+            .header(header::CONTENT_TYPE, "application/json");
+        if let Some(token) = token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let req = req
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| broken("request", &e))?;
         let resp = sender
@@ -132,8 +213,7 @@ async fn request(
     match tokio::time::timeout(REQUEST_TIMEOUT, exchange).await {
         Ok(r) => r,
         Err(_) => Err(Unreachable::Broken(format!(
-            "admin API on {}: no answer within {} minutes",
-            socket.display(),
+            "{at}: no answer within {} minutes",
             REQUEST_TIMEOUT.as_secs() / 60
         ))),
     }
@@ -145,11 +225,11 @@ struct ErrorBody {
 }
 
 impl Target {
-    pub(crate) fn new(config: Config, socket: Option<PathBuf>, offline: bool) -> Self {
-        let socket = socket.unwrap_or_else(|| config.admin_socket());
+    pub(crate) fn new(config: Config, endpoint: Option<Endpoint>, offline: bool) -> Self {
+        let endpoint = endpoint.unwrap_or_else(|| Endpoint::Socket(config.admin_socket()));
         Target {
             config,
-            socket,
+            endpoint,
             offline,
             down: std::cell::Cell::new(false),
         }
@@ -175,8 +255,16 @@ impl Target {
             "--offline".to_owned()
         } else {
             let body = args.to_string().into_bytes();
-            match request(&self.socket, "POST", &format!("/v1/ops/{name}"), body).await {
+            let path = format!("/v1/ops/{name}");
+            match self.endpoint.request("POST", &path, body).await {
                 Ok((status, bytes)) => return answer(status, &bytes),
+                Err(Unreachable::NotRunning(why))
+                    if matches!(self.endpoint, Endpoint::Tcp { .. }) =>
+                {
+                    // The database of a server reached over TCP is not this machine's to open.
+                    eprintln!("causeriectl: cannot reach the server: {why}");
+                    return Err(ExitCode::from(EXIT_NO_SERVER));
+                }
                 Err(Unreachable::NotRunning(why)) => format!("the server is not running ({why})"),
                 Err(Unreachable::Denied(why)) => {
                     eprintln!("causeriectl: {why}");

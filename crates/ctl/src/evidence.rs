@@ -955,7 +955,9 @@ async fn verify(
     let mut chain = Vec::new();
     let mut payload_problems = Vec::new();
     let (mut checked, mut purged) = (0usize, 0usize);
+    let bar = crate::progress::Progress::new("records read", None);
     let walked = walk(storage, EvidenceFilter::default(), |r| {
+        bar.inc();
         match payload_intact(&r) {
             None => purged += 1,
             Some(true) => checked += 1,
@@ -968,6 +970,7 @@ async fn verify(
         Ok::<(), StoreError>(())
     })
     .await;
+    bar.finish();
     if let Err(e) = walked {
         return store_failure("read the evidence", &e);
     }

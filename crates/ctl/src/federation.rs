@@ -164,14 +164,19 @@ fn describe(p: &Partner) -> String {
 
 /// Records a change in the audit log. The change itself is already committed: a failure here
 /// is reported as such (exit code 3), not as a failed change.
-async fn record(storage: &Storage, action: &str, domain: &str, detail: String) -> ExitCode {
+pub(crate) async fn record(
+    storage: &Storage,
+    action: &str,
+    subject: &str,
+    detail: String,
+) -> ExitCode {
     let mut detail = detail;
     truncate(&mut detail, MAX_DETAIL_BYTES);
     let ev = NewAuditEvent {
         at: unix_now(),
         actor: actor(),
         action: action.to_owned(),
-        subject: domain.to_owned(),
+        subject: subject.to_owned(),
         outcome: "ok".to_owned(),
         detail,
         remote_addr: None,

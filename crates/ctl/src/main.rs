@@ -1,7 +1,7 @@
 //! `causeriectl`: the administration command line. Argument parsing only; the operations live in the
 //! library crates so the tests and the server share them.
 //!
-//! The `user`, `session`, `announce`, `audit` and `stats` commands run the operations of
+//! The `user`, `group`, `session`, `announce`, `audit` and `stats` commands run the operations of
 //! `causerie_admin` through the running server's admin API (its Unix socket); when the server is
 //! not running, those that can do without it run against the database directly, and say so on
 //! standard error. The other commands work on the database and files directly.
@@ -10,19 +10,25 @@
 //! domain, time, password, import file, policy file); 3 the configuration, the database or the
 //! receipt key is unusable (or there is no receipt key yet); 4 the command needs the running
 //! server, which is not running or cannot be reached; 5 the server refused the caller (socket
-//! permissions, bearer token, permission level).
+//! permissions, bearer token, permission level). `check` exits 1 when a check failed and 3 when
+//! the configuration cannot be loaded.
 
 mod audit;
+mod cert;
+mod check;
 mod client;
 mod evidence;
 mod federation;
+mod groups;
 mod policy;
 mod portable;
+mod progress;
 mod reference;
 mod review;
 mod rules;
 mod session;
 mod time;
+mod token;
 mod users;
 
 use std::io::{BufRead, IsTerminal, Read};
@@ -37,6 +43,7 @@ use clap::{Parser, Subcommand};
 use audit::AuditCommand;
 use evidence::EvidenceCommand;
 use federation::FederationCommand;
+use groups::GroupCommand;
 use policy::PolicyCommand;
 use review::ReviewCommand;
 use rules::RulesCommand;
@@ -59,6 +66,18 @@ struct Cli {
     /// server (session, stats, announce --online) then fail with exit code 4.
     #[arg(long, global = true)]
     offline: bool,
+    /// Reach the admin API on its TCP listener (`admin.listen`) instead of the socket, e.g.
+    /// http://127.0.0.1:5281 (or https:// behind a TLS proxy). The bearer token is read from
+    /// the environment variable CAUSERIE_ADMIN_TOKEN or from --token-file; there is no offline
+    /// fallback.
+    #[arg(long, value_name = "URL", global = true, env = "CAUSERIE_API_URL")]
+    api: Option<String>,
+    /// A file holding the bearer token for --api (its first line).
+    #[arg(long, value_name = "PATH", global = true)]
+    token_file: Option<PathBuf>,
+    /// Extra trust anchors (PEM) for an https:// --api URL.
+    #[arg(long, value_name = "PATH", global = true)]
+    ca_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -72,6 +91,12 @@ enum Command {
     /// List, show and disconnect client sessions. Needs the running server.
     #[command(subcommand)]
     Session(SessionCommand),
+    /// Manage shared roster groups: their members see each other in their rosters (subscription
+    /// both, the group's display name as roster group) and each other's presence. Through the
+    /// running server, which tells members online at once, or against the database when it is
+    /// not running (applied at its next start or SIGHUP). Changes are recorded in the audit log.
+    #[command(subcommand)]
+    Group(GroupCommand),
     /// Send a message from the server to every online user (`--online`, the default) or to
     /// every user (`--all`: those offline get it at their next login), when other channels
     /// (e-mail) are down. Recorded in the audit log.
@@ -117,6 +142,20 @@ enum Command {
     /// Create accounts from XEP-0227 files (from Prosody, ejabberd or `causeriectl export`),
     /// all or nothing, in one transaction. See docs/migration.md.
     Import(portable::ImportArgs),
+    /// Check that this machine is ready to run the configured server: configuration,
+    /// certificates, DNS records, listening ports, database and file permissions. Each check is
+    /// reported ok, warn, fail or skip with a reason and a hint; exit code 1 when one failed,
+    /// 3 when the configuration cannot be loaded. Works whether the server is running or not.
+    Check(check::CheckArgs),
+    /// Manage the TLS certificates of the hosted domains: generate self-signed ones, import a
+    /// CA's certificate and key after checking them, list what each domain uses. The server
+    /// reads certificates when it starts: restart it after a change.
+    #[command(subcommand)]
+    Cert(cert::CertCommand),
+    /// Create, list and revoke the bearer tokens of the admin API's TCP listener
+    /// (`admin.token_file`). A new token is printed once; the file keeps its SHA-256.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
     /// Print this command's reference in Markdown (docs/cli.md is its output).
     #[command(hide = true)]
     Reference,
@@ -209,6 +248,9 @@ fn main() -> ExitCode {
     let (config, _) = match Config::discover(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
+            if let Command::Check(args) = &cli.command {
+                return check::unloadable(&e, args);
+            }
             eprintln!("causeriectl: {e}");
             return ExitCode::from(3);
         }
@@ -223,7 +265,11 @@ fn main() -> ExitCode {
             return ExitCode::from(3);
         }
     };
-    let target = client::Target::new(config.clone(), cli.socket, cli.offline);
+    let endpoint = match endpoint(&cli) {
+        Ok(e) => e,
+        Err(code) => return code,
+    };
+    let target = client::Target::new(config.clone(), endpoint, cli.offline);
     rt.block_on(run(config, &target, cli.command))
 }
 
@@ -231,6 +277,7 @@ async fn run(config: Config, target: &client::Target, command: Command) -> ExitC
     match command {
         Command::User(cmd) => users::run(target, cmd).await,
         Command::Session(cmd) => session::run(target, cmd).await,
+        Command::Group(cmd) => groups::run(target, cmd).await,
         Command::Announce(cmd) => session::announce(target, cmd).await,
         Command::Stats(cmd) => session::stats(target, cmd).await,
         Command::Audit(cmd) => audit::run(target, cmd).await,
@@ -294,6 +341,7 @@ async fn run(config: Config, target: &client::Target, command: Command) -> ExitC
             storage.close().await;
             code
         }
+        Command::Token(cmd) => token::run(&config, cmd).await,
         Command::Reference => {
             print!(
                 "{}",
@@ -301,6 +349,8 @@ async fn run(config: Config, target: &client::Target, command: Command) -> ExitC
             );
             ExitCode::SUCCESS
         }
+        Command::Check(args) => check::run(&config, args).await,
+        Command::Cert(cmd) => cert::run(&config, cmd),
         Command::Export(args) => portable::export(&config, args).await,
         Command::Import(args) => portable::import(&config, args).await,
         Command::Policy(cmd) => {
@@ -321,6 +371,45 @@ async fn run(config: Config, target: &client::Target, command: Command) -> ExitC
             code
         }
     }
+}
+
+/// Where API calls go: `--api` with its token, or the socket (`--socket` or the configured
+/// one). Bad options are exit code 2.
+fn endpoint(cli: &Cli) -> Result<Option<client::Endpoint>, ExitCode> {
+    let bad = |why: String| {
+        eprintln!("causeriectl: {why}");
+        ExitCode::from(2)
+    };
+    let Some(api) = &cli.api else {
+        return Ok(cli.socket.clone().map(client::Endpoint::Socket));
+    };
+    if cli.socket.is_some() || cli.offline {
+        return Err(bad(
+            "--api cannot be combined with --socket or --offline".into()
+        ));
+    }
+    let url = causerie_config::HttpUrl::parse(api).map_err(|e| bad(format!("--api: {e}")))?;
+    let token = match (&cli.token_file, std::env::var("CAUSERIE_ADMIN_TOKEN")) {
+        (Some(path), _) => std::fs::read_to_string(path)
+            .map_err(|e| bad(format!("--token-file {}: {e}", path.display())))?
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_owned(),
+        (None, Ok(t)) => t.trim().to_owned(),
+        (None, Err(_)) => String::new(),
+    };
+    if token.is_empty() {
+        return Err(bad(
+            "--api needs a bearer token: set CAUSERIE_ADMIN_TOKEN or give --token-file".into(),
+        ));
+    }
+    Ok(Some(client::Endpoint::Tcp {
+        url,
+        token,
+        ca_file: cli.ca_file.clone(),
+    }))
 }
 
 /// Opens the configured database (creating the default data folder for SQLite), or prints why

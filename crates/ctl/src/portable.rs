@@ -5,14 +5,12 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use causerie_config::Config;
 use causerie_server::portable::{self, ImportOptions, ImportProgress, PortableError, ReadOptions};
 use causerie_storage::ExistingAccounts;
 
-/// Progress lines come at most this often (accounts).
-const PROGRESS_EVERY: usize = 1000;
+use crate::progress::Progress;
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct ExportArgs {
@@ -86,11 +84,8 @@ pub(crate) async fn export(config: &Config, args: ExportArgs) -> ExitCode {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let progress = |n: usize| {
-        if n.is_multiple_of(PROGRESS_EVERY) {
-            eprintln!("exported {n} accounts…");
-        }
-    };
+    let bar = Progress::new("accounts exported", None);
+    let progress = |n: usize| bar.set("accounts exported", n, None);
     let code = match &args.out {
         Some(path) => export_to_file(&storage, &domains, path, &progress).await,
         None => {
@@ -104,6 +99,7 @@ pub(crate) async fn export(config: &Config, args: ExportArgs) -> ExitCode {
             }
         }
     };
+    bar.finish();
     storage.close().await;
     code
 }
@@ -212,21 +208,15 @@ pub(crate) async fn import(config: &Config, args: ImportArgs) -> ExitCode {
     let total = plan.accounts.len();
     let started = std::time::Instant::now();
     eprintln!("importing {total} account(s)…");
-    let last = AtomicUsize::new(0);
-    let progress = |p: ImportProgress| {
-        let (what, done, total) = match p {
-            ImportProgress::Deriving { done, total } => {
-                ("keys derived from passwords", done, total)
-            }
-            ImportProgress::Writing { done, total } => ("accounts written", done, total),
-        };
-        // One line per step of PROGRESS_EVERY, whichever thread reports it.
-        let step = done / PROGRESS_EVERY;
-        if step > 0 && last.fetch_max(step, Ordering::Relaxed) < step {
-            eprintln!("{done} of {total} {what}…");
+    let bar = Progress::new("importing", Some(total));
+    let progress = |p: ImportProgress| match p {
+        ImportProgress::Deriving { done, total } => {
+            bar.set("keys derived from passwords", done, Some(total))
         }
+        ImportProgress::Writing { done, total } => bar.set("accounts written", done, Some(total)),
     };
     let result = portable::import(&storage, plan, &import_options, &progress).await;
+    bar.finish();
     storage.close().await;
     let report = match result {
         Ok(r) => r,

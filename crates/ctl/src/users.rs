@@ -3,6 +3,8 @@
 
 use std::process::ExitCode;
 
+use crate::progress::Progress;
+
 use causerie_admin::accounts::{self, UserError};
 use causerie_admin::ops::locks::{LockArgs, Locked, Unlocked};
 use causerie_admin::ops::sessions::SessionEntry;
@@ -148,18 +150,20 @@ pub(crate) async fn run(target: &Target, cmd: UserCommand) -> ExitCode {
             let started = std::time::Instant::now();
             eprintln!("deriving credentials for {n} accounts…");
             let args = ImportArgs { file: name, csv };
-            target
-                .call_as::<_, Imported>("user.import", &args, false)
-                .await
-                .map(|(raw, done)| {
-                    show(json, &raw, &done, |d| {
-                        println!(
-                            "imported {} accounts in {:.1}s",
-                            d.imported,
-                            started.elapsed().as_secs_f64()
-                        )
-                    })
+            // One request, all or nothing: the bar turns while the server works.
+            let bar = Progress::new("importing", None);
+            let call = target.call_as::<_, Imported>("user.import", &args, false);
+            let result = crate::progress::while_waiting(&bar, call).await;
+            bar.finish();
+            result.map(|(raw, done)| {
+                show(json, &raw, &done, |d| {
+                    println!(
+                        "imported {} accounts in {:.1}s",
+                        d.imported,
+                        started.elapsed().as_secs_f64()
+                    )
                 })
+            })
         }
     };
     result.unwrap_or_else(|code| code)

@@ -484,6 +484,148 @@ fn bearer_tokens_on_tcp_are_checked_and_refusals_audited() {
     }
 }
 
+/// `causeriectl` with extra environment variables (a bearer token); a password on stdin.
+fn run_ctl_env(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_causeriectl"));
+    cmd.arg("--config")
+        .arg(config)
+        .args(args)
+        .env("USER", "ops");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn");
+    if let Some(mut sin) = child.stdin.take() {
+        let _ = sin.write_all(b"s3cret\n");
+    }
+    child.wait_with_output().expect("wait")
+}
+
+#[test]
+fn tokens_made_by_the_command_work_over_tcp_until_revoked() {
+    let tokens = tempfile::tempdir().expect("dir");
+    let file = tokens.path().join("admin.tokens");
+    std::fs::write(&file, format!("deploy {DEPLOY}\n")).expect("tokens");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let l = Live::start(|c| {
+        c.admin.listen = Some("127.0.0.1:0".into());
+        c.admin.token_file = Some(file.clone());
+    });
+    let addr = l.server().admin_tcp_addr().expect("TCP listener");
+    let config = std::fs::read_to_string(&l.config).expect("config");
+    let config = if config.contains("[admin]") {
+        config.replace(
+            "[admin]\n",
+            &format!("[admin]\ntoken_file = {:?}\n", file.display().to_string()),
+        )
+    } else {
+        format!(
+            "{config}\n[admin]\ntoken_file = {:?}\n",
+            file.display().to_string()
+        )
+    };
+    std::fs::write(&l.config, config).expect("config");
+
+    let made = json(&ok(&l.ctl(
+        &["token", "add", "ci", "--permission", "operate", "--json"],
+        None,
+    )));
+    assert_eq!(made["name"], "ci");
+    assert_eq!(made["permission"], "operate");
+    let token = made["token"].as_str().expect("token").to_owned();
+    assert_eq!(token.len(), 64);
+    let text = std::fs::read_to_string(&file).expect("read");
+    assert!(
+        !text.contains(&token),
+        "the file holds the token itself: {text}"
+    );
+    assert!(text.contains(DEPLOY), "the other line was lost: {text}");
+    let mode = std::fs::metadata(&file).expect("meta").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let twice = l.ctl(&["token", "add", "ci"], None);
+    assert_eq!(twice.status.code(), Some(1), "{}", err(&twice));
+    let listed = json(&ok(&l.ctl(&["token", "list", "--json"], None)));
+    assert_eq!(
+        listed,
+        serde_json::json!([
+            {"name": "deploy", "permission": "admin"},
+            {"name": "ci", "permission": "operate"}
+        ])
+    );
+
+    let api = format!("http://{addr}");
+    let with = |t: &str, args: &[&str]| {
+        let mut all = vec!["--api", api.as_str()];
+        all.extend_from_slice(args);
+        run_ctl_env(&l.config, &all, &[("CAUSERIE_ADMIN_TOKEN", t)])
+    };
+    // Read and operate are granted; creating an account needs admin.
+    let listed = with(&token, &["user", "list", "--json"]);
+    assert_eq!(json(&ok(&listed)), serde_json::json!([]));
+    let add = with(&token, &["user", "add", "zoe@localhost"]);
+    assert_eq!(add.status.code(), Some(5), "{}", err(&add));
+    let add = with(DEPLOY, &["user", "add", "zoe@localhost", "--json"]);
+    assert_eq!(json(&ok(&add))["jid"], "zoe@localhost");
+    let wrong = with(&"x".repeat(64), &["user", "list"]);
+    assert_eq!(wrong.status.code(), Some(5), "{}", err(&wrong));
+    let none = run_ctl_env(&l.config, &["--api", &api, "user", "list"], &[]);
+    assert_eq!(none.status.code(), Some(2), "{}", err(&none));
+    assert!(
+        err(&none).contains("CAUSERIE_ADMIN_TOKEN"),
+        "{}",
+        err(&none)
+    );
+
+    ok(&l.ctl(&["token", "remove", "ci"], None));
+    let revoked = with(&token, &["user", "list"]);
+    assert_eq!(revoked.status.code(), Some(5), "{}", err(&revoked));
+    let gone = l.ctl(&["token", "remove", "ci"], None);
+    assert_eq!(gone.status.code(), Some(1));
+
+    let changes: Vec<(String, String, String)> = audit(&l)
+        .iter()
+        .filter(|e| {
+            e["action"]
+                .as_str()
+                .is_some_and(|a| a.starts_with("token."))
+        })
+        .map(|e| {
+            let f = |k: &str| e[k].as_str().unwrap_or("").to_owned();
+            (f("actor"), f("action"), f("subject"))
+        })
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            (
+                "causeriectl:ops".into(),
+                "token.add".into(),
+                "token:ci".into()
+            ),
+            (
+                "causeriectl:ops".into(),
+                "token.remove".into(),
+                "token:ci".into()
+            ),
+        ]
+    );
+
+    // Nothing listens: exit code 4, and no offline fallback for a remote server.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = closed.local_addr().expect("addr").port();
+    drop(closed);
+    let down = run_ctl_env(
+        &l.config,
+        &["--api", &format!("http://127.0.0.1:{port}"), "user", "list"],
+        &[("CAUSERIE_ADMIN_TOKEN", DEPLOY)],
+    );
+    assert_eq!(down.status.code(), Some(4), "{}", err(&down));
+    assert!(!err(&down).contains("offline"), "{}", err(&down));
+}
+
 #[test]
 fn a_stale_socket_is_replaced_and_a_live_one_refused() {
     let rt = runtime();
@@ -604,4 +746,184 @@ fn audit_export_writes_json_lines_and_csv() {
         assert!(o.status.success(), "{args:?}");
         assert!(out(&o).contains(needle), "{args:?}: {}", out(&o));
     }
+}
+
+/// A roster get from `c`; the `<query/>` of the answer, after the pushes that came before it
+/// were acknowledged.
+fn roster_of(l: &Live, c: &mut Client) -> Element {
+    l.rt.block_on(async {
+        let get = Element::new("iq", "jabber:client")
+            .with_attr("type", "get")
+            .with_attr("id", "roster")
+            .with_child(Element::new("query", "jabber:iq:roster"));
+        c.send(&get).await?;
+        let answer = c
+            .recv_matching(T, |e| e.name() == "iq" && e.attr("id") == Some("roster"))
+            .await?;
+        Ok::<_, ClientError>(answer)
+    })
+    .expect("roster answer")
+    .get_child("query", "jabber:iq:roster")
+    .cloned()
+    .expect("query")
+}
+
+fn roster_jids(q: &Element) -> Vec<String> {
+    q.children()
+        .filter_map(|i| i.attr("jid").map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn groups_are_managed_through_the_server_and_offline() {
+    let mut l = Live::start(|_| {});
+    for user in ["alice", "bob", "carol"] {
+        l.rt.block_on(l.server().add_user(user, "pw"))
+            .expect("account");
+    }
+    assert_eq!(
+        ok(&l.ctl(
+            &["group", "create", "staff", "--display-name", "Staff"],
+            None
+        )),
+        "created group staff\n"
+    );
+    let o = l.ctl(&["group", "create", "staff"], None);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert!(err(&o).contains("already exists"), "{}", err(&o));
+
+    let mut alice =
+        l.rt.block_on(async {
+            let mut c = Client::login(&l.server().client("alice", "pw")).await?;
+            c.send_initial_presence(T).await?;
+            Ok::<_, ClientError>(c)
+        })
+        .expect("alice logs in");
+    assert!(roster_jids(&roster_of(&l, &mut alice)).is_empty());
+
+    let o = l.ctl(
+        &["group", "add", "staff", "alice@localhost", "Bob@localhost"],
+        None,
+    );
+    assert_eq!(ok(&o), "added alice@localhost\nadded bob@localhost\n");
+    assert!(err(&o).is_empty(), "applied at once: {}", err(&o));
+    // The running server pushed bob into alice's roster at once.
+    let push =
+        l.rt.block_on(alice.recv_matching(T, |e| {
+            e.name() == "iq"
+                && e.attr("type") == Some("set")
+                && e.to_xml().contains("bob@localhost")
+        }))
+        .expect("roster push");
+    let pushed = push
+        .get_child("query", "jabber:iq:roster")
+        .and_then(|q| q.children().next())
+        .expect("item");
+    assert_eq!(pushed.attr("subscription"), Some("both"));
+    assert!(pushed.to_xml().contains(">Staff<"), "{}", pushed.to_xml());
+
+    let o = l.ctl(&["group", "add", "staff", "ghost@localhost"], None);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert!(
+        err(&o).contains("no account ghost@localhost"),
+        "{}",
+        err(&o)
+    );
+    let o = l.ctl(&["group", "add", "staff", "alice@localhost/phone"], None);
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    let o = l.ctl(&["group", "add", "nope", "alice@localhost"], None);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert_eq!(
+        ok(&l.ctl(&["group", "add", "staff", "alice@localhost"], None)),
+        "already a member: alice@localhost\n"
+    );
+    assert_eq!(
+        ok(&l.ctl(&["group", "list"], None)),
+        "staff: 2 member(s), shown as \"Staff\"\n"
+    );
+    let list = json(&ok(&l.ctl(&["group", "list", "--json"], None)));
+    assert_eq!(list[0]["members"], 2);
+    assert_eq!(list[0]["display_name"], "Staff");
+    let shown = json(&ok(&l.ctl(&["group", "show", "staff", "--json"], None)));
+    assert_eq!(shown["label"], "Staff");
+    assert_eq!(shown["members"][1]["jid"], "bob@localhost");
+    assert_eq!(shown["members"][1]["account"], true);
+    let text = ok(&l.ctl(&["group", "show", "staff"], None));
+    assert!(
+        text.contains("shown as: Staff\n") && text.contains("  alice@localhost\n"),
+        "{text}"
+    );
+    let o = l.ctl(&["group", "show", "nope"], None);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+
+    let changes: Vec<(String, String, String)> = audit(&l)
+        .iter()
+        .filter(|e| {
+            e["action"]
+                .as_str()
+                .is_some_and(|a| a.starts_with("group."))
+        })
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap_or("").to_owned(),
+                e["subject"].as_str().unwrap_or("").to_owned(),
+                e["outcome"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String, String)> = [
+        ("group.create", "staff", "ok"),
+        ("group.create", "staff", "refused"),
+        ("group.add", "staff", "ok"),
+        ("group.add", "staff", "refused"),
+        ("group.add", "staff", "refused"),
+        ("group.add", "nope", "refused"),
+        ("group.add", "staff", "ok"),
+    ]
+    .iter()
+    .map(|(a, s, o)| (a.to_string(), s.to_string(), o.to_string()))
+    .collect();
+    assert_eq!(changes, expected);
+
+    // Without the server: the changes go to the database and take effect at the next start.
+    l.rt.block_on(alice.close()).ok();
+    l.stop();
+    let o = l.ctl(&["group", "add", "staff", "carol@localhost"], None);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), "added carol@localhost\n");
+    assert!(
+        err(&o).contains("offline") && err(&o).contains("next start or SIGHUP"),
+        "{}",
+        err(&o)
+    );
+    let o = l.ctl(
+        &[
+            "group",
+            "remove-member",
+            "staff",
+            "bob@localhost",
+            "dave@localhost",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(
+        out(&o),
+        "removed bob@localhost\nnot a member: dave@localhost\n"
+    );
+    let stopped = l.stopped.take().expect("stopped server");
+    l.server = Some(l.rt.block_on(stopped.restart()).expect("restart"));
+    let mut alice =
+        l.rt.block_on(Client::login(&l.server().client("alice", "pw")))
+            .expect("alice logs in again");
+    assert_eq!(
+        roster_jids(&roster_of(&l, &mut alice)),
+        ["carol@localhost"],
+        "the server read the offline changes at start"
+    );
+    assert_eq!(
+        ok(&l.ctl(&["group", "remove", "staff"], None)),
+        "removed group staff\n"
+    );
+    assert!(ok(&l.ctl(&["group", "list"], None)).is_empty());
 }

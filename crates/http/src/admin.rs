@@ -185,6 +185,7 @@ impl BoundAdmin {
         ))];
         if let Some((l, _)) = self.tcp {
             tasks.push(tokio::spawn(serve::tcp(
+                "admin API",
                 l,
                 router,
                 limit.clone(),

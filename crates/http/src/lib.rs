@@ -11,7 +11,7 @@
 pub mod admin;
 pub mod public;
 pub mod serve;
-mod tokens;
+pub mod tokens;
 
 pub use admin::{AdminApi, AdminOptions, BoundAdmin};
 pub use public::{BoundPublic, PublicContext, PublicOptions, PublicServer};

@@ -160,6 +160,7 @@ impl BoundPublic {
             .into_iter()
             .map(|(l, _)| {
                 tokio::spawn(serve::tcp(
+                    "HTTP",
                     l,
                     router.clone(),
                     limit.clone(),

@@ -131,8 +131,9 @@ pub async fn unix(
     }
 }
 
-/// Accepts on TCP until shutdown.
+/// Accepts on TCP until shutdown; `name` says which listener in the log ("admin API", "HTTP").
 pub async fn tcp(
+    name: &'static str,
     listener: TcpListener,
     router: Router,
     limit: ConnectionLimit,
@@ -143,7 +144,7 @@ pub async fn tcp(
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
-                    tracing::warn!(error = %e, "admin API: accept failed");
+                    tracing::warn!(error = %e, listener = name, "accept failed");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
@@ -151,7 +152,7 @@ pub async fn tcp(
             _ = stopped(&mut shutdown) => return,
         };
         let Ok(permit) = limit.permits.clone().try_acquire_owned() else {
-            tracing::warn!(peer = %addr, "admin API: too many connections, closing a new one");
+            tracing::warn!(peer = %addr, listener = name, "too many connections, closing a new one");
             continue;
         };
         let _ = stream.set_nodelay(true);

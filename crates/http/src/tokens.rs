@@ -1,7 +1,8 @@
 //! The bearer tokens of the admin API's TCP listener (RFC 6750 §2.1), read from
-//! `admin.token_file`: one `NAME TOKEN [PERMISSION]` line per token, `#` comments. Only the
-//! SHA-256 of each token is kept in memory, and a presented token is compared with every
-//! one in constant time. The file is read again whenever it changes; a file that became
+//! `admin.token_file`: one `NAME TOKEN [PERMISSION]` line per token, `#` comments. TOKEN is
+//! the token itself or, as `causeriectl token add` writes it, `sha256:` and the hex SHA-256
+//! of the token, so that the file does not hold the secret. Only the SHA-256 of each token
+//! is kept in memory, and a presented token is compared with every one in constant time. The file is read again whenever it changes; a file that became
 //! unusable accepts no token until it is fixed.
 
 use std::path::{Path, PathBuf};
@@ -19,6 +20,10 @@ const MAX_TOKEN_LEN: usize = 1024;
 const MAX_NAME_LEN: usize = 64;
 /// Larger files are refused (a mistake, not a token list).
 const MAX_FILE_BYTES: u64 = 1024 * 1024;
+/// How a line gives the digest of a token instead of the token.
+const DIGEST_PREFIX: &str = "sha256:";
+/// Random bytes in a token made by [`generate`].
+const GENERATED_BYTES: usize = 32;
 
 #[derive(Debug, Clone)]
 struct Entry {
@@ -87,27 +92,25 @@ fn parse(text: &str) -> Result<Vec<Entry>, String> {
             ),
             _ => return Err(format!("line {line}: expected `NAME TOKEN [PERMISSION]`")),
         };
-        if name.is_empty()
-            || name.len() > MAX_NAME_LEN
-            || !name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        {
-            return Err(format!(
-                "line {line}: the name must be 1 to {MAX_NAME_LEN} letters, digits, `-`, `_` or `.`"
-            ));
-        }
-        if token.len() < MIN_TOKEN_LEN || token.len() > MAX_TOKEN_LEN {
-            return Err(format!(
-                "line {line}: the token of {name} must be {MIN_TOKEN_LEN} to {MAX_TOKEN_LEN} characters"
-            ));
-        }
-        if !token.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(format!(
-                "line {line}: the token of {name} must be printable ASCII"
-            ));
-        }
-        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        check_name(name).map_err(|e| format!("line {line}: {e}"))?;
+        let digest = match token.strip_prefix(DIGEST_PREFIX) {
+            Some(hex) => parse_hex(hex).ok_or_else(|| {
+                format!("line {line}: the digest of {name} must be 64 hexadecimal digits")
+            })?,
+            None => {
+                if token.len() < MIN_TOKEN_LEN || token.len() > MAX_TOKEN_LEN {
+                    return Err(format!(
+                        "line {line}: the token of {name} must be {MIN_TOKEN_LEN} to {MAX_TOKEN_LEN} characters"
+                    ));
+                }
+                if !token.bytes().all(|b| b.is_ascii_graphic()) {
+                    return Err(format!(
+                        "line {line}: the token of {name} must be printable ASCII"
+                    ));
+                }
+                Sha256::digest(token.as_bytes()).into()
+            }
+        };
         if entries.iter().any(|e| e.name == name) {
             return Err(format!("line {line}: {name} appears twice"));
         }
@@ -121,6 +124,57 @@ fn parse(text: &str) -> Result<Vec<Entry>, String> {
         });
     }
     Ok(entries)
+}
+
+/// Whether `name` may name a token: 1 to 64 letters, digits, `-`, `_` or `.`.
+pub fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty()
+        || name.len() > MAX_NAME_LEN
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return Err(format!(
+            "the name must be 1 to {MAX_NAME_LEN} letters, digits, `-`, `_` or `.`"
+        ));
+    }
+    Ok(())
+}
+
+fn parse_hex(hex: &str) -> Option<[u8; 32]> {
+    let bytes = hex.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (o, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+        let s = std::str::from_utf8(pair).ok()?;
+        *o = u8::from_str_radix(s, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// The names and permissions of the tokens in the text of a token file, in file order, or
+/// the first problem (which never shows a token).
+pub fn list(text: &str) -> Result<Vec<(String, Permission)>, String> {
+    Ok(parse(text)?
+        .into_iter()
+        .map(|e| (e.name, e.permission))
+        .collect())
+}
+
+/// A new token: 32 random bytes as 64 hex digits.
+pub fn generate() -> Result<String, String> {
+    let mut bytes = [0u8; GENERATED_BYTES];
+    getrandom::fill(&mut bytes).map_err(|e| format!("no random bytes: {e}"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The line of the token file that grants `token` to `name`: its digest, not the token.
+pub fn line(name: &str, token: &str, permission: Permission) -> String {
+    let digest = Sha256::digest(token.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{name} {DIGEST_PREFIX}{hex} {permission}")
 }
 
 impl Tokens {
@@ -198,6 +252,29 @@ mod tests {
             assert!(e.contains(needle), "{text}: {e}");
             assert!(!e.contains(A) && !e.contains(B), "{e}");
         }
+    }
+
+    #[test]
+    fn digest_lines_grant_the_token_they_were_made_from() {
+        let token = generate().expect("random");
+        assert_eq!(token.len(), 64);
+        assert_ne!(token, generate().expect("random"));
+        let text = format!("{}\n", line("ci", &token, Permission::Operate));
+        assert!(!text.contains(&token), "{text}");
+        let entries = parse(&text).expect("valid");
+        let presented: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        assert_eq!(entries[0].digest, presented);
+        assert_eq!(
+            list(&text).expect("valid"),
+            vec![("ci".to_owned(), Permission::Operate)]
+        );
+        for bad in ["ci sha256:abc", "ci sha256:zz"] {
+            let e = parse(bad).expect_err(bad);
+            assert!(e.contains("64 hexadecimal"), "{e}");
+        }
+        // The digest and the plain token of one secret are the same token.
+        let e = parse(&format!("{text}other {token}\n")).expect_err("twice");
+        assert!(e.contains("used twice"), "{e}");
     }
 
     #[test]

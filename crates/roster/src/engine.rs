@@ -17,7 +17,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use causerie_core::{Core, Event, OutStanza, SessionHandle, flags};
 use causerie_jid::{BareJid, FullJid, Jid};
@@ -29,6 +29,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::error::RosterError;
 use crate::items::{self, RosterChange};
+use crate::shared::{self, Directory};
 use crate::state::{self, SubKind, SubState};
 
 /// Number of worker tasks. Accounts are spread over them by a hash of the bare JID.
@@ -83,6 +84,14 @@ pub(crate) enum Job {
     },
     /// The session is gone (RFC 6121 §4.5.3 for an abrupt end).
     Ended { session: SessionHandle },
+    /// The shared groups changed from `old` to `new` in a way that may concern `owner`, a local
+    /// member with sessions: its interested resources get roster pushes, and presence starts or
+    /// stops flowing with the contacts the groups added or took away.
+    SharedChanged {
+        owner: BareJid,
+        old: Arc<Directory>,
+        new: Arc<Directory>,
+    },
 }
 
 pub(crate) fn shard_of(bare: &BareJid) -> usize {
@@ -113,6 +122,11 @@ pub(crate) struct Inner {
     in_flight: AtomicUsize,
     idle: Notify,
     next_push: AtomicU64,
+    /// The shared roster groups in force, replaced whole by [`Inner::reload_shared`].
+    shared: RwLock<Arc<Directory>>,
+    /// Reloads of the shared groups run one at a time, so that each one's changes are worked
+    /// out against the directory the previous one left.
+    reloading: tokio::sync::Mutex<()>,
 }
 
 impl Inner {
@@ -137,7 +151,48 @@ impl Inner {
             in_flight: AtomicUsize::new(0),
             idle: Notify::new(),
             next_push: AtomicU64::new(1),
+            shared: RwLock::new(Arc::new(Directory::default())),
+            reloading: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// The shared groups in force now.
+    pub(crate) fn shared(&self) -> Arc<Directory> {
+        self.shared
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Reads the shared groups from the store and puts them in force; the local members they
+    /// concern who have sessions now are told on their shards ([`Job::SharedChanged`]). Those
+    /// without sessions see the groups at their next login.
+    pub(crate) async fn reload_shared(
+        self: &Arc<Self>,
+        core: &Arc<Core>,
+    ) -> Result<(), RosterError> {
+        let _one_at_a_time = self.reloading.lock().await;
+        let groups = self.storage.groups.groups().await?;
+        let new = Arc::new(Directory::from_groups(groups));
+        let old = std::mem::replace(
+            &mut *self.shared.write().unwrap_or_else(|e| e.into_inner()),
+            new.clone(),
+        );
+        for owner in Directory::changed_members(&old, &new) {
+            if owner.node().is_none() || !core.is_local_domain(owner.domain()) {
+                continue;
+            }
+            if !core.registry.with_resources(&owner, |l| !l.is_empty()) {
+                continue;
+            }
+            let job = Job::SharedChanged {
+                owner,
+                old: old.clone(),
+                new: new.clone(),
+            };
+            self.enqueue(core, job, false)?;
+        }
+        Ok(())
     }
 
     /// Starts the workers on the current runtime, once.
@@ -163,7 +218,9 @@ impl Inner {
                 shard_of(&session.jid().to_bare())
             }
             Job::Inbound { to, .. } => shard_of(&to.to_bare()),
-            Job::RosterGet { owner, .. } | Job::RosterSet { owner, .. } => shard_of(owner),
+            Job::RosterGet { owner, .. }
+            | Job::RosterSet { owner, .. }
+            | Job::SharedChanged { owner, .. } => shard_of(owner),
             // Batches are built per shard, so the first entry names it.
             Job::Probe { contacts, .. } => contacts.first().map_or(0, shard_of),
             Job::Deliver { recipients, .. } => recipients.first().map_or(0, shard_of),
@@ -337,6 +394,25 @@ fn subscribers(roster: &CachedRoster) -> Vec<BareJid> {
         .collect()
 }
 
+/// `list` and the shared-group contacts it lacks.
+fn with_shared(mut list: Vec<BareJid>, shared: &[BareJid]) -> Vec<BareJid> {
+    if shared.is_empty() {
+        return list;
+    }
+    let have: HashSet<BareJid> = list.iter().cloned().collect();
+    list.extend(shared.iter().filter(|j| !have.contains(*j)).cloned());
+    list
+}
+
+/// The version the owner's interested resources are told with a push: the stored version of
+/// its items and what its shared groups show it ([`shared::version`]).
+fn versioned(dir: &Directory, owner: &BareJid, stored: u64) -> String {
+    if dir.is_empty() {
+        return stored.to_string();
+    }
+    shared::version(stored, &dir.contacts_of(owner))
+}
+
 fn publishers(roster: &CachedRoster) -> Vec<BareJid> {
     roster
         .items
@@ -455,6 +531,12 @@ impl Shard {
                 let owner = session.jid().to_bare();
                 if let Err(e) = self.ended(cx, &session).await {
                     tracing::warn!(jid = %session.jid(), error = %e, "presence cleanup after session end failed");
+                }
+                self.tidy(cx, &owner);
+            }
+            Job::SharedChanged { owner, old, new } => {
+                if let Err(e) = self.shared_changed(cx, &owner, &old, &new).await {
+                    tracing::warn!(jid = %owner, error = %e, "applying a shared group change failed");
                 }
                 self.tidy(cx, &owner);
             }
@@ -638,10 +720,21 @@ impl Shard {
         if item == before {
             return Ok(());
         }
-        let visible_change = items::item_element(&item) != items::item_element(&before);
-        let version = self.put(cx, owner, item.clone()).await?;
+        // What the client sees is the item merged with the shared groups': a change hidden by
+        // them (a subscription under a shared `both`) is stored without a push.
+        let dir = cx.inner.shared();
+        let labels = dir.labels_between(owner, contact);
+        let shown = shared::merged_or_own(&item, contact, &labels);
+        let visible_change = items::item_element(&shown)
+            != items::item_element(&shared::merged_or_own(&before, contact, &labels));
+        let version = self.put(cx, owner, item).await?;
         if visible_change {
-            push(cx, owner, version, items::item_element(&item));
+            push(
+                cx,
+                owner,
+                &versioned(&dir, owner, version),
+                items::item_element(&shown),
+            );
         }
         Ok(())
     }
@@ -759,9 +852,11 @@ impl Shard {
         });
 
         let roster = self.load(cx, &owner).await?;
-        let subs = subscribers(roster);
+        // Members of the account's shared groups count as subscribed both ways.
+        let shared_contacts = cx.inner.shared().contact_jids(&owner);
+        let subs = with_shared(subscribers(roster), &shared_contacts);
         let pubs = if available && !was_available {
-            publishers(roster)
+            with_shared(publishers(roster), &shared_contacts)
         } else {
             Vec::new()
         };
@@ -848,7 +943,8 @@ impl Shard {
             .await?
             .items
             .get(to.to_bare().as_str())
-            .is_some_and(|i| state::visible(i).has_from());
+            .is_some_and(|i| state::visible(i).has_from())
+            || cx.inner.shared().shares(owner, &to.to_bare());
         if !subscribed {
             let max = cx.inner.max_directed;
             let user = self.users.entry(owner.clone()).or_default();
@@ -929,8 +1025,12 @@ impl Shard {
         // §3.1.2, §3.2.2, §3.3.2, §3.1.5: the stanza leaves stamped with the bare JIDs.
         stanza.set_attr("from", owner.as_str());
         stanza.set_attr("to", contact.as_str());
-        if kind == SubKind::Unsubscribed && s.has_from() {
-            // §3.2.2: the contact learns the account is unavailable while it is still subscribed.
+        if kind == SubKind::Unsubscribed
+            && s.has_from()
+            && !cx.inner.shared().shares(owner, &contact)
+        {
+            // §3.2.2: the contact learns the account is unavailable while it is still subscribed
+            // (not when a shared group keeps it seeing the account's presence).
             for last in self.available_presences(owner) {
                 send(
                     cx,
@@ -1114,8 +1214,12 @@ impl Shard {
                 _ => deliver_to_interested(cx, owner, &out),
             }
         }
-        if kind == SubKind::Unsubscribe && s.has_from() {
-            // §3.3.3: the former subscriber learns the account is unavailable.
+        if kind == SubKind::Unsubscribe
+            && s.has_from()
+            && !cx.inner.shared().shares(owner, &contact)
+        {
+            // §3.3.3: the former subscriber learns the account is unavailable (unless a shared
+            // group keeps it seeing the account's presence).
             for (jid, _) in self.available_presences(owner) {
                 send(cx, presence("unavailable", jid.as_str(), contact.as_str()));
             }
@@ -1165,12 +1269,13 @@ impl Shard {
         let (node, domain) = account_parts(owner)?;
         let exists = cx.inner.storage.users.user_exists(node, domain).await?;
         let subscribed = exists
-            && self
+            && (self
                 .load(cx, owner)
                 .await?
                 .items
                 .get(prober.as_str())
-                .is_some_and(|i| state::visible(i).has_from());
+                .is_some_and(|i| state::visible(i).has_from())
+                || cx.inner.shared().shares(owner, prober));
         if !subscribed {
             // The prober's server thinks it is subscribed and is not: "unsubscribed" lets it
             // correct its roster (§4.3.2, as for a cancelled subscription in §3.2).
@@ -1209,14 +1314,33 @@ impl Shard {
         owner: &BareJid,
         ver: Option<String>,
     ) -> Result<Option<Element>, RosterError> {
+        let shared_contacts = cx.inner.shared().contacts_of(owner);
         let roster = self.load(cx, owner).await?;
-        if ver.as_deref() == Some(roster.version.to_string().as_str()) {
+        let version = shared::version(roster.version, &shared_contacts);
+        if ver.as_deref() == Some(version.as_str()) {
             return Ok(None);
         }
-        Ok(Some(items::query(
-            roster.version,
-            roster.items.values().map(items::item_element),
-        )))
+        // The own items and those of the shared groups, merged where both name a contact, in
+        // JID order.
+        let mut shown: BTreeMap<&str, Element> = BTreeMap::new();
+        for (jid, item) in &roster.items {
+            let el = match shared_contacts.get(jid) {
+                Some((contact, labels)) => {
+                    items::item_element(&shared::merged(Some(item), contact, labels))
+                }
+                None => items::item_element(item),
+            };
+            shown.insert(jid, el);
+        }
+        for (jid, (contact, labels)) in &shared_contacts {
+            if !roster.items.contains_key(jid) {
+                shown.insert(
+                    jid,
+                    items::item_element(&shared::merged(None, contact, labels)),
+                );
+            }
+        }
+        Ok(Some(items::query(&version, shown.into_values())))
     }
 
     /// RFC 6121 §2.3 (add), §2.4 (update), §2.5 (remove).
@@ -1236,23 +1360,47 @@ impl Shard {
                 item.name = name;
                 item.groups = groups;
                 let version = self.put(cx, owner, item.clone()).await?;
-                push(cx, owner, version, items::item_element(&item));
+                let dir = cx.inner.shared();
+                let labels = dir.labels_between(owner, &jid);
+                let shown = shared::merged_or_own(&item, &jid, &labels);
+                push(
+                    cx,
+                    owner,
+                    &versioned(&dir, owner, version),
+                    items::item_element(&shown),
+                );
                 Ok(())
             }
             RosterChange::Remove { jid } => {
-                let Some(item) = self.load(cx, owner).await?.items.get(jid.as_str()).cloned()
-                else {
-                    return Err(RosterError::NotInRoster);
+                let dir = cx.inner.shared();
+                let labels = dir.labels_between(owner, &jid);
+                let roster = self.load(cx, owner).await?;
+                let Some(item) = roster.items.get(jid.as_str()).cloned() else {
+                    if labels.is_empty() {
+                        return Err(RosterError::NotInRoster);
+                    }
+                    // An item of a shared group stays, as ejabberd's shared roster keeps it:
+                    // the interested resources are shown it again.
+                    let version = versioned(&dir, owner, roster.version);
+                    let shown = shared::merged(None, &jid, &labels);
+                    push(cx, owner, &version, items::item_element(&shown));
+                    return Ok(());
                 };
                 let s = state::visible(&item);
                 if let Some(version) = self.remove(cx, owner, jid.as_str()).await? {
-                    push(cx, owner, version, items::removed_element(jid.as_str()));
+                    // The account's own part goes; what a shared group shows stays.
+                    let el = if labels.is_empty() {
+                        items::removed_element(jid.as_str())
+                    } else {
+                        items::item_element(&shared::merged(None, &jid, &labels))
+                    };
+                    push(cx, owner, &versioned(&dir, owner, version), el);
                 }
                 // §2.5.2: the subscriptions end with the item, in both directions.
                 if s.has_to() || s.pending_out {
                     send(cx, presence("unsubscribe", owner.as_str(), jid.as_str()));
                 }
-                if s.has_from() {
+                if s.has_from() && labels.is_empty() {
                     for (full, _) in self.available_presences(owner) {
                         send(cx, presence("unavailable", full.as_str(), jid.as_str()));
                     }
@@ -1266,6 +1414,103 @@ impl Shard {
                 Ok(())
             }
         }
+    }
+
+    /// The shared groups changed from `old` to `new`: for each contact they add, take away or
+    /// label differently for `owner`, a roster push of the item as it is now (RFC 6121 §2.1.6;
+    /// `subscription='remove'` when nothing is left of it), with the version of the new state.
+    /// Presence then starts or stops flowing as it does when a subscription is approved
+    /// (§3.1.5) or cancelled (§3.2.2, §3.3.3), in the directions the account's own item does not
+    /// already cover. A local contact does the same from its side on its own shard; for a remote
+    /// one, this side also probes it (§4.3.1) or tells the account it is gone.
+    async fn shared_changed(
+        &mut self,
+        cx: &Ctx,
+        owner: &BareJid,
+        old: &Directory,
+        new: &Directory,
+    ) -> Result<(), RosterError> {
+        if !cx.core.registry.with_resources(owner, |l| !l.is_empty()) {
+            // It sees the groups in force at its next login.
+            return Ok(());
+        }
+        let before = old.contacts_of(owner);
+        let after = new.contacts_of(owner);
+        let changed: Vec<(BareJid, bool, Option<shared::Labels>)> = before
+            .iter()
+            .filter(|(jid, (_, labels))| after.get(*jid).is_none_or(|(_, l)| l != labels))
+            .map(|(jid, (contact, _))| {
+                (
+                    contact.clone(),
+                    true,
+                    after.get(jid).map(|(_, l)| l.clone()),
+                )
+            })
+            .chain(
+                after
+                    .iter()
+                    .filter(|(jid, _)| !before.contains_key(*jid))
+                    .map(|(_, (contact, labels))| (contact.clone(), false, Some(labels.clone()))),
+            )
+            .collect();
+        if changed.is_empty() {
+            return Ok(());
+        }
+        let presences = self.available_presences(owner);
+        let roster = self.load(cx, owner).await?;
+        let version = shared::version(roster.version, &after);
+        let own: HashMap<String, RosterItem> = changed
+            .iter()
+            .filter_map(|(c, _, _)| {
+                roster
+                    .items
+                    .get(c.as_str())
+                    .map(|i| (c.to_string(), i.clone()))
+            })
+            .collect();
+        for (contact, was_shared, labels) in changed {
+            let mine = own.get(contact.as_str());
+            let el = match (&labels, mine) {
+                (Some(labels), _) => items::item_element(&shared::merged(mine, &contact, labels)),
+                (None, Some(item)) => items::item_element(item),
+                (None, None) => items::removed_element(contact.as_str()),
+            };
+            push(cx, owner, &version, el);
+            let s = mine.map_or(SubState::NONE, state::visible);
+            let remote = !cx.core.is_local_domain(contact.domain());
+            match (was_shared, labels.is_some()) {
+                (false, true) => {
+                    if !s.has_from() {
+                        for (full, last) in &presences {
+                            let mut p = last.clone();
+                            p.set_attr("from", full.as_str());
+                            p.set_attr("to", contact.as_str());
+                            send(cx, p);
+                        }
+                    }
+                    if remote && !s.has_to() && !presences.is_empty() {
+                        send(cx, presence("probe", owner.as_str(), contact.as_str()));
+                    }
+                }
+                (true, false) => {
+                    if !s.has_from() {
+                        for (full, _) in &presences {
+                            send(cx, presence("unavailable", full.as_str(), contact.as_str()));
+                        }
+                    }
+                    if remote && !s.has_to() {
+                        let gone = Element::new("presence", ns::CLIENT)
+                            .with_attr("from", contact.as_str())
+                            .with_attr("to", owner.as_str())
+                            .with_attr("type", "unavailable");
+                        deliver_to_available(cx, owner, &OutStanza::new(gone));
+                    }
+                }
+                // Only the labels changed.
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     /// RFC 6121 §4.5.3 / §4.6.3: a session ended without (or after) unavailable presence.
@@ -1292,7 +1537,8 @@ impl Shard {
             let p = Element::new("presence", ns::CLIENT)
                 .with_attr("from", gone.jid.as_str())
                 .with_attr("type", "unavailable");
-            let subs = subscribers(self.load(cx, &owner).await?);
+            let shared_contacts = cx.inner.shared().contact_jids(&owner);
+            let subs = with_shared(subscribers(self.load(cx, &owner).await?), &shared_contacts);
             broadcast(cx, &OutStanza::new(p), &subs);
         }
         Ok(())
@@ -1386,7 +1632,7 @@ fn deliver_to_interested(cx: &Ctx, owner: &BareJid, out: &Arc<OutStanza>) {
 }
 
 /// RFC 6121 §2.1.6: a roster push to every interested resource, with the new version (§2.6).
-fn push(cx: &Ctx, owner: &BareJid, version: u64, item: Element) {
+fn push(cx: &Ctx, owner: &BareJid, version: &str, item: Element) {
     let query = items::query(version, [item]);
     cx.core.registry.with_resources(owner, |list| {
         for s in list.iter().filter(|s| s.info.flag(flags::ROSTER_REQUESTED)) {

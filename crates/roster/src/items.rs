@@ -132,8 +132,8 @@ pub fn removed_element(jid: &str) -> Element {
 }
 
 /// A `<query/>` with a version and these items.
-pub fn query(version: u64, items: impl IntoIterator<Item = Element>) -> Element {
-    let mut q = Element::new("query", NS_ROSTER).with_attr("ver", version.to_string());
+pub fn query(version: &str, items: impl IntoIterator<Item = Element>) -> Element {
+    let mut q = Element::new("query", NS_ROSTER).with_attr("ver", version);
     for i in items {
         q.push_child(i);
     }

@@ -11,11 +11,14 @@
 //! that is either a local account or lives on another server, and the same rules apply to both;
 //! stanzas for other servers go through the core's remote route, and stanzas from them arrive
 //! through the core's pipeline with `Origin::Remote`. Storage is reached through
-//! `causerie_storage::roster::RosterStore` only.
+//! `causerie_storage::roster::RosterStore`, and `GroupStore` for the shared roster groups
+//! ([`shared`]: administrator-managed groups whose members see each other, merged into their
+//! rosters and presence).
 
 mod engine;
 pub mod error;
 pub mod items;
+pub mod shared;
 pub mod state;
 
 use std::sync::Arc;
@@ -23,7 +26,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use causerie_core::{
     Core, Event, EventListener, IqHandler, IqRequest, IqTarget, Module, ModuleRegistry, Origin,
-    Stage, StageContext, Verdict, flags,
+    Reload, Stage, StageContext, Verdict, flags,
 };
 use causerie_stanza::{
     IqType, PresenceType, StanzaError, StanzaErrorCondition as Cond, StanzaKind, ns,
@@ -125,9 +128,26 @@ impl Module for Roster {
         reg.stage(STAGE_PRIORITY, self.clone());
         reg.listener(self.clone());
         reg.drain(self.clone());
+        reg.reload(self.clone());
         // RFC 6121 §2.6.1 and §3.4.1: versioning and pre-approval are announced as stream features.
         reg.stream_feature(Arc::new(|_| Some(Element::new("ver", NS_ROSTERVER))));
         reg.stream_feature(Arc::new(|_| Some(Element::new("sub", NS_PRE_APPROVAL))));
+    }
+}
+
+/// The shared roster groups ([`shared`]) are read again from the store when the admin
+/// operations change them, at start and on SIGHUP.
+#[async_trait]
+impl Reload for Roster {
+    fn topic(&self) -> &'static str {
+        shared::TOPIC
+    }
+
+    async fn reload(&self, core: &Arc<Core>) -> Result<(), String> {
+        self.inner
+            .reload_shared(core)
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 

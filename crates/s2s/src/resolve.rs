@@ -371,6 +371,30 @@ impl HickoryResolver {
         }
     }
 
+    /// The SRV records of one service of `domain` as published (`service` is
+    /// `_xmpp-client._tcp`, `_xmpps-server._tcp`…), for diagnostics such as `causeriectl
+    /// check`; federation itself asks [`Resolve::resolve`].
+    pub async fn srv(&self, service: &str, domain: &str) -> Result<SrvAnswer, ResolveError> {
+        let name = fqdn(domain)?;
+        self.lookup_srv(service, &name).await
+    }
+
+    /// The addresses (A and AAAA records) of `host`; [`ResolveError::NotFound`] when it has
+    /// none.
+    pub async fn addresses(&self, host: &str) -> Result<Vec<IpAddr>, ResolveError> {
+        let name = fqdn(host)?;
+        let found = self
+            .resolver
+            .lookup_ip(name)
+            .await
+            .map_err(|e| map_error(&e))?;
+        let addresses: Vec<IpAddr> = found.iter().collect();
+        if addresses.is_empty() {
+            return Err(ResolveError::NotFound);
+        }
+        Ok(addresses)
+    }
+
     /// RFC 6120 §3.2.2 falls back to the domain's own addresses; checking that it has any
     /// turns an unknown domain into [`ResolveError::NotFound`] instead of a connection
     /// failure later.
@@ -381,6 +405,15 @@ impl HickoryResolver {
             Err(e) => Err(map_error(&e)),
         }
     }
+}
+
+/// `domain` as an absolute DNS name: a hosted or peer domain is never relative to the
+/// machine's search list.
+fn fqdn(domain: &str) -> Result<Name, ResolveError> {
+    let mut name =
+        Name::from_utf8(trim_root(domain)).map_err(|e| ResolveError::Other(e.to_string()))?;
+    name.set_fqdn(true);
+    Ok(name)
 }
 
 fn name_server_config(servers: &[SocketAddr]) -> ResolverConfig {

@@ -223,6 +223,39 @@ async fn unknown_domain_is_not_found() {
 }
 
 #[tokio::test]
+async fn one_service_and_addresses_for_diagnostics() {
+    use causerie_s2s::{SrvAnswer, SrvRecord};
+    let (addr, server) = start_server(zone()).await;
+    let resolver = resolver_for(addr).await;
+    assert_eq!(
+        resolver.srv("_xmpp-server._tcp", "notls.example.").await,
+        Ok(SrvAnswer::Records(vec![SrvRecord {
+            priority: 0,
+            weight: 0,
+            port: 5269,
+            target: "xmpp.notls.example".to_owned(),
+        }]))
+    );
+    assert_eq!(
+        resolver.srv("_xmpps-server._tcp", "notls.example").await,
+        Ok(SrvAnswer::NotAvailable)
+    );
+    assert_eq!(
+        resolver.srv("_xmpp-client._tcp", "plain.example").await,
+        Ok(SrvAnswer::Absent)
+    );
+    assert_eq!(
+        resolver.addresses("plain.example").await,
+        Ok(vec![std::net::IpAddr::from([192, 0, 2, 1])])
+    );
+    assert_eq!(
+        resolver.addresses("nowhere.example").await,
+        Err(ResolveError::NotFound)
+    );
+    server.abort();
+}
+
+#[tokio::test]
 async fn server_failure_is_reported() {
     let (addr, server) = start_server(zone()).await;
     let resolver = resolver_for(addr).await;

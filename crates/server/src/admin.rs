@@ -1,8 +1,10 @@
 //! The admin API of the running server: the operations of `causerie_admin` over the live core,
-//! with the client and federation services behind the statistics.
+//! with the client and federation services behind the statistics. The XEP-0133 commands run the
+//! same registry in the same context.
 
 use std::sync::Arc;
 
+use causerie_admin::adhoc::ServiceAdmin;
 use causerie_admin::{Context, Live, Probe, Registry, S2sQueue, S2sStream};
 use causerie_c2s::C2sServer;
 use causerie_config::Config;
@@ -53,23 +55,27 @@ impl Probe for Services {
     }
 }
 
-/// Serves the admin API on the listeners bound at start; returns it with the task that samples
-/// the stanza counter (aborted with the other background tasks at shutdown).
+/// Serves the admin API on the listeners bound at start, and hands the same registry and
+/// context to the XEP-0133 commands; returns the API, the task that samples the stanza counter
+/// (aborted with the other background tasks at shutdown) and the context, which the caller
+/// keeps for as long as the server runs.
 pub(crate) fn serve(
     bound: BoundAdmin,
     config: &Config,
     storage: &Storage,
     core: &Arc<Core>,
-    c2s: &Arc<C2sServer>,
-    s2s: &Arc<S2s>,
-) -> (AdminApi, JoinHandle<()>) {
+    (c2s, s2s): (&Arc<C2sServer>, &Arc<S2s>),
+    service_admin: &ServiceAdmin,
+) -> (AdminApi, JoinHandle<()>, Arc<Context>) {
     let probe = Services {
         c2s: c2s.clone(),
         s2s: s2s.clone(),
     };
     let live = Arc::new(Live::new(core.clone(), Some(Arc::new(probe))));
     let sampler = tokio::spawn(live.clone().sample_every_second());
-    let ctx = Context::live(storage.clone(), config.clone(), live);
-    let api = bound.serve(Arc::new(Registry::standard()), Arc::new(ctx));
-    (api, sampler)
+    let ctx = Arc::new(Context::live(storage.clone(), config.clone(), live));
+    let registry = Arc::new(Registry::standard());
+    service_admin.attach(registry.clone(), &ctx);
+    let api = bound.serve(registry, ctx.clone());
+    (api, sampler, ctx)
 }

@@ -63,6 +63,8 @@ pub enum StartError {
     Admin(#[from] causerie_http::HttpError),
     #[error("compliance.alert_webhook: {0}")]
     Webhook(String),
+    #[error("{0}")]
+    Reload(String),
 }
 
 /// A running server.
@@ -87,6 +89,9 @@ pub struct Running {
     public_http: Option<causerie_http::PublicServer>,
     /// The compliance engine (its rules, and the alert webhook's counters).
     pub compliance: Arc<causerie_policy::compliance::Compliance>,
+    /// The context of administrative operations. The XEP-0133 commands hold it weakly (it
+    /// holds the core, which holds them); this keeps it until the server is stopped.
+    _admin_context: Arc<causerie_admin::Context>,
     shutdown_tx: watch::Sender<bool>,
     listeners: Vec<JoinHandle<()>>,
     grace: Duration,
@@ -227,7 +232,15 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     })?;
     let compliance = Arc::new(compliance);
     builder.modules().add_module(compliance.clone());
+    // XEP-0133: the administrators' commands, attached to the admin API's context below.
+    let service_admin = Arc::new(causerie_admin::adhoc::ServiceAdmin::new(admin_accounts(
+        config,
+    )));
+    builder.modules().add_module(service_admin.clone());
     let core = builder.build();
+    // What modules keep in memory from the database (the shared roster groups) is read before
+    // the first session.
+    core.reload_all().await.map_err(StartError::Reload)?;
     // Released quarantined messages are delivered, rejected ones answered, by this server.
     compliance.start_reviews(&core);
 
@@ -314,7 +327,14 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
             true,
         )));
     }
-    let (admin_api, sampler) = admin::serve(admin_bound, config, &storage, &core, &c2s, &s2s);
+    let (admin_api, sampler, admin_context) = admin::serve(
+        admin_bound,
+        config,
+        &storage,
+        &core,
+        (&c2s, &s2s),
+        &service_admin,
+    );
     listeners.push(sampler);
     let public_http = public_bound.map(|bound| {
         let live = metrics::Live {
@@ -341,6 +361,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         http_addrs: metrics::addrs(public_http.as_ref()),
         public_http,
         compliance,
+        _admin_context: admin_context,
         shutdown_tx,
         listeners,
         grace: Duration::from_secs(config.server.shutdown_grace_secs),
@@ -383,6 +404,16 @@ fn im_options(config: &Config) -> causerie_modules::ImOptions {
         server_ping_interval: (im.server_ping_interval_secs > 0)
             .then(|| Duration::from_secs(im.server_ping_interval_secs)),
     }
+}
+
+/// `admin.admins`, checked by the configuration's validation, as bare JIDs.
+fn admin_accounts(config: &Config) -> Vec<causerie_jid::BareJid> {
+    config
+        .admin
+        .admins
+        .iter()
+        .filter_map(|a| causerie_jid::BareJid::parse(a).ok())
+        .collect()
 }
 
 fn gate_options(config: &Config) -> causerie_policy::GateOptions {

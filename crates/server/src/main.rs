@@ -58,7 +58,8 @@ async fn run(config: causerie_config::Config) -> anyhow::Result<()> {
 
 /// Waits for SIGTERM or SIGINT. SIGHUP, the usual "reload" signal, reads the compliance rules
 /// file again at once (a running server also notices changes by itself within
-/// `compliance.reload_secs`); the rest of the configuration is read at start only.
+/// `compliance.reload_secs`) and the shared roster groups from the database (changed offline);
+/// the rest of the configuration is read at start only.
 async fn wait_for_signal(running: &causerie_server::Running) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
@@ -75,10 +76,16 @@ async fn wait_for_signal(running: &causerie_server::Running) -> anyhow::Result<(
                 return Ok(());
             }
             _ = hup.recv() => {
-                tracing::info!("SIGHUP received: reading the compliance rules again");
+                tracing::info!("SIGHUP received: reading the compliance rules and shared groups again");
                 // The outcome (rules in force, or the problems and the rules kept) is logged
                 // and audited by the reload itself.
                 let _ = running.compliance.reload();
+                // Data changed in the database while the server ran without telling it
+                // (`causeriectl --offline`): the shared roster groups.
+                match running.core.reload_all().await {
+                    Ok(()) => tracing::info!("shared roster groups read again"),
+                    Err(e) => tracing::warn!(error = %e, "reload failed; the data in force stays"),
+                }
             }
         }
     }

@@ -20,6 +20,7 @@
 //! - [`EvidenceStore`]: the hash chain of compliance evidence (the messages that matched a
 //!   rule), with legal holds, the review of quarantined messages, and retention that purges
 //!   payloads but never a record;
+//! - [`GroupStore`]: shared roster groups, whose members see each other in their rosters;
 //! - [`TransferStore`]: whole accounts in and out at once (an import of many accounts in one
 //!   transaction, an export read in one snapshot), for moving between servers.
 //!
@@ -40,7 +41,8 @@
 //! stores, `migrations/m0003_federation_audit.rs` for the server-wide records,
 //! `migrations/m0004_policy.rs` for policies and receipts, `migrations/m0005_evidence.rs` for
 //! compliance evidence, `migrations/m0006_review_lock.rs` for the review of quarantined
-//! messages and account locks) and one field of [`Storage`].
+//! messages and account locks, `migrations/m0007_groups.rs` for shared roster groups) and one
+//! field of [`Storage`].
 
 use std::sync::Arc;
 
@@ -60,6 +62,7 @@ pub mod blocking;
 mod error;
 pub mod evidence;
 pub mod federation;
+pub mod groups;
 mod memory;
 mod metrics;
 mod migrations;
@@ -77,6 +80,7 @@ pub use blocking::BlockingStore;
 pub use error::StoreError;
 pub use evidence::{EvidenceFilter, EvidenceStore, NewEvidence, StoredEvidence};
 pub use federation::{FederationStore, Partner, PartnerRule};
+pub use groups::{GroupStore, NewGroup, SharedGroup};
 pub use offline::{OfflineMessage, OfflineStore};
 pub use policy::{
     NewPolicyVersion, NewReceipt, PolicyStore, PolicyVersion, ReceiptFilter, StoredReceipt,
@@ -129,6 +133,7 @@ pub struct Storage {
     pub policy: Arc<dyn PolicyStore>,
     pub evidence: Arc<dyn EvidenceStore>,
     pub transfer: Arc<dyn TransferStore>,
+    pub groups: Arc<dyn GroupStore>,
     backend: Backend,
 }
 
@@ -173,7 +178,8 @@ impl Storage {
             audit: Arc::new(audit::memory::MemoryAuditStore::new(db.clone())),
             policy: Arc::new(policy::memory::MemoryPolicyStore::new(db.clone())),
             evidence: Arc::new(evidence::memory::MemoryEvidenceStore::new(db.clone())),
-            transfer: Arc::new(transfer::memory::MemoryTransferStore::new(db)),
+            transfer: Arc::new(transfer::memory::MemoryTransferStore::new(db.clone())),
+            groups: Arc::new(groups::memory::MemoryGroupStore::new(db)),
             backend: Backend::Memory,
         }
     }
@@ -190,6 +196,7 @@ impl Storage {
             policy: Arc::new(policy::sql::SqlPolicyStore::new(db.clone())),
             evidence: Arc::new(evidence::sql::SqlEvidenceStore::new(db.clone())),
             transfer: Arc::new(transfer::sql::SqlTransferStore::new(db.clone())),
+            groups: Arc::new(groups::sql::SqlGroupStore::new(db.clone())),
             backend: Backend::Sql(db),
         }
     }
@@ -234,6 +241,32 @@ pub async fn migrate(url: &str) -> Result<Vec<String>, StoreError> {
     Ok(applied)
 }
 
+/// A database's schema as this version of Causerie sees it, read without changing anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaStatus {
+    /// `"sqlite"` or `"postgres"`.
+    pub backend: &'static str,
+    /// The migrations recorded as applied, in order.
+    pub applied: Vec<String>,
+    /// The migrations this version has and the database lacks; the server applies them when it
+    /// starts.
+    pub pending: Vec<String>,
+    /// Applied migrations this version does not know: a newer version used the database.
+    pub unknown: Vec<String>,
+    /// The name of the newest migration this version has.
+    pub latest: String,
+}
+
+/// Connects to the database at `url` (same URL forms as [`Storage::open`]), checks that it
+/// answers, and reads which migrations it has, applying none. Unlike [`Storage::open`] it never
+/// creates an SQLite file: a missing one is an error.
+pub async fn schema_status(
+    url: &str,
+    options: &StorageOptions,
+) -> Result<SchemaStatus, StoreError> {
+    sql::schema_status(url, options).await
+}
+
 /// The behaviour every backend must show, as checks runnable against any [`Storage`].
 ///
 /// Each check creates its own accounts under fresh, unique domain names, so the suite can run
@@ -244,6 +277,7 @@ pub mod conformance {
     pub use crate::blocking::conformance as blocking;
     pub use crate::evidence::conformance as evidence;
     pub use crate::federation::conformance as federation;
+    pub use crate::groups::conformance as groups;
     pub use crate::offline::conformance as offline;
     pub use crate::policy::conformance as policy;
     pub use crate::roster::conformance as roster;
@@ -264,6 +298,7 @@ pub mod conformance {
         failures.extend(policy::run_all(storage).await);
         failures.extend(evidence::run_all(storage).await);
         failures.extend(transfer::run_all(storage).await);
+        failures.extend(groups::run_all(storage).await);
         if failures.is_empty() {
             Ok(())
         } else {

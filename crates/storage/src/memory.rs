@@ -3,9 +3,9 @@
 //! an account removes everything stored for it, as `ON DELETE CASCADE` does on the SQL backends,
 //! and a write for an account that does not exist finds nowhere to go (`NotFound`), as the
 //! foreign keys make it on the SQL backends. Server-wide records (the federation partner list,
-//! the audit log, policy versions and acceptance receipts, compliance evidence) sit beside the
-//! accounts; receipts and evidence are not part of any account and outlive it, as on the SQL
-//! backends.
+//! the audit log, policy versions and acceptance receipts, compliance evidence, shared roster
+//! groups) sit beside the accounts; receipts and evidence are not part of any account and outlive
+//! it, as on the SQL backends.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
@@ -70,6 +70,8 @@ pub(crate) struct State {
     pub(crate) receipts: Vec<StoredReceipt>,
     /// The evidence chain, by seq (1, 2, …).
     pub(crate) evidence: Vec<StoredEvidence>,
+    /// Shared roster groups by name: the `BTreeMap` order is the byte order `groups` promises.
+    pub(crate) shared_groups: BTreeMap<String, crate::groups::memory::MemoryGroup>,
 }
 
 impl State {
@@ -110,6 +112,7 @@ impl Default for MemoryDb {
                 policy_versions: Vec::new(),
                 receipts: Vec::new(),
                 evidence: Vec::new(),
+                shared_groups: BTreeMap::new(),
             }),
         }
     }

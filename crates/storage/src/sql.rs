@@ -1,7 +1,7 @@
 //! The sea-orm backend: opening SQLite and PostgreSQL pools, running migrations, and the
 //! helpers every SQL store shares.
 
-use sea_orm::sea_query::{Expr, LockType, Query, SelectStatement};
+use sea_orm::sea_query::{Expr, LockType, Order, Query, SelectStatement};
 use sea_orm::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sea_orm::sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
@@ -11,7 +11,7 @@ use sea_orm::{
     ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, DeriveIden, QueryResult,
     SqliteTransactionMode, TransactionOptions, TransactionTrait, TryGetable,
 };
-use sea_orm_migration::MigratorTrait;
+use sea_orm_migration::{MigratorTrait, SchemaManager};
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use crate::error::{Secrets, redacted_url};
 use crate::migrations::Migrator;
-use crate::{StorageOptions, StoreError};
+use crate::{SchemaStatus, StorageOptions, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SqlKind {
@@ -199,7 +199,7 @@ pub(crate) async fn open(
 ) -> Result<(SqlDb, Vec<String>), StoreError> {
     let secrets = Arc::new(Secrets::from_url(url));
     let (mut conn, kind) = match classify(url)? {
-        SqlKind::Sqlite => (open_sqlite(url, options).await?, SqlKind::Sqlite),
+        SqlKind::Sqlite => (open_sqlite(url, options, true).await?, SqlKind::Sqlite),
         SqlKind::Postgres => (
             open_postgres(url, options, &secrets).await?,
             SqlKind::Postgres,
@@ -218,6 +218,80 @@ pub(crate) async fn open(
             Err(err)
         }
     }
+}
+
+/// sea-orm-migration's table of applied migrations, under the default name [`Migrator`] keeps.
+#[derive(DeriveIden)]
+enum SeaqlMigrations {
+    Table,
+    Version,
+}
+
+/// Connects without migrating (and without creating an SQLite file), then compares the
+/// migrations the database records with this version's.
+pub(crate) async fn schema_status(
+    url: &str,
+    options: &StorageOptions,
+) -> Result<SchemaStatus, StoreError> {
+    let secrets = Arc::new(Secrets::from_url(url));
+    let (conn, kind) = match classify(url)? {
+        SqlKind::Sqlite => (open_sqlite(url, options, false).await?, SqlKind::Sqlite),
+        SqlKind::Postgres => (
+            open_postgres(url, options, &secrets).await?,
+            SqlKind::Postgres,
+        ),
+    };
+    let db = SqlDb {
+        conn,
+        kind,
+        secrets,
+    };
+    let status = read_schema(&db).await;
+    close(&db).await;
+    status
+}
+
+async fn read_schema(db: &SqlDb) -> Result<SchemaStatus, StoreError> {
+    db.conn.ping().await.map_err(|e| db.error("ping", &e))?;
+    let recorded = SchemaManager::new(&db.conn)
+        .has_table(sea_orm::sea_query::Iden::to_string(&SeaqlMigrations::Table))
+        .await
+        .map_err(|e| db.error("look for the migration table", &e))?;
+    let mut applied = Vec::new();
+    if recorded {
+        let select = Query::select()
+            .column(SeaqlMigrations::Version)
+            .from(SeaqlMigrations::Table)
+            .order_by(SeaqlMigrations::Version, Order::Asc)
+            .to_owned();
+        let rows = db
+            .conn
+            .query_all(&select)
+            .await
+            .map_err(|e| db.error("read the migration table", &e))?;
+        for row in &rows {
+            applied.push(get::<String>(db, row, "version")?);
+        }
+    }
+    let known: Vec<String> = Migrator::migrations()
+        .iter()
+        .map(|m| m.name().to_owned())
+        .collect();
+    Ok(SchemaStatus {
+        backend: db.kind.name(),
+        pending: known
+            .iter()
+            .filter(|name| !applied.contains(name))
+            .cloned()
+            .collect(),
+        unknown: applied
+            .iter()
+            .filter(|name| !known.contains(name))
+            .cloned()
+            .collect(),
+        latest: known.last().cloned().unwrap_or_default(),
+        applied,
+    })
 }
 
 pub(crate) async fn close(db: &SqlDb) {
@@ -246,9 +320,12 @@ fn classify(url: &str) -> Result<SqlKind, StoreError> {
 /// - `foreign_keys=ON`: SQLite leaves foreign keys off unless asked per connection, and account
 ///   removal relies on `ON DELETE CASCADE`;
 /// - a busy timeout, so that a writer waits for another process's write instead of failing.
+///
+/// With `create` false the file is never created, whatever the URL's `mode=` says.
 async fn open_sqlite(
     url: &str,
     options: &StorageOptions,
+    create: bool,
 ) -> Result<DatabaseConnection, StoreError> {
     let parsed = SqliteConnectOptions::from_str(url)
         .map_err(|e| StoreError::InvalidUrl(format!("'{url}': {e}")))?;
@@ -264,7 +341,9 @@ async fn open_sqlite(
     let explicit_mode = url
         .split_once('?')
         .is_some_and(|(_, q)| q.split('&').any(|p| p.starts_with("mode=")));
-    let parsed = if explicit_mode {
+    let parsed = if !create {
+        parsed.create_if_missing(false)
+    } else if explicit_mode {
         parsed
     } else {
         parsed.create_if_missing(true)
@@ -324,6 +403,8 @@ fn sqlite_open_error(path: &Path, err: &sqlx::Error) -> String {
         message.push_str(&format!(" (folder '{}' does not exist)", parent.display()));
     } else if path.is_dir() {
         message.push_str(" (it is a folder)");
+    } else if !path.exists() {
+        message.push_str(" (no such file)");
     }
     message
 }

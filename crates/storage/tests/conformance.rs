@@ -293,6 +293,7 @@ async fn sqlite_migrations_are_idempotent_and_data_persists() {
             "m0004_policy".to_owned(),
             "m0005_evidence".to_owned(),
             "m0006_review_lock".to_owned(),
+            "m0007_groups".to_owned(),
         ]
     );
     assert_eq!(migrate(&url).await.unwrap(), Vec::<String>::new());
@@ -1576,6 +1577,7 @@ async fn run_postgres(url: &str) -> Result<(), String> {
             "m0004_policy",
             "m0005_evidence",
             "m0006_review_lock",
+            "m0007_groups",
         ]
     {
         return Err(format!("first migrate applied {applied:?}"));
@@ -1728,4 +1730,57 @@ async fn postgres_schema_checks(url: &str) -> Result<(), String> {
         return Err(format!("{lost_groups} roster groups outlived their item"));
     }
     Ok(())
+}
+
+/// A group store that reports every member given as added, and lists groups in a
+/// locale-style order.
+struct BrokenGroups(Arc<dyn causerie_storage::GroupStore>);
+
+#[async_trait]
+impl causerie_storage::GroupStore for BrokenGroups {
+    async fn create_group(&self, g: &causerie_storage::NewGroup) -> Result<(), StoreError> {
+        self.0.create_group(g).await
+    }
+    async fn remove_group(&self, name: &str) -> Result<bool, StoreError> {
+        self.0.remove_group(name).await
+    }
+    async fn add_members(&self, name: &str, m: &[String]) -> Result<Vec<String>, StoreError> {
+        self.0.add_members(name, m).await?;
+        Ok(m.to_vec())
+    }
+    async fn remove_members(&self, name: &str, m: &[String]) -> Result<Vec<String>, StoreError> {
+        self.0.remove_members(name, m).await
+    }
+    async fn groups(&self) -> Result<Vec<causerie_storage::SharedGroup>, StoreError> {
+        let mut all = self.0.groups().await?;
+        all.sort_by_key(|g| g.name.to_lowercase());
+        Ok(all)
+    }
+    async fn group(&self, name: &str) -> Result<Option<causerie_storage::SharedGroup>, StoreError> {
+        self.0.group(name).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suite_rejects_a_broken_group_store() {
+    let mut storage = Storage::memory();
+    storage.groups = Arc::new(BrokenGroups(storage.groups.clone()));
+    let failures = conformance::run_all(&storage)
+        .await
+        .expect_err("a broken store must fail the suite");
+    for check in ["groups::membership", "groups::listing_in_byte_order"] {
+        assert!(
+            failures.contains(check),
+            "{check} not reported in:\n{failures}"
+        );
+    }
+    for check in [
+        "groups::create_show_remove",
+        "groups::invalid_input_refused",
+    ] {
+        assert!(
+            !failures.contains(check),
+            "{check} reported in:\n{failures}"
+        );
+    }
 }

@@ -3,7 +3,8 @@
 //!
 //! Owns: loading PEM certificates and keys, generating and keeping a self-signed certificate under the
 //! data folder, `tls-exporter` (RFC 9266) and `tls-server-end-point` (RFC 5929 §4) channel bindings;
-//! the client configuration of the server's own HTTPS requests ([`https`]).
+//! the client configuration of the server's own HTTPS requests ([`https`]); the facts an operator
+//! checks about a certificate before using it ([`inspect`]).
 //! Knows nothing of XMPP sessions.
 
 use std::collections::HashMap;
@@ -22,6 +23,7 @@ use sha2::Digest;
 
 pub mod dane;
 pub mod https;
+pub mod inspect;
 pub mod s2s;
 
 pub use tokio_rustls::TlsAcceptor;
@@ -219,8 +221,18 @@ pub fn ensure_self_signed(
     Ok((cert_path, key_path, true))
 }
 
-/// Generates a self-signed ECDSA P-256 certificate for `names` (PEM certificate, PEM PKCS#8 key).
+/// How long the generated development certificate is valid, in days.
+pub const SELF_SIGNED_DAYS: u32 = 3 * 365;
+
+/// Generates a self-signed ECDSA P-256 certificate for `names` (PEM certificate, PEM PKCS#8 key),
+/// valid for [`SELF_SIGNED_DAYS`].
 pub fn generate_self_signed(names: &[String]) -> Result<(String, String), TlsError> {
+    generate_self_signed_for(names, SELF_SIGNED_DAYS)
+}
+
+/// Like [`generate_self_signed`], valid for `days` from now (and from an hour ago, so that a
+/// peer whose clock is a little behind accepts it at once).
+pub fn generate_self_signed_for(names: &[String], days: u32) -> Result<(String, String), TlsError> {
     let key = rcgen::KeyPair::generate().map_err(|e| TlsError::Generate(e.to_string()))?;
     let mut params = rcgen::CertificateParams::new(names.to_vec())
         .map_err(|e| TlsError::Generate(e.to_string()))?;
@@ -233,7 +245,7 @@ pub fn generate_self_signed(names: &[String]) -> Result<(String, String), TlsErr
     params.distinguished_name = dn;
     let now = std::time::SystemTime::now();
     params.not_before = (now - std::time::Duration::from_secs(3600)).into();
-    params.not_after = (now + std::time::Duration::from_secs(3 * 365 * 24 * 3600)).into();
+    params.not_after = (now + std::time::Duration::from_secs(u64::from(days) * 24 * 3600)).into();
     let cert = params
         .self_signed(&key)
         .map_err(|e| TlsError::Generate(e.to_string()))?;

@@ -355,7 +355,7 @@ const OID_SRV_NAME: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x08, 0x07];
 const OID_XMPP_ADDR: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x08, 0x05];
 
 /// The identities a certificate presents, from its subjectAltName extension.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Identities {
     pub dns: Vec<String>,
     pub srv: Vec<String>,
@@ -453,7 +453,7 @@ pub fn names_match(cert_der: &[u8], domain: &str) -> bool {
     dns || srv || xmpp
 }
 
-fn dns_id_matches(presented: &str, domain: &str) -> bool {
+pub(crate) fn dns_id_matches(presented: &str, domain: &str) -> bool {
     let presented = presented.trim_end_matches('.');
     if let Some(base) = presented.strip_prefix("*.") {
         // The wildcard stands for one whole label, never for the base domain itself.

@@ -147,16 +147,11 @@ impl Operation for UserLock {
             .users
             .lock_user(node, jid.domain(), &lock, LockChange::Replace)
             .await?;
-        let mut closed = 0;
-        if let Some(live) = &ctx.live {
-            for s in live.core.registry.resources(&jid) {
-                s.close(
-                    StreamError::new(StreamErrorCondition::PolicyViolation)
-                        .with_text("the account was locked by an administrator"),
-                );
-                closed += 1;
-            }
-        }
+        let closed = ctx.live.as_ref().map_or(0, |live| {
+            let err = StreamError::new(StreamErrorCondition::PolicyViolation)
+                .with_text("the account was locked by an administrator");
+            live.core.registry.close_account(&jid, &err).len()
+        });
         let info = LockInfo::new(&lock, at);
         let mut detail = info.describe();
         if closed > 0 {

@@ -3,6 +3,7 @@
 
 pub mod announce;
 pub mod audit;
+pub mod groups;
 pub mod locks;
 pub mod sessions;
 pub mod stats;
@@ -18,6 +19,7 @@ pub fn register_all(reg: &mut Registry) {
     announce::register(reg);
     audit::register(reg);
     stats::register(reg);
+    groups::register(reg);
 }
 
 /// Refuses text that cannot travel in XML (XML 1.0 §2.2 `Char`: controls other than tab,

@@ -258,19 +258,29 @@ impl Operation for SessionKick {
                 "{jid} is not an account or a session (user@domain or user@domain/resource)"
             )));
         }
-        let targets: Vec<SessionHandle> = match jid.clone().try_into_full() {
-            Ok(full) => live.core.registry.get(&full).into_iter().collect(),
-            Err(bare) => live.core.registry.resources(&bare.to_bare()),
+        let err = StreamError::new(StreamErrorCondition::PolicyViolation).with_text(&reason);
+        let closed: Vec<String> = match jid.clone().try_into_full() {
+            Ok(full) => live
+                .core
+                .registry
+                .get(&full)
+                .map(|s| {
+                    s.close(err);
+                    full.to_string()
+                })
+                .into_iter()
+                .collect(),
+            Err(bare) => live
+                .core
+                .registry
+                .close_account(&bare.to_bare(), &err)
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
         };
-        if targets.is_empty() {
+        if closed.is_empty() {
             return Err(AdminError::not_found(format!("no session of {jid}")));
         }
-        let mut closed = Vec::with_capacity(targets.len());
-        for s in &targets {
-            s.close(StreamError::new(StreamErrorCondition::PolicyViolation).with_text(&reason));
-            closed.push(s.jid().to_string());
-        }
-        closed.sort();
         let detail = format!("closed {}; reason: {reason}", closed.join(" "));
         Ok(Done::new(Kicked { closed, reason }, detail))
     }

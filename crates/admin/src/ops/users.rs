@@ -190,17 +190,12 @@ impl Operation for UserRemove {
     ) -> Result<Done<Removed>, AdminError> {
         let jid = accounts::account_jid(&ctx.config, &args.jid)?;
         accounts::remove(ctx.storage.users.as_ref(), &jid).await?;
-        let mut closed = 0;
-        if let Some(live) = &ctx.live {
-            // The account is gone: its sessions may not go on as if it were not.
-            for s in live.core.registry.resources(&jid) {
-                s.close(
-                    StreamError::new(StreamErrorCondition::NotAuthorized)
-                        .with_text("the account was removed"),
-                );
-                closed += 1;
-            }
-        }
+        // The account is gone: its sessions may not go on as if it were not.
+        let closed = ctx.live.as_ref().map_or(0, |live| {
+            let err = StreamError::new(StreamErrorCondition::NotAuthorized)
+                .with_text("the account was removed");
+            live.core.registry.close_account(&jid, &err).len()
+        });
         let detail = match closed {
             0 => "account removed".to_owned(),
             n => format!("account removed; {n} session(s) closed"),

@@ -67,9 +67,8 @@ pub(super) async fn lock_account(
                 "Your account is locked.".to_owned()
             };
             // Sessions opened before the lock was stored, and the account's other resources.
-            for session in core.registry.resources(&account) {
-                session.close(StreamError::new(SE::PolicyViolation).with_text(text.clone()));
-            }
+            let err = StreamError::new(SE::PolicyViolation).with_text(text);
+            core.registry.close_account(&account, &err);
             tracing::info!(account = %account, minutes, rule = %cause.rule_id, "account locked");
             let until = match in_force.until {
                 Some(t) => crate::rfc3339::format(t),

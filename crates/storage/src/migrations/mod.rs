@@ -11,7 +11,8 @@
 //! account removes everything stored for it in the same statement. Policy acceptance receipts
 //! (`m0004_policy`) and compliance evidence (`m0005_evidence`) are the exception: they are
 //! evidence and outlive the account. `m0006_review_lock` adds columns to existing tables: the
-//! review of quarantined messages carried out, and account locks.
+//! review of quarantined messages carried out, and account locks. `m0007_groups` adds shared
+//! roster groups, server-wide records whose members are addresses, not accounts.
 
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
@@ -21,6 +22,7 @@ mod m0003_federation_audit;
 mod m0004_policy;
 mod m0005_evidence;
 mod m0006_review_lock;
+mod m0007_groups;
 
 pub(crate) struct Migrator;
 
@@ -33,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0004_policy::Migration),
             Box::new(m0005_evidence::Migration),
             Box::new(m0006_review_lock::Migration),
+            Box::new(m0007_groups::Migration),
         ]
     }
 }
