@@ -70,7 +70,13 @@ struct Cli {
     /// http://127.0.0.1:5281 (or https:// behind a TLS proxy). The bearer token is read from
     /// the environment variable CAUSERIE_ADMIN_TOKEN or from --token-file; there is no offline
     /// fallback.
-    #[arg(long, value_name = "URL", global = true, env = "CAUSERIE_API_URL")]
+    #[arg(
+        long,
+        value_name = "URL",
+        global = true,
+        env = "CAUSERIE_API_URL",
+        hide_env_values = true
+    )]
     api: Option<String>,
     /// A file holding the bearer token for --api (its first line).
     #[arg(long, value_name = "PATH", global = true)]

@@ -8,7 +8,7 @@ use super::detect;
 use super::keywords::KeywordSet;
 use super::patterns::PatternSet;
 use super::rules::{Detector, Direction, Path, Peers, Rule, RuleError};
-use super::text::fold;
+use super::text::fold_for_search;
 
 /// What the server knows of the other party's domain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,9 +136,11 @@ pub struct RuleSet {
     open_scopes: [Vec<OpenScope>; 3],
     /// Per path, the rules with a `users` list, checked one by one.
     user_scoped: [Vec<usize>; 3],
-    keywords: Option<KeywordSet>,
+    /// The rules' keywords, tagged with their rule, and the confidential project names when a
+    /// rule uses the `project` detector, tagged [`PROJECT_TAG`]: one automaton, so that a text
+    /// is scanned once for both.
+    words: Option<KeywordSet>,
     patterns: Option<PatternSet>,
-    projects: Option<KeywordSet>,
     /// The longest `rate` window of any rule: how long senders' message times are kept.
     longest_rate: std::time::Duration,
 }
@@ -153,6 +155,10 @@ struct OpenScope {
     /// One of them has no content condition.
     unconditional: bool,
 }
+
+/// The tag of the confidential project names in [`RuleSet::words`]; rules are tagged with their
+/// index.
+const PROJECT_TAG: usize = usize::MAX;
 
 fn path_index(p: Path) -> usize {
     match p {
@@ -179,9 +185,8 @@ impl RuleSet {
             by_path: Default::default(),
             open_scopes: Default::default(),
             user_scoped: Default::default(),
-            keywords: None,
+            words: None,
             patterns: None,
-            projects: None,
             longest_rate: std::time::Duration::ZERO,
         }
     }
@@ -196,18 +201,34 @@ impl RuleSet {
             keyword_list.extend(r.keywords.iter().map(|k| (k.clone(), i)));
             pattern_list.extend(r.patterns.iter().map(|p| (p.clone(), i)));
         }
-        let keywords = if keyword_list.is_empty() {
+        let uses_projects = rules
+            .iter()
+            .any(|r| r.detectors.contains(&Detector::Project));
+        let rule_words = keyword_list.len();
+        if uses_projects {
+            keyword_list.extend(projects.iter().map(|p| (p.clone(), PROJECT_TAG)));
+        }
+        let has_projects = keyword_list.len() > rule_words;
+        let words = if keyword_list.is_empty() {
             None
         } else {
             match KeywordSet::new(&keyword_list) {
                 Ok(k) => Some(k),
                 Err(e) => {
-                    let rule = &rules[keyword_list[e.pattern].1];
-                    errors.push(RuleError {
-                        rule: rule.id.clone(),
-                        field: "keywords".into(),
-                        reason: format!("`{}`: {}", keyword_list[e.pattern].0, e.reason),
-                        line: Some(rule.line),
+                    let (word, tag) = &keyword_list[e.pattern.min(keyword_list.len() - 1)];
+                    errors.push(match rules.get(*tag) {
+                        Some(rule) => RuleError {
+                            rule: rule.id.clone(),
+                            field: "keywords".into(),
+                            reason: format!("`{word}`: {}", e.reason),
+                            line: Some(rule.line),
+                        },
+                        None => RuleError {
+                            rule: String::new(),
+                            field: "compliance.project_names".into(),
+                            reason: format!("`{word}`: {}", e.reason),
+                            line: None,
+                        },
                     });
                     None
                 }
@@ -230,27 +251,7 @@ impl RuleSet {
                 }
             }
         };
-        let uses_projects = rules
-            .iter()
-            .any(|r| r.detectors.contains(&Detector::Project));
-        let projects = if uses_projects && !projects.is_empty() {
-            let list: Vec<(String, usize)> = projects.iter().map(|p| (p.clone(), 0)).collect();
-            match KeywordSet::new(&list) {
-                Ok(k) => Some(k),
-                Err(e) => {
-                    errors.push(RuleError {
-                        rule: String::new(),
-                        field: "compliance.project_names".into(),
-                        reason: format!("`{}`: {}", list[e.pattern].0, e.reason),
-                        line: None,
-                    });
-                    None
-                }
-            }
-        } else {
-            None
-        };
-        if uses_projects && projects.is_none() && errors.is_empty() {
+        if uses_projects && !has_projects && errors.is_empty() {
             let rule = rules
                 .iter()
                 .find(|r| r.detectors.contains(&Detector::Project))
@@ -314,9 +315,8 @@ impl RuleSet {
             by_path,
             open_scopes,
             user_scoped,
-            keywords,
+            words,
             patterns,
-            projects,
             longest_rate,
         })
     }
@@ -424,11 +424,21 @@ impl RuleSet {
         let wants = |bit: u16| wanted & bit != 0;
         let mut out = Vec::new();
         for (b, body) in v.bodies.iter().enumerate() {
-            let folded = (wanted & need::FOLDED != 0).then(|| fold(body));
-            if wants(need::KEYWORDS)
-                && let (Some(k), Some(folded)) = (&self.keywords, &folded)
+            let folded = (wanted & need::FOLDED != 0).then(|| fold_for_search(body));
+            let mut project_ranges = Vec::new();
+            if wants(need::KEYWORDS | need::PROJECT)
+                && let (Some(k), Some(folded)) = (&self.words, &folded)
             {
                 for h in k.find(folded) {
+                    if h.tag == PROJECT_TAG {
+                        if wants(need::PROJECT) {
+                            project_ranges.push(h.range);
+                        }
+                        continue;
+                    }
+                    if !wants(need::KEYWORDS) {
+                        continue;
+                    }
                     let what = format!("keyword `{}`", &body[h.range.clone()]);
                     out.push((
                         For::Rule(h.tag),
@@ -488,11 +498,8 @@ impl RuleSet {
                     detected(need::LINKS, ranges, "link");
                 }
             }
-            if wants(need::PROJECT)
-                && let (Some(k), Some(folded)) = (&self.projects, &folded)
-            {
-                let ranges = k.find(folded).into_iter().map(|h| h.range).collect();
-                detected(need::PROJECT, ranges, "confidential project name");
+            if !project_ranges.is_empty() {
+                detected(need::PROJECT, project_ranges, "confidential project name");
             }
         }
         if wants(need::FILES) {
@@ -604,6 +611,67 @@ direction = "incoming"
 patterns = ['\bACME-\d{4}\b']
 actions = ["capture"]
 "#;
+
+    #[test]
+    fn keywords_and_project_names_share_one_scan_but_not_their_rules() {
+        let s = set(r#"
+[[rule]]
+id = "falcon-word"
+description = "The word falcon"
+category = "keywords"
+keywords = ["falcon"]
+actions = ["log"]
+
+[[rule]]
+id = "projects"
+description = "Project names"
+category = "sensitive data"
+detectors = ["project"]
+actions = ["log"]
+"#);
+        let fired = |body: &str| -> Vec<(String, Vec<String>)> {
+            s.evaluate(&view(LOCAL, body))
+                .into_iter()
+                .map(|h| {
+                    let found = h.found.iter().map(|f| f.what.clone()).collect();
+                    (s.rules()[h.rule].id.clone(), found)
+                })
+                .collect()
+        };
+        assert_eq!(
+            fired("news on PROJECT  falcon?"),
+            [
+                (
+                    "falcon-word".to_owned(),
+                    vec!["keyword `falcon`".to_owned()]
+                ),
+                (
+                    "projects".to_owned(),
+                    vec!["confidential project name".to_owned()]
+                ),
+            ]
+        );
+        assert_eq!(
+            fired("a falcon flew by"),
+            [(
+                "falcon-word".to_owned(),
+                vec!["keyword `falcon`".to_owned()]
+            )]
+        );
+        assert!(fired("nothing here").is_empty());
+        // Without a rule that uses the detector, project names are not looked for.
+        let words_only = RuleSet::compile(
+            parse("[[rule]]\nid = \"w\"\ndescription = \"w\"\ncategory = \"k\"\nkeywords = [\"bird\"]\nactions = [\"log\"]\n")
+                .expect("valid"),
+            &["Project Falcon".to_owned()],
+        )
+        .expect("compiles");
+        assert!(
+            words_only
+                .evaluate(&view(LOCAL, "Project Falcon"))
+                .is_empty()
+        );
+    }
 
     #[test]
     fn keywords_ignore_case_accents_and_spacing() {

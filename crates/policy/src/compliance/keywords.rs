@@ -137,8 +137,11 @@ impl KeywordSet {
         // A full DFA searches fastest (one table lookup per byte) but its size grows with the
         // keywords: built up to DFA_MAX_BYTES of keyword text, the library's choice above.
         let total: usize = texts.iter().map(String::len).sum();
+        // ASCII case is ignored, so that texts that are their own folding but for the case of
+        // ASCII letters are searched as they are (`fold_for_search`).
         let automaton = AhoCorasick::builder()
             .match_kind(MatchKind::Standard)
+            .ascii_case_insensitive(true)
             .kind((total <= DFA_MAX_BYTES).then_some(AhoCorasickKind::DFA))
             .build(&texts)
             .map_err(|e| KeywordError {
@@ -155,8 +158,12 @@ impl KeywordSet {
     /// position then by keyword. Keywords may overlap one another; the occurrences of one
     /// keyword do not overlap each other (the leftmost win), and each keyword reports at most
     /// [`MAX_HITS_PER_PATTERN`] of them, so a message flooding one keyword cannot hide another.
-    pub fn find(&self, folded: &Folded) -> Vec<KeywordHit> {
+    pub fn find(&self, folded: &Folded<'_>) -> Vec<KeywordHit> {
         let text = folded.text();
+        // Most texts hold no keyword: one plain scan says so, cheaper than the overlapping one.
+        if !self.automaton.is_match(text) {
+            return Vec::new();
+        }
         let mut hits = Vec::new();
         // Per keyword found: where its last accepted occurrence ended, and how many there were.
         let mut found: HashMap<usize, (usize, usize)> = HashMap::new();
@@ -194,6 +201,7 @@ impl KeywordSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compliance::text::fold_for_search;
     use proptest::prelude::*;
 
     fn set(patterns: &[&str]) -> KeywordSet {
@@ -448,6 +456,19 @@ mod tests {
             let got: Vec<(usize, Range<usize>)> =
                 s.find(&fold(&text)).into_iter().map(|h| (h.pattern, h.range)).collect();
             prop_assert_eq!(got, naive(&patterns, &text));
+        }
+
+        #[test]
+        fn the_original_is_searched_like_its_folding(
+            patterns in prop::collection::vec("[abAB -]{1,5}", 1..6),
+            text in "[abAB .\n-]{0,40}",
+        ) {
+            let list: Vec<(String, usize)> =
+                patterns.iter().enumerate().map(|(i, p)| (p.clone(), i)).collect();
+            let Ok(s) = KeywordSet::new(&list) else {
+                return Ok(());
+            };
+            prop_assert_eq!(s.find(&fold_for_search(&text)), s.find(&fold(&text)));
         }
 
         #[test]

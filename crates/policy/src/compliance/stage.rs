@@ -95,8 +95,56 @@ pub fn load(path: &std::path::Path, projects: &[String]) -> Result<RuleSet, Vec<
     RuleSet::compile(rules::parse(&text)?, projects)
 }
 
-/// The last messages of a pair of users (serialized), and when the last one passed.
-type Conversation = (Instant, VecDeque<String>);
+/// The last messages of a pair of users, and when the last one passed.
+type Conversation = (Instant, VecDeque<Remembered>);
+
+/// A message kept for the context of evidence: its addresses, type, id and first body. Only
+/// what a reader of the evidence needs is copied, into buffers reused from the message it
+/// replaces; it is written as XML only when evidence asks for it, which is rare.
+#[derive(Default)]
+struct Remembered {
+    from: String,
+    to: String,
+    kind: String,
+    id: String,
+    body: String,
+}
+
+impl Remembered {
+    fn fill(&mut self, stanza: &Element) {
+        for (field, name) in [
+            (&mut self.from, "from"),
+            (&mut self.to, "to"),
+            (&mut self.kind, "type"),
+            (&mut self.id, "id"),
+        ] {
+            field.clear();
+            field.push_str(stanza.attr(name).unwrap_or(""));
+        }
+        self.body.clear();
+        if let Some(b) = stanza.get_child("body", stanza.ns()) {
+            self.body.push_str(&b.text_ref());
+        }
+    }
+
+    fn to_xml(&self) -> String {
+        let mut m = Element::new("message", causerie_stanza::ns::CLIENT);
+        for (name, value) in [
+            ("from", &self.from),
+            ("to", &self.to),
+            ("type", &self.kind),
+            ("id", &self.id),
+        ] {
+            if !value.is_empty() {
+                m.set_attr(name, value.as_str());
+            }
+        }
+        m.push_child(
+            Element::new("body", causerie_stanza::ns::CLIENT).with_text(self.body.as_str()),
+        );
+        m.to_xml()
+    }
+}
 
 /// A record waiting to be chained, signed and stored.
 struct Draft {
@@ -356,19 +404,14 @@ impl Inner {
         }
         let (t, list) = ctx.entry(key).or_insert_with(|| (now, VecDeque::new()));
         *t = now;
-        // The oldest message's buffer is reused for the newest once the conversation holds k.
-        let mut buf = if list.len() >= k {
-            list.pop_front().map(String::into_bytes).unwrap_or_default()
+        // The oldest message's buffers are reused for the newest once the conversation holds k.
+        let mut kept = if list.len() >= k {
+            list.pop_front().unwrap_or_default()
         } else {
-            Vec::new()
+            Remembered::default()
         };
-        buf.clear();
-        stanza.write_to(&mut buf, "");
-        // The serializer writes only `&str`s and ASCII markup: always UTF-8.
-        list.push_back(
-            String::from_utf8(buf)
-                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
-        );
+        kept.fill(stanza);
+        list.push_back(kept);
         while list.len() > k {
             list.pop_front();
         }
@@ -384,7 +427,7 @@ impl Inner {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(&key)
-            .map(|(_, l)| l.iter().cloned().collect())
+            .map(|(_, l)| l.iter().map(Remembered::to_xml).collect())
             .unwrap_or_default()
     }
 }
@@ -545,8 +588,23 @@ struct Parties {
     recipient: BareJid,
 }
 
-fn parties(stanza: &Element) -> Option<Parties> {
-    let from = Jid::parse(stanza.attr("from")?).ok()?;
+/// The namespace of a stanza's children, without a copy for the usual two.
+fn content_ns(stanza: &Element) -> Cow<'static, str> {
+    match stanza.ns() {
+        causerie_stanza::ns::CLIENT => Cow::Borrowed(causerie_stanza::ns::CLIENT),
+        causerie_stanza::ns::SERVER => Cow::Borrowed(causerie_stanza::ns::SERVER),
+        other => Cow::Owned(other.to_owned()),
+    }
+}
+
+/// The sender and the recipient. A local session's `from` was stamped with its own address by
+/// the router (RFC 6120 §8.1.2.1), which is taken as it is rather than parsed again.
+fn parties(origin: &Origin, stanza: &Element) -> Option<Parties> {
+    let stamped = stanza.attr("from")?;
+    let from = match origin.session() {
+        Some(s) if s.jid().as_str() == stamped => Jid::from(s.jid().clone()),
+        _ => Jid::parse(stamped).ok()?,
+    };
     let to = match stanza.attr("to") {
         Some(t) => Jid::parse(t).ok()?,
         None => from.to_bare().into(),
@@ -605,7 +663,7 @@ impl Stage for Compliance {
                 && self.inner.opts.context_messages > 0
                 && stanza.get_child("body", stanza.ns()).is_some()
                 && MessageType::of(stanza) != MessageType::Error
-                && let Some(p) = parties(stanza)
+                && let Some(p) = parties(ctx.origin, stanza)
             {
                 self.inner
                     .remember(p.sender.as_str(), p.recipient.as_str(), stanza);
@@ -616,13 +674,13 @@ impl Stage for Compliance {
         if mtype == MessageType::Error {
             return Verdict::Pass;
         }
-        let cns = stanza.ns().to_owned();
+        let cns = content_ns(stanza);
         let has_body = stanza.get_child("body", &cns).is_some();
         let has_file = stanza.get_child("x", NS_OOB).is_some();
         if !has_body && !has_file {
             return Verdict::Pass;
         }
-        let Some(p) = parties(stanza) else {
+        let Some(p) = parties(ctx.origin, stanza) else {
             return Verdict::Pass;
         };
         self.evaluate(ctx, stanza, &set, &p, mtype)
@@ -652,7 +710,7 @@ impl Compliance {
         } else {
             Path::Federation
         };
-        let cns = stanza.ns().to_owned();
+        let cns = content_ns(stanza);
         let bodies: Vec<Cow<'_, str>> = stanza
             .children()
             .filter(|c| c.is("body", &cns))

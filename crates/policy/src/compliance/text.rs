@@ -26,16 +26,23 @@
 //! character) belongs to the character before it, so that a range covering a letter also
 //! covers its accents.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use unicode_normalization::char::{decompose_canonical, decompose_compatible};
 use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 /// A message body folded for searching, with the map back to the original text.
+///
+/// [`fold`] always gives the folded text. [`fold_for_search`] gives, for the commonest chat
+/// line (ASCII, words separated by single spaces), the original text itself, borrowed: it is
+/// the folded text but for the case of ASCII letters, which searches that ignore ASCII case
+/// (the keyword automaton) do not need changed.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Folded {
-    text: String,
-    /// Ordered, contiguous in the folded text, disjoint and increasing in the original.
+pub struct Folded<'a> {
+    text: Cow<'a, str>,
+    /// Ordered, contiguous in the folded text, disjoint and increasing in the original. Empty
+    /// when the text is the original (or empty): the map is the identity.
     segments: Vec<Segment>,
 }
 
@@ -53,7 +60,7 @@ struct Segment {
     aligned: bool,
 }
 
-impl Folded {
+impl Folded<'_> {
     /// The folded text.
     pub fn text(&self) -> &str {
         &self.text
@@ -72,6 +79,9 @@ impl Folded {
         if a == b {
             let at = self.position(a);
             return at..at;
+        }
+        if self.segments.is_empty() {
+            return a..b;
         }
         let first = &self.segments[self.segment_at(a)];
         let last = &self.segments[self.segment_at(b - 1)];
@@ -96,6 +106,9 @@ impl Folded {
 
     /// The original offset of the character at folded boundary `at`.
     fn position(&self, at: usize) -> usize {
+        if self.segments.is_empty() {
+            return at.min(self.text.len());
+        }
         if at >= self.text.len() {
             return self.segments.last().map_or(0, |s| s.end);
         }
@@ -109,7 +122,7 @@ impl Folded {
 }
 
 /// Folds `original` for searching (see the module documentation).
-pub fn fold(original: &str) -> Folded {
+pub fn fold(original: &str) -> Folded<'static> {
     if original.is_ascii() {
         fold_ascii(original)
     } else {
@@ -117,10 +130,32 @@ pub fn fold(original: &str) -> Folded {
     }
 }
 
+/// Like [`fold`], but ASCII letters may keep their case: for searches that ignore ASCII case.
+/// ASCII text whose only white space is single spaces is its own folding up to case, and is
+/// returned as it is, without a copy.
+pub fn fold_for_search(original: &str) -> Folded<'_> {
+    // One pass: no byte outside ASCII, no white space but the space, never two in a row.
+    let mut previous = 0u8;
+    let plain = original.bytes().all(|c| {
+        let ok = c < 0x80
+            && !matches!(c, b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+            && (c != b' ' || previous != b' ');
+        previous = c;
+        ok
+    });
+    if plain {
+        return Folded {
+            text: Cow::Borrowed(original),
+            segments: Vec::new(),
+        };
+    }
+    fold(original)
+}
+
 /// [`fold_any`] for ASCII text, byte by byte, with the same result: letters lowercased, every
 /// run of white space one space, one aligned segment per stretch between runs of two or more
 /// white-space bytes (a single one is aligned with its space).
-fn fold_ascii(original: &str) -> Folded {
+fn fold_ascii(original: &str) -> Folded<'static> {
     let b = original.as_bytes();
     let mut text = Vec::with_capacity(b.len());
     let mut segments = Vec::new();
@@ -168,13 +203,13 @@ fn fold_ascii(original: &str) -> Folded {
     }
     Folded {
         // Only ASCII bytes were written.
-        text: String::from_utf8(text).unwrap_or_default(),
+        text: Cow::Owned(String::from_utf8(text).unwrap_or_default()),
         segments,
     }
 }
 
 /// Folds any text, one character at a time.
-fn fold_any(original: &str) -> Folded {
+fn fold_any(original: &str) -> Folded<'static> {
     let mut builder = Builder {
         text: String::with_capacity(original.len()),
         segments: Vec::new(),
@@ -186,7 +221,7 @@ fn fold_any(original: &str) -> Folded {
     }
     builder.flush_space();
     Folded {
-        text: builder.text,
+        text: Cow::Owned(builder.text),
         segments: builder.segments,
     }
 }
@@ -378,6 +413,24 @@ mod tests {
 
     fn folds_to(original: &str, expected: &str) {
         assert_eq!(fold(original).text(), expected, "{original:?}");
+    }
+
+    #[test]
+    fn plain_ascii_lines_are_searched_as_they_are() {
+        let line = "Ship the Q3 numbers to Bob, please.";
+        let f = fold_for_search(line);
+        assert!(matches!(f.text, Cow::Borrowed(_)));
+        assert_eq!(f.text(), line);
+        assert_eq!(f.original_range(9..11), 9..11);
+        assert_eq!(f.original_range(30..99), 30..line.len());
+        assert_eq!(f.original_range(4..4), 4..4);
+        // Anything else is folded as usual.
+        for other in ["two  spaces", "tab\there", "line\nbreak", "Élève"] {
+            let f = fold_for_search(other);
+            assert!(matches!(f.text, Cow::Owned(_)), "{other:?}");
+            assert_eq!(f, fold(other));
+        }
+        assert_eq!(fold_for_search("").original_range(0..0), 0..0);
     }
 
     #[test]
