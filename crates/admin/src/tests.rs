@@ -720,6 +720,83 @@ fn strings(v: &serde_json::Value) -> Vec<String> {
 }
 
 #[tokio::test]
+async fn a_removed_account_leaves_its_groups() {
+    let reg = Registry::standard();
+    let storage = Storage::memory();
+    let ctx = Context::offline(storage.clone(), config());
+    let me = admin();
+    reg.execute(
+        &ctx,
+        &me,
+        "user.add",
+        json!({"jid": "alice@localhost", "password": "pw"}),
+    )
+    .await
+    .expect("account");
+    for group in ["staff", "board", "empty"] {
+        reg.execute(&ctx, &me, "group.create", json!({"name": group}))
+            .await
+            .expect("create");
+    }
+    for (group, members) in [
+        (
+            "staff",
+            json!(["alice@localhost", "romeo@montague.example"]),
+        ),
+        ("board", json!(["alice@localhost"])),
+    ] {
+        reg.execute(
+            &ctx,
+            &me,
+            "group.add",
+            json!({"name": group, "members": members}),
+        )
+        .await
+        .expect("add");
+    }
+    let removed: crate::ops::users::Removed = serde_json::from_str(
+        &reg.execute(&ctx, &me, "user.remove", json!({"jid": "alice@localhost"}))
+            .await
+            .expect("remove"),
+    )
+    .expect("decode");
+    assert_eq!(removed.groups_left, ["board", "staff"]);
+    let members: Vec<(String, Vec<String>)> = storage
+        .groups
+        .groups()
+        .await
+        .expect("groups")
+        .into_iter()
+        .map(|g| (g.name, g.members))
+        .collect();
+    assert_eq!(
+        members,
+        [
+            ("board".to_owned(), vec![]),
+            ("empty".to_owned(), vec![]),
+            (
+                "staff".to_owned(),
+                vec!["romeo@montague.example".to_owned()]
+            ),
+        ]
+    );
+    let audit = storage
+        .audit
+        .list(&AuditFilter::default())
+        .await
+        .expect("audit");
+    let removal = audit
+        .iter()
+        .find(|e| e.action == "user.remove")
+        .expect("audited");
+    assert!(
+        removal.detail.contains("left group(s) board, staff"),
+        "{}",
+        removal.detail
+    );
+}
+
+#[tokio::test]
 async fn shared_groups_are_created_filled_shown_and_audited() {
     let reg = Registry::standard();
     let storage = Storage::memory();

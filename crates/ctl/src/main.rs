@@ -177,11 +177,11 @@ enum UserCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Delete an account and everything stored for it; its sessions on the running server
-    /// are closed.
+    /// Delete an account and everything stored for it, and take it out of its shared roster
+    /// groups; its sessions on the running server are closed.
     Remove {
         jid: String,
-        /// One JSON object {jid, sessions_closed} instead.
+        /// One JSON object {jid, sessions_closed, groups_left} instead.
         #[arg(long)]
         json: bool,
     },

@@ -70,9 +70,15 @@ pub(crate) async fn run(target: &Target, cmd: UserCommand) -> ExitCode {
             .call_as::<_, Removed>("user.remove", &AccountArgs { jid }, false)
             .await
             .map(|(raw, done)| {
-                show(json, &raw, &done, |d| match d.sessions_closed {
-                    0 => println!("removed {}", d.jid),
-                    n => println!("removed {}; {n} session(s) closed", d.jid),
+                show(json, &raw, &done, |d| {
+                    let mut line = format!("removed {}", d.jid);
+                    if d.sessions_closed > 0 {
+                        line.push_str(&format!("; {} session(s) closed", d.sessions_closed));
+                    }
+                    if !d.groups_left.is_empty() {
+                        line.push_str(&format!("; left group(s) {}", d.groups_left.join(", ")));
+                    }
+                    println!("{line}");
                 })
             }),
         UserCommand::List { domain, json } => target

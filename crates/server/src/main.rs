@@ -48,9 +48,12 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(config: causerie_config::Config) -> anyhow::Result<()> {
-    let running = causerie_server::start(&config)
-        .await
-        .context("start-up failed")?;
+    // The start-up error's message already holds its cause's (`database: …`, `TLS: …`):
+    // printed as a chain, each cause would appear twice.
+    let running = match causerie_server::start(&config).await {
+        Ok(r) => r,
+        Err(e) => anyhow::bail!("start-up failed: {e}"),
+    };
     wait_for_signal(&running).await?;
     running.shutdown().await;
     Ok(())

@@ -191,6 +191,29 @@ fn is_hosted(ctx: &Context, domain: &str) -> bool {
     ctx.config.server.domains.iter().any(|d| d == domain)
 }
 
+/// Ends `jid`'s membership of every group (its account was removed, and a new account of the
+/// same name must not inherit it); the names of the groups it left, with the detail to audit.
+pub(crate) async fn forget_member(
+    ctx: &Context,
+    jid: &str,
+) -> Result<(Vec<String>, Option<String>), AdminError> {
+    let mut left = Vec::new();
+    for g in ctx.storage.groups.groups().await? {
+        if g.members.iter().any(|m| m == jid) {
+            ctx.storage
+                .groups
+                .remove_members(&g.name, &[jid.to_owned()])
+                .await?;
+            left.push(g.name);
+        }
+    }
+    if left.is_empty() {
+        return Ok((left, None));
+    }
+    let (_, detail) = apply(ctx, format!("left group(s) {}", left.join(", "))).await;
+    Ok((left, Some(detail)))
+}
+
 /// Has the running server read the groups again; whether it did, and the detail to audit.
 async fn apply(ctx: &Context, detail: String) -> (bool, String) {
     let Some(live) = &ctx.live else {

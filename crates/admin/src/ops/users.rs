@@ -157,6 +157,9 @@ pub struct Removed {
     pub jid: String,
     /// Sessions of the account that the running server closed.
     pub sessions_closed: usize,
+    /// The shared roster groups the account was a member of, and no longer is.
+    #[serde(default)]
+    pub groups_left: Vec<String>,
 }
 
 /// `user.remove`: deletes an account and everything stored for it; on the running server its
@@ -196,14 +199,20 @@ impl Operation for UserRemove {
                 .with_text("the account was removed");
             live.core.registry.close_account(&jid, &err).len()
         });
-        let detail = match closed {
+        let mut detail = match closed {
             0 => "account removed".to_owned(),
             n => format!("account removed; {n} session(s) closed"),
         };
+        let (groups_left, left) = super::groups::forget_member(ctx, jid.as_str()).await?;
+        if let Some(left) = left {
+            detail.push_str("; ");
+            detail.push_str(&left);
+        }
         Ok(Done::new(
             Removed {
                 jid: jid.to_string(),
                 sessions_closed: closed,
+                groups_left,
             },
             detail,
         ))
