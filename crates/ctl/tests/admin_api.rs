@@ -136,6 +136,15 @@ fn audit(l: &Live) -> Vec<serde_json::Value> {
     json(&out(&o)).as_array().expect("array").clone()
 }
 
+/// What an audit event records, as (action, subject, outcome).
+fn action_subject_outcome(e: &serde_json::Value) -> (&str, &str, &str) {
+    (
+        e["action"].as_str().unwrap_or(""),
+        e["subject"].as_str().unwrap_or(""),
+        e["outcome"].as_str().unwrap_or(""),
+    )
+}
+
 #[test]
 fn every_command_goes_through_the_socket_and_falls_back_offline_when_it_is_gone() {
     let mut l = Live::start(|_| {});
@@ -201,29 +210,19 @@ fn every_command_goes_through_the_socket_and_falls_back_offline_when_it_is_gone(
 
     // Who did what, from where: the peer's Unix user and process, through the socket.
     let events = audit(&l);
-    let mine: Vec<(String, String, String)> = events
-        .iter()
-        .map(|e| {
-            (
-                e["action"].as_str().unwrap_or("").to_owned(),
-                e["subject"].as_str().unwrap_or("").to_owned(),
-                e["outcome"].as_str().unwrap_or("").to_owned(),
-            )
-        })
-        .collect();
-    let expected: Vec<(String, String, String)> = [
-        ("user.add", "Alice@localhost", "ok"),
-        ("user.add", "alice@localhost", "refused"),
-        ("user.import", csv.to_str().expect("utf8"), "ok"),
-        ("user.passwd", "carol@localhost", "ok"),
-        ("user.remove", "dave@localhost", "ok"),
-        ("session.kick", "alice@localhost", "refused"),
-        ("announce", "all", "ok"),
-    ]
-    .iter()
-    .map(|(a, s, o)| (a.to_string(), s.to_string(), o.to_string()))
-    .collect();
-    assert_eq!(mine, expected);
+    let mine: Vec<(&str, &str, &str)> = events.iter().map(action_subject_outcome).collect();
+    assert_eq!(
+        mine,
+        [
+            ("user.add", "Alice@localhost", "ok"),
+            ("user.add", "alice@localhost", "refused"),
+            ("user.import", csv.to_str().expect("utf8"), "ok"),
+            ("user.passwd", "carol@localhost", "ok"),
+            ("user.remove", "dave@localhost", "ok"),
+            ("session.kick", "alice@localhost", "refused"),
+            ("announce", "all", "ok"),
+        ]
+    );
     for e in &events {
         // The Unix user running the command, as the kernel tells the server.
         assert!(
@@ -856,34 +855,24 @@ fn groups_are_managed_through_the_server_and_offline() {
     let o = l.ctl(&["group", "show", "nope"], None);
     assert_eq!(o.status.code(), Some(1), "{}", err(&o));
 
-    let changes: Vec<(String, String, String)> = audit(&l)
+    let events = audit(&l);
+    let changes: Vec<(&str, &str, &str)> = events
         .iter()
-        .filter(|e| {
-            e["action"]
-                .as_str()
-                .is_some_and(|a| a.starts_with("group."))
-        })
-        .map(|e| {
-            (
-                e["action"].as_str().unwrap_or("").to_owned(),
-                e["subject"].as_str().unwrap_or("").to_owned(),
-                e["outcome"].as_str().unwrap_or("").to_owned(),
-            )
-        })
+        .map(action_subject_outcome)
+        .filter(|(action, _, _)| action.starts_with("group."))
         .collect();
-    let expected: Vec<(String, String, String)> = [
-        ("group.create", "staff", "ok"),
-        ("group.create", "staff", "refused"),
-        ("group.add", "staff", "ok"),
-        ("group.add", "staff", "refused"),
-        ("group.add", "staff", "refused"),
-        ("group.add", "nope", "refused"),
-        ("group.add", "staff", "ok"),
-    ]
-    .iter()
-    .map(|(a, s, o)| (a.to_string(), s.to_string(), o.to_string()))
-    .collect();
-    assert_eq!(changes, expected);
+    assert_eq!(
+        changes,
+        [
+            ("group.create", "staff", "ok"),
+            ("group.create", "staff", "refused"),
+            ("group.add", "staff", "ok"),
+            ("group.add", "staff", "refused"),
+            ("group.add", "staff", "refused"),
+            ("group.add", "nope", "refused"),
+            ("group.add", "staff", "ok"),
+        ]
+    );
 
     // Without the server: the changes go to the database and take effect at the next start.
     l.rt.block_on(alice.close()).ok();

@@ -90,15 +90,52 @@ fn answer_of(iq: &Element) -> Element {
         .unwrap_or_else(|| panic!("no <command/>: {}", iq.to_xml()))
 }
 
-/// Executes `name` and returns its session id, after checking that the answer is its form.
-async fn start(c: &mut Client, name: &str) -> String {
-    let r = iq(
+/// Sends `<command action="execute"/>` for `name`; returns the answering IQ.
+async fn execute(c: &mut Client, name: &str) -> Element {
+    iq(
         c,
         "set",
         Some("localhost"),
         command(name, Some("execute"), None, None),
     )
-    .await;
+    .await
+}
+
+/// Completes the waiting command `id` of `name` with these fields; returns the answering IQ.
+async fn complete(c: &mut Client, name: &str, id: &str, fields: &[(&str, &[&str])]) -> Element {
+    iq(
+        c,
+        "set",
+        Some("localhost"),
+        command(name, Some("complete"), Some(id), Some(submit(fields))),
+    )
+    .await
+}
+
+/// Cancels the waiting command `id` of `name`; returns the answering IQ.
+async fn cancel(c: &mut Client, name: &str, id: &str) -> Element {
+    iq(
+        c,
+        "set",
+        Some("localhost"),
+        command(name, Some("cancel"), Some(id), None),
+    )
+    .await
+}
+
+/// Checks that `r` is an error with this condition.
+fn assert_error(r: &Element, condition: &str) {
+    assert_eq!(
+        error_condition(r).as_deref(),
+        Some(condition),
+        "{}",
+        r.to_xml()
+    );
+}
+
+/// Executes `name` and returns its session id, after checking that the answer is its form.
+async fn start(c: &mut Client, name: &str) -> String {
+    let r = execute(c, name).await;
     let cmd = answer_of(&r);
     assert_eq!(cmd.attr("status"), Some("executing"), "{}", r.to_xml());
     let form = cmd.get_child("x", NS_DATA).expect("a form");
@@ -118,13 +155,7 @@ async fn start(c: &mut Client, name: &str) -> String {
 /// Runs `name` to completion with these fields; returns the completed `<command/>`.
 async fn run(c: &mut Client, name: &str, fields: &[(&str, &[&str])]) -> Element {
     let id = start(c, name).await;
-    let r = iq(
-        c,
-        "set",
-        Some("localhost"),
-        command(name, Some("complete"), Some(&id), Some(submit(fields))),
-    )
-    .await;
+    let r = complete(c, name, &id, fields).await;
     let cmd = answer_of(&r);
     assert_eq!(
         (cmd.attr("status"), cmd.attr("sessionid")),
@@ -215,19 +246,7 @@ async fn only_administrators_see_and_run_the_commands() {
     );
 
     for name in ["add-user", "get-online-users-num"] {
-        let r = iq(
-            &mut alice,
-            "set",
-            Some("localhost"),
-            command(name, Some("execute"), None, None),
-        )
-        .await;
-        assert_eq!(
-            error_condition(&r).as_deref(),
-            Some("forbidden"),
-            "{}",
-            r.to_xml()
-        );
+        assert_error(&execute(&mut alice, name).await, "forbidden");
     }
     let r = iq(
         &mut alice,
@@ -236,7 +255,7 @@ async fn only_administrators_see_and_run_the_commands() {
         Element::new("query", NS_DISCO_INFO).with_attr("node", node("add-user")),
     )
     .await;
-    assert_eq!(error_condition(&r).as_deref(), Some("forbidden"));
+    assert_error(&r, "forbidden");
     let r = iq_ok(
         &mut boss,
         "get",
@@ -295,27 +314,14 @@ async fn an_added_user_logs_in_and_a_changed_password_applies() {
 
     // Adding the same account again is a conflict (XEP-0133 §5).
     let id = start(&mut boss, "add-user").await;
-    let r = iq(
+    let r = complete(
         &mut boss,
-        "set",
-        Some("localhost"),
-        command(
-            "add-user",
-            Some("complete"),
-            Some(&id),
-            Some(submit(&[
-                ("accountjid", &["carol@localhost"]),
-                ("password", &["x"]),
-            ])),
-        ),
+        "add-user",
+        &id,
+        &[("accountjid", &["carol@localhost"]), ("password", &["x"])],
     )
     .await;
-    assert_eq!(
-        error_condition(&r).as_deref(),
-        Some("conflict"),
-        "{}",
-        r.to_xml()
-    );
+    assert_error(&r, "conflict");
 
     let events = audit(&s).await;
     let seen: Vec<(&str, &str, &str, Option<&str>)> = events
@@ -487,23 +493,10 @@ async fn online_users_are_listed_and_counted_and_reached_by_announcements() {
             "{name}"
         );
     }
-    let r = iq(
-        &mut boss,
-        "set",
-        Some("localhost"),
-        command("get-online-users-num", Some("execute"), None, None),
-    )
-    .await;
-    let done = answer_of(&r);
+    let done = answer_of(&execute(&mut boss, "get-online-users-num").await);
     assert_eq!(done.attr("status"), Some("completed"));
     assert_eq!(result_values(&done, "onlineusersnum"), ["3"]);
-    let r = iq(
-        &mut boss,
-        "set",
-        Some("localhost"),
-        command("get-registered-users-num", Some("execute"), None, None),
-    )
-    .await;
+    let r = execute(&mut boss, "get-registered-users-num").await;
     assert_eq!(result_values(&answer_of(&r), "registeredusersnum"), ["4"]);
 
     let done = run(
@@ -549,40 +542,18 @@ async fn cancelled_and_unknown_sessions() {
 
     let id = start(&mut boss, "add-user").await;
     // Another session of the same administrator cannot take it over.
-    let r = iq(
-        &mut phone,
-        "set",
-        Some("localhost"),
-        command("add-user", Some("cancel"), Some(&id), None),
-    )
-    .await;
-    assert_bad_sessionid(&r);
-    let r = iq(
-        &mut boss,
-        "set",
-        Some("localhost"),
-        command("add-user", Some("cancel"), Some(&id), None),
-    )
-    .await;
-    let cmd = answer_of(&r);
+    assert_bad_sessionid(&cancel(&mut phone, "add-user", &id).await);
+    let cmd = answer_of(&cancel(&mut boss, "add-user", &id).await);
     assert_eq!(
         (cmd.attr("status"), cmd.attr("sessionid")),
         (Some("canceled"), Some(id.as_str()))
     );
     // Cancelled: completing it now is refused, and nothing was created.
-    let r = iq(
+    let r = complete(
         &mut boss,
-        "set",
-        Some("localhost"),
-        command(
-            "add-user",
-            Some("complete"),
-            Some(&id),
-            Some(submit(&[
-                ("accountjid", &["eve@localhost"]),
-                ("password", &["x"]),
-            ])),
-        ),
+        "add-user",
+        &id,
+        &[("accountjid", &["eve@localhost"]), ("password", &["x"])],
     )
     .await;
     assert_bad_sessionid(&r);
@@ -607,12 +578,7 @@ async fn cancelled_and_unknown_sessions() {
 
 /// XEP-0050 §4.6: `bad-request` with `<bad-sessionid/>`.
 fn assert_bad_sessionid(r: &Element) {
-    assert_eq!(
-        error_condition(r).as_deref(),
-        Some("bad-request"),
-        "{}",
-        r.to_xml()
-    );
+    assert_error(r, "bad-request");
     let app = r
         .get_child("error", NS_CLIENT)
         .and_then(|e| e.get_child("bad-sessionid", NS_COMMANDS));

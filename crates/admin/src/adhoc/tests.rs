@@ -124,6 +124,52 @@ impl Fixture {
         .await
     }
 
+    /// Sends `execute` for `node` from `from`'s session.
+    async fn execute(&self, from: &Session, node: Node) -> Result<Element, StanzaError> {
+        self.run(from, node, execute(node)).await
+    }
+
+    /// Executes `node`, which answers with its form; returns the answer and its session id.
+    async fn open(&self, from: &Session, node: Node) -> (Element, String) {
+        let answer = self.execute(from, node).await.expect("form");
+        let id = answer.attr("sessionid").expect("sessionid").to_owned();
+        (answer, id)
+    }
+
+    /// Starts `node` and returns its session id, checking the answer is the form.
+    async fn start(&self, from: &Session, node: Node) -> String {
+        let (answer, id) = self.open(from, node).await;
+        assert_eq!(
+            answer.attr("status"),
+            Some("executing"),
+            "{}",
+            answer.to_xml()
+        );
+        id
+    }
+
+    /// Completes the waiting command `id` of `node` with these fields.
+    async fn submit(
+        &self,
+        from: &Session,
+        node: Node,
+        id: &str,
+        fields: &[(&str, &[&str])],
+    ) -> Result<Element, StanzaError> {
+        self.run(from, node, complete(node, id, fields)).await
+    }
+
+    /// Sends `action` (none: the default) for the waiting command `id` of `node`, without a form.
+    async fn act(
+        &self,
+        from: &Session,
+        node: Node,
+        id: &str,
+        action: Option<&str>,
+    ) -> Result<Element, StanzaError> {
+        self.run(from, node, with_action(node, id, action)).await
+    }
+
     async fn audit(&self) -> Vec<causerie_storage::AuditEvent> {
         self.storage
             .audit
@@ -165,18 +211,6 @@ fn submission(fields: &[(&str, &[&str])]) -> Element {
 /// Completes `id` with these fields.
 fn complete(node: Node, id: &str, fields: &[(&str, &[&str])]) -> Element {
     with_action(node, id, Some("complete")).with_child(submission(fields))
-}
-
-/// Starts `node` and returns its session id, checking the answer is the form.
-async fn start(f: &Fixture, s: &Session, node: Node) -> String {
-    let answer = f.run(s, node, execute(node)).await.expect("form");
-    assert_eq!(
-        answer.attr("status"),
-        Some("executing"),
-        "{}",
-        answer.to_xml()
-    );
-    answer.attr("sessionid").expect("sessionid").to_owned()
 }
 
 fn note(answer: &Element) -> (String, String) {
@@ -229,12 +263,8 @@ async fn only_sessions_of_administrators_may_run_them() {
 async fn add_user_asks_for_the_form_then_creates_the_account_and_audits_it() {
     let f = Fixture::new().await;
     let boss = f.bind(1, "boss@localhost/desk");
-    let answer = f
-        .run(&boss, Node::AddUser, execute(Node::AddUser))
-        .await
-        .expect("form");
+    let (answer, id) = f.open(&boss, Node::AddUser).await;
     assert_eq!(answer.attr("node"), Some(Node::AddUser.uri().as_str()));
-    let id = answer.attr("sessionid").expect("sessionid").to_owned();
     assert!(id.starts_with("add-user:"), "{id}");
     let actions = answer.get_child("actions", COMMANDS_NS).expect("actions");
     assert_eq!(actions.attr("execute"), Some("complete"));
@@ -261,21 +291,18 @@ async fn add_user_asks_for_the_form_then_creates_the_account_and_audits_it() {
         ]
     );
 
+    // The form for carol, with the password repeated as given.
+    let carol = |verify: &'static [&'static str]| -> [(&str, &[&str]); 3] {
+        [
+            ("accountjid", &["carol@localhost"]),
+            ("password", &["s3cret"]),
+            ("password-verify", verify),
+        ]
+    };
+
     // A mistake in the form can be corrected: the command keeps waiting.
     let e = f
-        .run(
-            &boss,
-            Node::AddUser,
-            complete(
-                Node::AddUser,
-                &id,
-                &[
-                    ("accountjid", &["carol@localhost"]),
-                    ("password", &["s3cret"]),
-                    ("password-verify", &["s3cre7"]),
-                ],
-            ),
-        )
+        .submit(&boss, Node::AddUser, &id, &carol(&["s3cre7"]))
         .await
         .expect_err("passwords differ");
     assert_eq!(
@@ -283,19 +310,7 @@ async fn add_user_asks_for_the_form_then_creates_the_account_and_audits_it() {
         (Cond::BadRequest, Some("bad-payload"))
     );
     let done = f
-        .run(
-            &boss,
-            Node::AddUser,
-            complete(
-                Node::AddUser,
-                &id,
-                &[
-                    ("accountjid", &["carol@localhost"]),
-                    ("password", &["s3cret"]),
-                    ("password-verify", &["s3cret"]),
-                ],
-            ),
-        )
+        .submit(&boss, Node::AddUser, &id, &carol(&["s3cret"]))
         .await
         .expect("completed");
     assert_eq!(done.attr("status"), Some("completed"));
@@ -314,10 +329,11 @@ async fn add_user_asks_for_the_form_then_creates_the_account_and_audits_it() {
 
     // Finished: the id is gone.
     let e = f
-        .run(
+        .submit(
             &boss,
             Node::AddUser,
-            complete(Node::AddUser, &id, &[("accountjid", &["dave@localhost"])]),
+            &id,
+            &[("accountjid", &["dave@localhost"])],
         )
         .await
         .expect_err("finished");
@@ -350,13 +366,13 @@ async fn operation_errors_become_stanza_errors() {
     let f = Fixture::new().await;
     let boss = f.bind(1, "boss@localhost/desk");
 
-    let id = start(&f, &boss, Node::AddUser).await;
+    let id = f.start(&boss, Node::AddUser).await;
     let taken = [
         ("accountjid", &["alice@localhost"][..]),
         ("password", &["x"]),
     ];
     let e = f
-        .run(&boss, Node::AddUser, complete(Node::AddUser, &id, &taken))
+        .submit(&boss, Node::AddUser, &id, &taken)
         .await
         .expect_err("exists");
     assert_eq!(e.condition, Cond::Conflict);
@@ -368,28 +384,25 @@ async fn operation_errors_become_stanza_errors() {
     );
     // Not something the form can fix: the command ended.
     let e = f
-        .run(&boss, Node::AddUser, complete(Node::AddUser, &id, &taken))
+        .submit(&boss, Node::AddUser, &id, &taken)
         .await
         .expect_err("ended");
     assert_eq!(app_condition(&e), Some("bad-sessionid"));
 
-    let id = start(&f, &boss, Node::ChangeUserPassword).await;
+    let id = f.start(&boss, Node::ChangeUserPassword).await;
     let e = f
-        .run(
+        .submit(
             &boss,
             Node::ChangeUserPassword,
-            complete(
-                Node::ChangeUserPassword,
-                &id,
-                &[("accountjid", &["nobody@localhost"]), ("password", &["x"])],
-            ),
+            &id,
+            &[("accountjid", &["nobody@localhost"]), ("password", &["x"])],
         )
         .await
         .expect_err("no such account");
     assert_eq!(e.condition, Cond::ItemNotFound);
 
     // Bad input may be corrected and sent again.
-    let id = start(&f, &boss, Node::ChangeUserPassword).await;
+    let id = f.start(&boss, Node::ChangeUserPassword).await;
     for (fields, condition) in [
         (
             vec![
@@ -408,24 +421,17 @@ async fn operation_errors_become_stanza_errors() {
         (vec![("password", &["x"][..])], Cond::BadRequest),
     ] {
         let e = f
-            .run(
-                &boss,
-                Node::ChangeUserPassword,
-                complete(Node::ChangeUserPassword, &id, &fields),
-            )
+            .submit(&boss, Node::ChangeUserPassword, &id, &fields)
             .await
             .expect_err("refused");
         assert_eq!(e.condition, condition, "{fields:?}: {e:?}");
     }
     let done = f
-        .run(
+        .submit(
             &boss,
             Node::ChangeUserPassword,
-            complete(
-                Node::ChangeUserPassword,
-                &id,
-                &[("accountjid", &["alice@localhost"]), ("password", &["new"])],
-            ),
+            &id,
+            &[("accountjid", &["alice@localhost"]), ("password", &["new"])],
         )
         .await
         .expect("changed");
@@ -462,11 +468,11 @@ async fn session_ids_belong_to_their_session_and_command() {
     let f = Fixture::new().await;
     let desk = f.bind(1, "boss@localhost/desk");
     let phone = f.bind(2, "boss@localhost/phone");
-    let id = start(&f, &desk, Node::DeleteUser).await;
+    let id = f.start(&desk, Node::DeleteUser).await;
     let fields = [("accountjids", &["alice@localhost"][..])];
     for (who, node) in [(&phone, Node::DeleteUser), (&desk, Node::DisableUser)] {
         let e = f
-            .run(who, node, complete(node, &id, &fields))
+            .submit(who, node, &id, &fields)
             .await
             .expect_err("not theirs");
         assert_eq!(
@@ -475,21 +481,13 @@ async fn session_ids_belong_to_their_session_and_command() {
         );
     }
     let e = f
-        .run(
-            &desk,
-            Node::DeleteUser,
-            complete(Node::DeleteUser, "delete-user:0-0", &fields),
-        )
+        .submit(&desk, Node::DeleteUser, "delete-user:0-0", &fields)
         .await
         .expect_err("unknown");
     assert_eq!(app_condition(&e), Some("bad-sessionid"));
     // Still waiting for the session that started it.
     let done = f
-        .run(
-            &desk,
-            Node::DeleteUser,
-            complete(Node::DeleteUser, &id, &fields),
-        )
+        .submit(&desk, Node::DeleteUser, &id, &fields)
         .await
         .expect("deleted");
     assert_eq!(note(&done).0, "info");
@@ -499,14 +497,10 @@ async fn session_ids_belong_to_their_session_and_command() {
 async fn waiting_commands_expire_and_are_bounded() {
     let f = Fixture::new().await;
     let boss = f.bind(1, "boss@localhost/desk");
-    let old = start(&f, &boss, Node::Announce).await;
+    let old = f.start(&boss, Node::Announce).await;
     tokio::time::advance(SESSION_TIMEOUT + Duration::from_secs(1)).await;
     let e = f
-        .run(
-            &boss,
-            Node::Announce,
-            with_action(Node::Announce, &old, Some("cancel")),
-        )
+        .act(&boss, Node::Announce, &old, Some("cancel"))
         .await
         .expect_err("expired");
     assert_eq!(app_condition(&e), Some("bad-sessionid"));
@@ -514,26 +508,18 @@ async fn waiting_commands_expire_and_are_bounded() {
     let ids: Vec<String> = {
         let mut ids = Vec::new();
         for _ in 0..=MAX_PENDING_PER_ADMIN {
-            ids.push(start(&f, &boss, Node::Announce).await);
+            ids.push(f.start(&boss, Node::Announce).await);
         }
         ids
     };
     let e = f
-        .run(
-            &boss,
-            Node::Announce,
-            with_action(Node::Announce, &ids[0], Some("cancel")),
-        )
+        .act(&boss, Node::Announce, &ids[0], Some("cancel"))
         .await
         .expect_err("pushed out by the newest");
     assert_eq!(app_condition(&e), Some("bad-sessionid"));
     for id in &ids[1..] {
         let c = f
-            .run(
-                &boss,
-                Node::Announce,
-                with_action(Node::Announce, id, Some("cancel")),
-            )
+            .act(&boss, Node::Announce, id, Some("cancel"))
             .await
             .expect("still waiting");
         assert_eq!(c.attr("status"), Some("canceled"));
@@ -548,22 +534,19 @@ async fn cancel_and_the_actions_of_a_one_stage_command() {
     let boss = f.bind(1, "boss@localhost/desk");
     let node = Node::DisableUser;
 
-    let id = start(&f, &boss, node).await;
+    let id = f.start(&boss, node).await;
     for action in ["next", "prev"] {
         let e = f
-            .run(&boss, node, with_action(node, &id, Some(action)))
+            .act(&boss, node, &id, Some(action))
             .await
             .expect_err("one stage");
         assert_eq!(app_condition(&e), Some("bad-action"), "{action}");
     }
     // No form: nothing to complete with, still waiting.
-    let e = f
-        .run(&boss, node, with_action(node, &id, None))
-        .await
-        .expect_err("no form");
+    let e = f.act(&boss, node, &id, None).await.expect_err("no form");
     assert_eq!(app_condition(&e), Some("bad-payload"));
     let c = f
-        .run(&boss, node, with_action(node, &id, Some("cancel")))
+        .act(&boss, node, &id, Some("cancel"))
         .await
         .expect("canceled");
     assert_eq!(
@@ -571,13 +554,13 @@ async fn cancel_and_the_actions_of_a_one_stage_command() {
         (Some("canceled"), Some(id.as_str()))
     );
     let e = f
-        .run(&boss, node, with_action(node, &id, Some("cancel")))
+        .act(&boss, node, &id, Some("cancel"))
         .await
         .expect_err("gone");
     assert_eq!(app_condition(&e), Some("bad-sessionid"));
 
     // A form of type cancel ends it too (XEP-0004 §3.1).
-    let id = start(&f, &boss, node).await;
+    let id = f.start(&boss, node).await;
     let cancel = with_action(node, &id, None)
         .with_child(Element::new("x", NS_DATA).with_attr("type", "cancel"));
     let c = f.run(&boss, node, cancel).await.expect("canceled");
@@ -605,16 +588,13 @@ async fn account_batches_report_each_account() {
     let mut bob = f.bind(2, "bob@localhost/home");
 
     // Disable: the lock holds until lifted, bob's session ends.
-    let id = start(&f, &boss, Node::DisableUser).await;
+    let id = f.start(&boss, Node::DisableUser).await;
     let done = f
-        .run(
+        .submit(
             &boss,
             Node::DisableUser,
-            complete(
-                Node::DisableUser,
-                &id,
-                &[("accountjids", &["bob@localhost"])],
-            ),
+            &id,
+            &[("accountjids", &["bob@localhost"])],
         )
         .await
         .expect("disabled");
@@ -642,19 +622,16 @@ async fn account_batches_report_each_account() {
     );
 
     // Re-enable, one value per line in a single value as some clients send a jid-multi.
-    let id = start(&f, &boss, Node::ReenableUser).await;
+    let id = f.start(&boss, Node::ReenableUser).await;
     let done = f
-        .run(
+        .submit(
             &boss,
             Node::ReenableUser,
-            complete(
-                Node::ReenableUser,
-                &id,
-                &[(
-                    "accountjids",
-                    &["bob@localhost\nalice@localhost", "bob@localhost"],
-                )],
-            ),
+            &id,
+            &[(
+                "accountjids",
+                &["bob@localhost\nalice@localhost", "bob@localhost"],
+            )],
         )
         .await
         .expect("re-enabled");
@@ -675,19 +652,16 @@ async fn account_batches_report_each_account() {
     );
 
     // Delete: some succeed, some fail, each on its own line.
-    let id = start(&f, &boss, Node::DeleteUser).await;
+    let id = f.start(&boss, Node::DeleteUser).await;
     let done = f
-        .run(
+        .submit(
             &boss,
             Node::DeleteUser,
-            complete(
-                Node::DeleteUser,
-                &id,
-                &[(
-                    "accountjids",
-                    &["alice@localhost", "nobody@localhost", "bob@localhost/home"],
-                )],
-            ),
+            &id,
+            &[(
+                "accountjids",
+                &["alice@localhost", "nobody@localhost", "bob@localhost/home"],
+            )],
         )
         .await
         .expect("completed");
@@ -713,23 +687,20 @@ async fn account_batches_report_each_account() {
     );
 
     // None succeeded: an error note.
-    let id = start(&f, &boss, Node::EndUserSession).await;
+    let id = f.start(&boss, Node::EndUserSession).await;
     let done = f
-        .run(
+        .submit(
             &boss,
             Node::EndUserSession,
-            complete(
-                Node::EndUserSession,
-                &id,
-                &[("accountjids", &["alice@localhost"])],
-            ),
+            &id,
+            &[("accountjids", &["alice@localhost"])],
         )
         .await
         .expect("completed");
     assert_eq!(note(&done).0, "error");
 
     // Nothing named, or too much: the form is refused.
-    let id = start(&f, &boss, Node::DeleteUser).await;
+    let id = f.start(&boss, Node::DeleteUser).await;
     let many: Vec<String> = (0..=MAX_TARGETS)
         .map(|i| format!("u{i}@localhost"))
         .collect();
@@ -740,11 +711,7 @@ async fn account_batches_report_each_account() {
         vec![("accountjids", &many[..])],
     ] {
         let e = f
-            .run(
-                &boss,
-                Node::DeleteUser,
-                complete(Node::DeleteUser, &id, &fields),
-            )
+            .submit(&boss, Node::DeleteUser, &id, &fields)
             .await
             .expect_err("refused");
         assert_eq!(app_condition(&e), Some("bad-payload"));
@@ -784,29 +751,20 @@ async fn counts_and_the_list_of_online_users() {
 
     // No form: the answer comes at once.
     let done = f
-        .run(
-            &boss,
-            Node::GetOnlineUsersNum,
-            execute(Node::GetOnlineUsersNum),
-        )
+        .execute(&boss, Node::GetOnlineUsersNum)
         .await
         .expect("count");
     assert_eq!(done.attr("status"), Some("completed"));
     assert!(done.attr("sessionid").is_some());
     assert_eq!(result_values(&done, "onlineusersnum"), ["3"]);
     let done = f
-        .run(
-            &boss,
-            Node::GetRegisteredUsersNum,
-            execute(Node::GetRegisteredUsersNum),
-        )
+        .execute(&boss, Node::GetRegisteredUsersNum)
         .await
         .expect("count");
     assert_eq!(result_values(&done, "registeredusersnum"), ["3"]);
 
     for node in [Node::GetOnlineUsersList, Node::GetOnlineUsers] {
-        let answer = f.run(&boss, node, execute(node)).await.expect("form");
-        let id = answer.attr("sessionid").expect("id").to_owned();
+        let (answer, id) = f.open(&boss, node).await;
         let x = answer.get_child("x", NS_DATA).expect("form");
         let options: Vec<String> = x
             .children()
@@ -817,11 +775,7 @@ async fn counts_and_the_list_of_online_users() {
             .collect();
         assert_eq!(options, ["25", "50", "75", "100", "150", "200", "none"]);
         let done = f
-            .run(
-                &boss,
-                node,
-                complete(node, &id, &[("max_items", &["none"])]),
-            )
+            .submit(&boss, node, &id, &[("max_items", &["none"])])
             .await
             .expect("list");
         assert_eq!(
@@ -831,21 +785,23 @@ async fn counts_and_the_list_of_online_users() {
         assert!(done.get_child("note", COMMANDS_NS).is_none());
     }
 
-    let id = start(&f, &boss, Node::GetOnlineUsersList).await;
+    let id = f.start(&boss, Node::GetOnlineUsersList).await;
     let e = f
-        .run(
+        .submit(
             &boss,
             Node::GetOnlineUsersList,
-            complete(Node::GetOnlineUsersList, &id, &[("max_items", &["0"])]),
+            &id,
+            &[("max_items", &["0"])],
         )
         .await
         .expect_err("not a count");
     assert_eq!(app_condition(&e), Some("bad-payload"));
     let done = f
-        .run(
+        .submit(
             &boss,
             Node::GetOnlineUsersList,
-            complete(Node::GetOnlineUsersList, &id, &[("max_items", &["2"])]),
+            &id,
+            &[("max_items", &["2"])],
         )
         .await
         .expect("list");
