@@ -600,6 +600,7 @@ admins = [\"alice@$DOMAIN\"]"; then
         expect_in_file "$name" "the audit log names alice's XMPP session as the one that added $dave" \
             "$SUITE_DIR/ctl-audit-user-add.out" "xmpp:$alice user.add $dave ok"
     fi
+    suite_slixmpp_shared_groups "$name" "${starttls[@]}"
     run_slixmpp "STARTTLS refused logins" auth_failure.py \
         "${starttls[@]}" --mech SCRAM-SHA-256 --mech SCRAM-SHA-1 \
         --jid "$alice" --wrong-password "not-$alice_pw" --unknown-jid "nobody@$DOMAIN"
@@ -614,6 +615,49 @@ admins = [\"alice@$DOMAIN\"]"; then
     stop_server "$name"
     if [ "$FAILED" -gt "$failed_before" ]; then
         print_file "server log" "$SERVER_LOG"
+    fi
+}
+
+# suite_slixmpp_shared_groups NAME CONNECTION-OPTIONS...: shared roster groups
+# (docs/groups.md) on the running server. Three accounts of their own, so that
+# no other scenario's roster or presence changes; causeriectl creates the
+# group (a non-ASCII display name) and adds two of them through the admin
+# API; shared_groups.py then checks what slixmpp clients see, and adds and
+# removes the third with causeriectl while all three are online.
+suite_slixmpp_shared_groups() {
+    local name="$1"
+    shift
+    local alice="group-alice@$DOMAIN" alice_pw="group-alice-Secret-5"
+    local bob="group-bob@$DOMAIN" bob_pw="group-bob-Secret-6"
+    local carol="group-carol@$DOMAIN" carol_pw="group-carol-Secret-7"
+    local group="interop-staff" label="Équipe d'interop"
+    add_user "$name" "$alice" "$alice_pw"
+    add_user "$name" "$bob" "$bob_pw"
+    add_user "$name" "$carol" "$carol_pw"
+    if ctl_expect "$name" "causeriectl group create $group" 0 "$SUITE_DIR/ctl-group-create.out" \
+        group create "$group" --display-name "$label" --json; then
+        expect_in_file "$name" "the running server created the group at once" \
+            "$SUITE_DIR/ctl-group-create.out" '"applied_now":true'
+    fi
+    if ctl_expect "$name" "causeriectl group add $group $alice $bob" 0 \
+        "$SUITE_DIR/ctl-group-add.out" group add "$group" "$alice" "$bob" --json; then
+        expect_in_file "$name" "the running server added both members at once" \
+            "$SUITE_DIR/ctl-group-add.out" "\"changed\":[\"$alice\",\"$bob\"]" '"applied_now":true'
+    fi
+    run_slixmpp -t 90 "shared roster groups" shared_groups.py "$@" \
+        --account "$alice" "$alice_pw" --account "$bob" "$bob_pw" --account "$carol" "$carol_pw" \
+        --group "$group" --display-name "$label" \
+        --causeriectl "$BIN_DIR/causeriectl" --causerie-config "$CONFIG"
+    # The script took carol out again.
+    if ctl_expect "$name" "causeriectl group show $group" 0 "$SUITE_DIR/ctl-group-show.out" \
+        group show "$group"; then
+        if grep -qF -- "$carol" "$SUITE_DIR/ctl-group-show.out"; then
+            fail "$name: group show still lists $carol after remove-member"
+            print_file "group show" "$SUITE_DIR/ctl-group-show.out" 20
+        else
+            expect_in_file "$name" "group show lists $alice and $bob, shown as '$label'" \
+                "$SUITE_DIR/ctl-group-show.out" "shown as: $label" "  $alice" "  $bob"
+        fi
     fi
 }
 
