@@ -1014,15 +1014,23 @@ async fn terminate_with_a_lock_refuses_logins_until_unlocked_or_expired() {
     // The officer's alert and the audit log say so.
     let alert = body(&from_policy(&mut carol).await);
     assert!(alert.contains("locked for 30 minutes"), "{alert}");
-    let audit = s
-        .storage()
-        .audit
-        .list(&causerie_storage::AuditFilter {
-            action_prefix: Some("compliance.lock".into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    // The record is written after the sessions are closed, so it may come after the alert.
+    let mut audit = Vec::new();
+    for _ in 0..100 {
+        audit = s
+            .storage()
+            .audit
+            .list(&causerie_storage::AuditFilter {
+                action_prefix: Some("compliance.lock".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        if !audit.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(audit.len(), 1, "{audit:?}");
     assert_eq!(audit[0].subject, "alice@localhost");
     assert!(audit[0].detail.contains("30 minutes"), "{audit:?}");
