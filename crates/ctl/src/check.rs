@@ -399,17 +399,7 @@ fn in_dns(domain: &str) -> bool {
 
 /// The resolver federation would use: the servers of `s2s.resolver`, else the system's.
 fn resolver(config: &Config) -> Result<HickoryResolver, ResolveError> {
-    let servers: Vec<SocketAddr> = config
-        .s2s
-        .resolver
-        .iter()
-        .filter_map(|s| s.parse().ok())
-        .collect();
-    if servers.is_empty() {
-        HickoryResolver::from_system_conf()
-    } else {
-        HickoryResolver::with_name_servers(&servers)
-    }
+    HickoryResolver::configured(&config.s2s.resolver).0
 }
 
 async fn check_dns(config: &Config, timeout: Duration, report: &mut Report) {

@@ -789,18 +789,6 @@ impl From<std::io::Error> for ExportError {
     }
 }
 
-/// A new file readable by its owner only: an export holds evidence.
-fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options.open(path)
-}
-
 async fn export(
     storage: &Storage,
     filter: EvidenceFilter,
@@ -808,7 +796,7 @@ async fn export(
     public: &[u8; 32],
     out: &Path,
 ) -> ExitCode {
-    let file = match create_private(out) {
+    let file = match crate::create_private(out) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             eprintln!(

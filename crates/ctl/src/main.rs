@@ -473,6 +473,17 @@ fn read_password(confirm: bool) -> Result<String, UserError> {
     Ok(pw)
 }
 
+/// A new file readable by its owner only, refused if it exists: exports (XEP-0227, evidence)
+/// and token files hold secrets.
+fn create_private(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+}
+
 fn json_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');

@@ -116,7 +116,7 @@ async fn export_to_file(
         .file_name()
         .map_or_else(|| "export".to_owned(), |n| n.to_string_lossy().into_owned());
     let temp = path.with_file_name(format!(".{name}.{}.partial", std::process::id()));
-    let file = match create_private(&temp) {
+    let file = match crate::create_private(&temp) {
         Ok(f) => f,
         Err(e) => return bad_input(&format!("{}: {e}", temp.display())),
     };
@@ -144,18 +144,6 @@ async fn export_to_file(
             failed(&e)
         }
     }
-}
-
-/// A new file readable by its owner only (XEP-0227 §6: exports hold secrets).
-fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options.open(path)
 }
 
 fn summarize_export(report: &portable::ExportReport, target: &str) {

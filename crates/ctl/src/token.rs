@@ -5,7 +5,7 @@
 //! audit log.
 
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -15,7 +15,7 @@ use causerie_http::tokens;
 use clap::Subcommand;
 
 use crate::federation::record;
-use crate::json_string;
+use serde_json::json;
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum TokenCommand {
@@ -86,12 +86,7 @@ fn write(path: &Path, text: &str) -> Result<(), ExitCode> {
         .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.new"));
     let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(fail)?;
+    let mut f = crate::create_private(&tmp).map_err(fail)?;
     let written = f
         .write_all(text.as_bytes())
         .and_then(|()| f.sync_all())
@@ -117,11 +112,11 @@ pub(crate) async fn run(config: &Config, cmd: TokenCommand) -> ExitCode {
     match cmd {
         TokenCommand::List { json } => {
             if json {
-                let items: Vec<String> = present
+                let items: Vec<serde_json::Value> = present
                     .iter()
-                    .map(|(n, p)| format!("{{\"name\":{},\"permission\":\"{p}\"}}", json_string(n)))
+                    .map(|(n, p)| json!({"name": n, "permission": p.as_str()}))
                     .collect();
-                println!("[{}]", items.join(","));
+                println!("{}", serde_json::Value::from(items));
             } else if present.is_empty() {
                 println!("no tokens in {}", path.display());
             } else {
@@ -167,10 +162,8 @@ pub(crate) async fn run(config: &Config, cmd: TokenCommand) -> ExitCode {
                 return code;
             }
             if json {
-                println!(
-                    "{{\"name\":{},\"permission\":\"{permission}\",\"token\":\"{token}\"}}",
-                    json_string(&name)
-                );
+                let made = json!({"name": name, "permission": permission.as_str(), "token": token});
+                println!("{made}");
             } else {
                 println!("{token}");
                 eprintln!(

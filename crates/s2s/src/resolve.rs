@@ -313,6 +313,19 @@ impl HickoryResolver {
         Ok(Self::from_resolver(resolver))
     }
 
+    /// The resolver of the `s2s.resolver` setting: the given servers (`IP:PORT`; entries that
+    /// do not parse were refused by the configuration's validation), or the system's when
+    /// there are none. Also returns the servers, which DANE lookups ask too.
+    pub fn configured(servers: &[String]) -> (Result<Self, ResolveError>, Vec<SocketAddr>) {
+        let servers: Vec<SocketAddr> = servers.iter().filter_map(|s| s.parse().ok()).collect();
+        let made = if servers.is_empty() {
+            Self::from_system_conf()
+        } else {
+            Self::with_name_servers(&servers)
+        };
+        (made, servers)
+    }
+
     /// Wraps an already configured hickory resolver.
     pub fn from_resolver(resolver: TokioResolver) -> Self {
         HickoryResolver {

@@ -2,7 +2,6 @@
 //! partner list kept in the database (reloaded while running), and stream audit records.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -93,17 +92,7 @@ fn settings(config: &Config) -> S2sSettings {
 }
 
 fn resolver(config: &Config) -> Arc<dyn Resolve> {
-    let servers: Vec<SocketAddr> = config
-        .s2s
-        .resolver
-        .iter()
-        .filter_map(|s| s.parse().ok())
-        .collect();
-    let made = if servers.is_empty() {
-        HickoryResolver::from_system_conf()
-    } else {
-        HickoryResolver::with_name_servers(&servers)
-    };
+    let (made, servers) = HickoryResolver::configured(&config.s2s.resolver);
     let made = match made {
         Ok(r) if config.s2s.dane => r.with_dane(&servers),
         other => other,
