@@ -20,7 +20,8 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::ops::Range;
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use aho_corasick::automaton::Automaton;
+use aho_corasick::{Anchored, Input, MatchKind, dfa, nfa};
 
 use super::MAX_HITS_PER_PATTERN;
 use super::text::{Folded, fold};
@@ -72,9 +73,18 @@ pub struct KeywordHit {
 /// A compiled list of keywords.
 #[derive(Clone, Debug)]
 pub struct KeywordSet {
-    automaton: AhoCorasick,
+    automaton: Engine,
     /// One per distinct folded keyword, indexed by the automaton's pattern id.
     keywords: Vec<Keyword>,
+}
+
+/// The automaton: a full DFA up to [`DFA_MAX_BYTES`] of keyword text, a contiguous NFA beyond.
+/// Held as the library's own types rather than behind its dynamic wrapper, so that the
+/// search loops below are compiled for each.
+#[derive(Clone, Debug)]
+enum Engine {
+    Dfa(dfa::DFA),
+    Nfa(nfa::contiguous::NFA),
 }
 
 #[derive(Clone, Debug)]
@@ -138,16 +148,28 @@ impl KeywordSet {
         // keywords: built up to DFA_MAX_BYTES of keyword text, the library's choice above.
         let total: usize = texts.iter().map(String::len).sum();
         // ASCII case is ignored, so that texts that are their own folding but for the case of
-        // ASCII letters are searched as they are (`fold_for_search`).
-        let automaton = AhoCorasick::builder()
-            .match_kind(MatchKind::Standard)
-            .ascii_case_insensitive(true)
-            .kind((total <= DFA_MAX_BYTES).then_some(AhoCorasickKind::DFA))
-            .build(&texts)
-            .map_err(|e| KeywordError {
-                pattern: patterns.len().saturating_sub(1),
-                reason: KeywordReason::Build(e.to_string()),
-            })?;
+        // ASCII letters are searched as they are (`fold_for_search`). No prefilter: with the
+        // many keywords of a rules file there is none that helps, and without one the start
+        // state is not special, which keeps the loop of `occurs` short.
+        let built = if total <= DFA_MAX_BYTES {
+            dfa::DFA::builder()
+                .match_kind(MatchKind::Standard)
+                .ascii_case_insensitive(true)
+                .prefilter(false)
+                .build(&texts)
+                .map(Engine::Dfa)
+        } else {
+            nfa::contiguous::NFA::builder()
+                .match_kind(MatchKind::Standard)
+                .ascii_case_insensitive(true)
+                .prefilter(false)
+                .build(&texts)
+                .map(Engine::Nfa)
+        };
+        let automaton = built.map_err(|e| KeywordError {
+            pattern: patterns.len().saturating_sub(1),
+            reason: KeywordReason::Build(e.to_string()),
+        })?;
         Ok(KeywordSet {
             automaton,
             keywords,
@@ -159,16 +181,28 @@ impl KeywordSet {
     /// keyword do not overlap each other (the leftmost win), and each keyword reports at most
     /// [`MAX_HITS_PER_PATTERN`] of them, so a message flooding one keyword cannot hide another.
     pub fn find(&self, folded: &Folded<'_>) -> Vec<KeywordHit> {
+        match &self.automaton {
+            Engine::Dfa(a) => self.find_with(a, folded),
+            Engine::Nfa(a) => self.find_with(a, folded),
+        }
+    }
+
+    fn find_with<A: Automaton>(&self, automaton: &A, folded: &Folded<'_>) -> Vec<KeywordHit> {
         let text = folded.text();
-        // Most texts hold no keyword: one plain scan says so, cheaper than the overlapping one.
-        if !self.automaton.is_match(text) {
+        // Most texts hold no keyword: one plain walk says so, cheaper than the overlapping
+        // search.
+        if !occurs(automaton, text.as_bytes()) {
             return Vec::new();
         }
         let mut hits = Vec::new();
         // Per keyword found: where its last accepted occurrence ended, and how many there were.
         let mut found: HashMap<usize, (usize, usize)> = HashMap::new();
         // Matches come in order of their end, so for one keyword also in order of their start.
-        for m in self.automaton.find_overlapping_iter(text) {
+        // An unanchored overlapping search of a Standard automaton cannot fail.
+        let Ok(matches) = automaton.try_find_overlapping_iter(Input::new(text)) else {
+            return Vec::new();
+        };
+        for m in matches {
             let id = m.pattern().as_usize();
             let keyword = &self.keywords[id];
             let before = text[..m.start()].chars().next_back();
@@ -196,6 +230,23 @@ impl KeywordSet {
         hits.sort_by_key(|h| (h.range.start, h.range.end, h.pattern));
         hits
     }
+}
+
+/// Whether any keyword occurs in `text`, boundaries aside: the automaton walked one byte at a
+/// time, stopping at the first match state. Without a prefilter only match states (and the
+/// dead one, which an unanchored Standard automaton never enters) are special, so each byte
+/// costs a table lookup and one comparison.
+fn occurs<A: Automaton>(automaton: &A, text: &[u8]) -> bool {
+    let Ok(mut state) = automaton.start_state(Anchored::No) else {
+        return false;
+    };
+    for &byte in text {
+        state = automaton.next_state(Anchored::No, state, byte);
+        if automaton.is_special(state) && automaton.is_match(state) {
+            return true;
+        }
+    }
+    false
 }
 
 #[cfg(test)]

@@ -134,22 +134,42 @@ pub fn fold(original: &str) -> Folded<'static> {
 /// ASCII text whose only white space is single spaces is its own folding up to case, and is
 /// returned as it is, without a copy.
 pub fn fold_for_search(original: &str) -> Folded<'_> {
-    // One pass: no byte outside ASCII, no white space but the space, never two in a row.
-    let mut previous = 0u8;
-    let plain = original.bytes().all(|c| {
-        let ok = c < 0x80
-            && !matches!(c, b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
-            && (c != b' ' || previous != b' ');
-        previous = c;
-        ok
-    });
-    if plain {
+    if is_plain(original.as_bytes()) {
         return Folded {
             text: Cow::Borrowed(original),
             segments: Vec::new(),
         };
     }
     fold(original)
+}
+
+/// No byte outside ASCII, no white space but the space, never two spaces in a row. Each byte is
+/// looked at with its successor, without branches, in blocks of fixed size that the compiler
+/// turns into vector operations; the answer is read once per block.
+fn is_plain(b: &[u8]) -> bool {
+    const BLOCK: usize = 32;
+    let Some(&last) = b.last() else {
+        return true;
+    };
+    let bad = |c: u8, d: u8| {
+        u8::from((c >= 0x80) | (c.wrapping_sub(b'\t') < 5) | ((c == b' ') & (d == b' ')))
+    };
+    let n = b.len() - 1;
+    let (this, next) = (&b[..n], &b[1..]);
+    if n < BLOCK {
+        return (0..n).fold(bad(last, 0), |acc, i| acc | bad(this[i], next[i])) == 0;
+    }
+    // Blocks from the start, and one more ending at the end (overlapping the one before it):
+    // looking at a pair twice does not change the answer.
+    let block = |at: usize| {
+        let (x, y) = (&this[at..at + BLOCK], &next[at..at + BLOCK]);
+        let mut found = 0u8;
+        for i in 0..BLOCK {
+            found |= bad(x[i], y[i]);
+        }
+        found == 0
+    };
+    bad(last, 0) == 0 && (0..n - BLOCK).step_by(BLOCK).all(block) && block(n - BLOCK)
 }
 
 /// [`fold_any`] for ASCII text, byte by byte, with the same result: letters lowercased, every
@@ -550,6 +570,24 @@ mod tests {
         (0..=text.len())
             .filter(|&i| text.is_char_boundary(i))
             .collect()
+    }
+
+    /// [`is_plain`] as its documentation says it, one byte at a time.
+    fn plain_one_by_one(b: &[u8]) -> bool {
+        b.iter()
+            .all(|&c| c < 0x80 && !matches!(c, b'\t' | b'\n' | 0x0b | 0x0c | b'\r'))
+            && !b.windows(2).any(|w| w == b"  ")
+    }
+
+    proptest! {
+        /// Texts around the block size, with a rare byte that is not plain anywhere in them,
+        /// the last byte included.
+        #[test]
+        fn the_plain_check_agrees_with_one_byte_at_a_time(
+            text in "[a-z ]{0,100}(  |\t|\n|\r|\x0b|\x0c|é|)[a-z ]{0,100}(  |\t| |é|)"
+        ) {
+            prop_assert_eq!(is_plain(text.as_bytes()), plain_one_by_one(text.as_bytes()), "{:?}", text);
+        }
     }
 
     proptest! {
