@@ -19,9 +19,12 @@
 # folder that already holds causerie, causeriectl and causerie-bench.
 #
 # MEASURE=instructions counts instead of timing: both servers run under valgrind's callgrind,
-# and each gets the same two message phases (USERS users sending MESSAGES, then 3 × MESSAGES
-# messages each, logins included in both); the instructions of the second phase less those of
-# the first, over the extra messages, are the server's instructions per message. A count does
+# and each gets, after a warm-up run of WARMUP messages per user (10 × MESSAGES), the same two
+# message phases (USERS users sending MESSAGES, then 3 × MESSAGES messages each, logins
+# included in both); the instructions of the second phase less those of the first, over the
+# extra messages, are the server's instructions per message. The warm-up is what a server
+# that has run for a while has done already: the regular-expression engine builds the states
+# of its automaton as texts need them, and keeps them. A count does
 # not depend on what else the machine is doing, unlike messages/s and CPU time. Use small
 # sizes (USERS=20 MESSAGES=100): callgrind runs the server about fifty times slower.
 set -euo pipefail
@@ -41,7 +44,9 @@ instructions)
 *) echo "compliance.sh: MEASURE must be time or instructions" >&2; exit 2 ;;
 esac
 PARTS=" ${PARTS:-keywords patterns detectors} "
-for v in ROUNDS USERS MESSAGES MATCHING; do
+# The warm-up of MEASURE=instructions: messages per user before the count starts.
+WARMUP="${WARMUP:-$((10 * MESSAGES))}"
+for v in ROUNDS USERS MESSAGES MATCHING WARMUP; do
     [[ ${!v} =~ ^[0-9]+$ ]] || { echo "compliance.sh: $v must be a number" >&2; exit 2; }
 done
 [ "$MATCHING" -le 10 ] || { echo "compliance.sh: MATCHING must be at most 10 (of 100)" >&2; exit 2; }
@@ -294,7 +299,13 @@ if [ "$MEASURE" = instructions ]; then
     total_of() { awk '/^(summary|totals):/ { print $2; exit }' "$1"; }
     per_message() { # NAME PID PORT: instructions per message of that server
         local name="$1" pid="$2" port="$3" m
-        # Dump 1: start-up (rules compiled, database opened); dumps 2 and 3: the phases.
+        # Dump 1: start-up (rules compiled, database opened) and the warm-up run; dumps 2 and
+        # 3: the phases.
+        if [ "$WARMUP" -gt 0 ]; then
+            "$BIN/causerie-bench" run --addr "127.0.0.1:$port" --label "$name" --users "$USERS" \
+                --messages "$WARMUP" --bodies "$DIR/bodies.txt" --mechanism SCRAM-SHA-256 \
+                --idle-secs 0 --max-duration-secs 1200 --concurrency 10 >"$DIR/$name-warm-up.txt"
+        fi
         callgrind_control --dump="$name-start" "$pid" >/dev/null 2>&1
         for m in "$MESSAGES" "$((3 * MESSAGES))"; do
             "$BIN/causerie-bench" run --addr "127.0.0.1:$port" --label "$name" --users "$USERS" \

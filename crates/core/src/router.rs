@@ -1,6 +1,5 @@
 //! The router: where each stanza goes, per `docs/stanza-routing.md` (RFC 6120 §10, RFC 6121 §8).
 
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
@@ -86,8 +85,11 @@ impl CoreBuilder {
 
     pub fn build(mut self) -> Arc<Core> {
         self.modules.stages.sort_by_key(|(p, _)| *p);
+        let mut hosts = self.hosts;
+        hosts.sort_unstable();
+        hosts.dedup();
         Arc::new(Core {
-            hosts: self.hosts.into_iter().collect(),
+            hosts: hosts.into_boxed_slice(),
             registry: crate::registry::Registry::new(),
             modules: self.modules,
             remote: RwLock::new(Arc::new(NoFederation)),
@@ -100,7 +102,9 @@ impl CoreBuilder {
 
 /// The shared hub: hosted domains, sessions, modules and the routing rules.
 pub struct Core {
-    hosts: HashSet<String>,
+    /// Sorted. A server hosts a few domains: a binary search of them is quicker than hashing
+    /// the name, and this is asked for every stanza routed.
+    hosts: Box<[String]>,
     pub registry: crate::registry::Registry,
     modules: ModuleRegistry,
     remote: RwLock<Arc<dyn RemoteRoute>>,
@@ -112,7 +116,9 @@ pub struct Core {
 
 impl Core {
     pub fn is_local_domain(&self, domain: &str) -> bool {
-        self.hosts.contains(domain)
+        self.hosts
+            .binary_search_by(|h| h.as_str().cmp(domain))
+            .is_ok()
     }
 
     pub fn hosts(&self) -> impl Iterator<Item = &str> {

@@ -362,8 +362,8 @@ async fn test(
         path,
         sender_class: classes[0],
         recipient_class: classes[1],
-        bodies: vec![text],
-        files: Vec::new(),
+        bodies: &[text],
+        files: &[],
     };
     let hits = set.evaluate(&view);
     if hits.is_empty() {

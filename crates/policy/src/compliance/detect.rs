@@ -29,40 +29,64 @@ const CARD_DIGITS: std::ops::RangeInclusive<usize> = 13..=19;
 /// The fewest ASCII digits a text holds when it holds a card number.
 pub const MIN_CARD_DIGITS: usize = *CARD_DIGITS.start();
 
+/// A regular expression that matches in every text where [`payment_cards`] finds a card (and
+/// in many others): [`MIN_CARD_DIGITS`] digits in a row, with at most one space or hyphen
+/// between two of them. For a screen that looks for many things in one pass
+/// ([`screen`](super::screen)).
+pub const CARD_SHAPE: &str = "[0-9](?:[ -]?[0-9]){12}";
+
+/// Like [`CARD_SHAPE`], for [`ibans`]: two letters and two digits, then at least eleven more
+/// letters or digits, each maybe after one space: [`MIN_IBAN_CHARS`] characters in all.
+pub const IBAN_SHAPE: &str = "[A-Za-z]{2}[0-9]{2}(?: ?[A-Za-z0-9]){11}";
+
+/// Like [`CARD_SHAPE`], for [`emails`]: the at sign.
+pub const EMAIL_SHAPE: &str = "@";
+
+/// Like [`CARD_SHAPE`], for [`links`]: how each kind of link starts, in any case.
+pub const LINK_SHAPE: &str = r"(?i-u:https?://|ftp://|xmpp:|www\.)";
+
 /// What quick looks at a text's bytes tell of what the detectors could find in it: each
 /// `may_hold_*` is a necessary condition of its detector finding anything, so a text for which
 /// it is false is not scanned. The looks are vectorized byte searches and counts, except the
 /// IBAN one, done only when asked.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Clues<'a> {
     text: &'a [u8],
-    digits: usize,
+    /// Counted when first asked for: the address and link looks do not need it.
+    digits: std::cell::OnceCell<usize>,
 }
 
 impl<'a> Clues<'a> {
     pub fn of(text: &'a str) -> Clues<'a> {
-        let text = text.as_bytes();
-        // Counted per block of at most 255 bytes in a byte-wide sum, which the compiler turns
-        // into vector compares and adds: no branch per byte.
-        let digits = text
-            .chunks(255)
-            .map(|block| {
-                let n: u8 = block.iter().map(|&b| u8::from(is_digit(b))).sum();
-                usize::from(n)
-            })
-            .sum();
-        Clues { text, digits }
+        Clues {
+            text: text.as_bytes(),
+            digits: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// The ASCII digits of the text, counted per block of at most 255 bytes in a byte-wide
+    /// sum, which the compiler turns into vector compares and adds: no branch per byte.
+    fn digits(&self) -> usize {
+        *self.digits.get_or_init(|| {
+            self.text
+                .chunks(255)
+                .map(|block| {
+                    let n: u8 = block.iter().map(|&b| u8::from(is_digit(b))).sum();
+                    usize::from(n)
+                })
+                .sum()
+        })
     }
 
     pub fn may_hold_card(&self) -> bool {
-        self.digits >= MIN_CARD_DIGITS
+        self.digits() >= MIN_CARD_DIGITS
     }
 
     /// Long enough, and somewhere two ASCII letters followed by two digits: how every IBAN
     /// starts.
     pub fn may_hold_iban(&self) -> bool {
         let t = self.text;
-        if self.digits < 2 || t.len() < MIN_IBAN_CHARS {
+        if t.len() < MIN_IBAN_CHARS || self.digits() < 2 {
             return false;
         }
         // The four bytes of every window side by side, combined without branches in blocks of
@@ -506,8 +530,21 @@ mod tests {
         ranges.iter().map(|r| &text[r.clone()]).collect()
     }
 
+    /// What a detector found, each piece checked against the detector's shape for screens.
+    fn shaped<'a>(text: &'a str, shape: &str, ranges: &[Range<usize>]) -> Vec<&'a str> {
+        let shape = regex::Regex::new(shape).unwrap();
+        let found = texts(text, ranges);
+        for piece in &found {
+            assert!(
+                shape.is_match(piece),
+                "{piece:?} does not have the shape {shape}"
+            );
+        }
+        found
+    }
+
     fn cards(text: &str) -> Vec<&str> {
-        texts(text, &payment_cards(text))
+        shaped(text, CARD_SHAPE, &payment_cards(text))
     }
 
     #[test]
@@ -647,6 +684,7 @@ mod tests {
             };
             let text = format!("{before}{number}. ok");
             prop_assert_eq!(payment_cards(&text), vec![before.len()..before.len() + number.len()]);
+            prop_assert!(CARD_SHAPE_RE.is_match(&text));
         }
 
         #[test]
@@ -671,7 +709,7 @@ mod tests {
     }
 
     fn ibans_in(text: &str) -> Vec<&str> {
-        texts(text, &ibans(text))
+        shaped(text, IBAN_SHAPE, &ibans(text))
     }
 
     #[test]
@@ -776,6 +814,7 @@ mod tests {
             }
             let text = format!("pay to {written}, thanks");
             prop_assert_eq!(ibans(&text), vec![7..7 + written.len()]);
+            prop_assert!(IBAN_SHAPE_RE.is_match(&text));
         }
 
         #[test]
@@ -798,7 +837,7 @@ mod tests {
     }
 
     fn emails_in(text: &str) -> Vec<&str> {
-        texts(text, &emails(text))
+        shaped(text, EMAIL_SHAPE, &emails(text))
     }
 
     #[test]
@@ -853,9 +892,11 @@ mod tests {
     }
 
     fn links_in(text: &str) -> Vec<(&str, String)> {
-        links(text)
+        let found = links(text);
+        let ranges: Vec<Range<usize>> = found.iter().map(|(r, _)| r.clone()).collect();
+        shaped(text, LINK_SHAPE, &ranges)
             .into_iter()
-            .map(|(r, url)| (&text[r], url))
+            .zip(found.into_iter().map(|(_, url)| url))
             .collect()
     }
 
@@ -1018,7 +1059,7 @@ mod tests {
             let digits = text.bytes().filter(u8::is_ascii_digit).count();
             prop_assert_eq!(Clues::of(&text).may_hold_card(), digits >= MIN_CARD_DIGITS);
             let all = "7".repeat(text.len());
-            prop_assert_eq!(Clues::of(&all).digits, text.len());
+            prop_assert_eq!(Clues::of(&all).digits(), text.len());
         }
 
         #[test]
@@ -1026,17 +1067,32 @@ mod tests {
             let clues = Clues::of(&text);
             prop_assert!(payment_cards(&text).is_empty() || clues.may_hold_card(), "card in {text:?}");
             prop_assert!(ibans(&text).is_empty() || clues.may_hold_iban(), "IBAN in {text:?}");
+            let shape = |s: &str| regex::Regex::new(s).unwrap().is_match(&text);
+            prop_assert!(payment_cards(&text).is_empty() || shape(CARD_SHAPE), "card in {text:?}");
+            prop_assert!(ibans(&text).is_empty() || shape(IBAN_SHAPE), "IBAN in {text:?}");
+            prop_assert!(emails(&text).is_empty() || shape(EMAIL_SHAPE), "address in {text:?}");
+            prop_assert!(links(&text).is_empty() || shape(LINK_SHAPE), "link in {text:?}");
             prop_assert!(emails(&text).is_empty() || clues.may_hold_email(), "address in {text:?}");
             prop_assert!(links(&text).is_empty() || clues.may_hold_link(), "link in {text:?}");
         }
     }
 
+    static CARD_SHAPE_RE: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(CARD_SHAPE).unwrap());
+    static IBAN_SHAPE_RE: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(IBAN_SHAPE).unwrap());
+
     #[test]
     fn plain_chat_has_no_clues() {
-        let c = Clues::of("Hi, can we move the standup to half past ten tomorrow? Room 12 at 9.");
+        let chat = "Hi, can we move the standup to half past ten tomorrow? Room 12 at 9.";
+        let c = Clues::of(chat);
         assert!(
             !c.may_hold_card() && !c.may_hold_iban() && !c.may_hold_email() && !c.may_hold_link()
         );
+        assert!(!CARD_SHAPE_RE.is_match(chat) && !IBAN_SHAPE_RE.is_match(chat));
+        // Shorter than a card, or an IBAN's start without enough after it.
+        assert!(!CARD_SHAPE_RE.is_match("call 0612 345 678 or 17 1732712345"));
+        assert!(!IBAN_SHAPE_RE.is_match("FR76 3000 6000"));
         assert!(Clues::of("see www.example.org").may_hold_link());
         assert!(Clues::of("FR76 3000 6000 0112 3456 7890 189").may_hold_iban());
     }

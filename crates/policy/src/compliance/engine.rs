@@ -8,6 +8,7 @@ use super::detect;
 use super::keywords::KeywordSet;
 use super::patterns::PatternSet;
 use super::rules::{Detector, Direction, Path, Peers, Rule, RuleError};
+use super::screen::{self, Screen};
 use super::text::fold_for_search;
 
 /// What the server knows of the other party's domain.
@@ -41,9 +42,9 @@ pub struct View<'a> {
     pub sender_class: PeerClass,
     pub recipient_class: PeerClass,
     /// The texts of the `<body/>` elements.
-    pub bodies: Vec<&'a str>,
+    pub bodies: &'a [&'a str],
     /// Files offered (XEP-0066 out-of-band URLs).
-    pub files: Vec<&'a str>,
+    pub files: &'a [&'a str],
 }
 
 /// For whom a rule fired: the sender (outgoing) or the recipient (incoming).
@@ -83,9 +84,6 @@ mod need {
     pub const PROJECT: u16 = 1 << 5;
     pub const LINKS: u16 = 1 << 6;
     pub const FILES: u16 = 1 << 7;
-    /// Scanners that report for every rule that asks for them (not per rule, as keywords and
-    /// patterns do).
-    pub const SHARED: u16 = CARD | IBAN | EMAIL | PROJECT | LINKS | FILES;
     /// Scanners that need the folded text.
     pub const FOLDED: u16 = KEYWORDS | PROJECT;
 }
@@ -141,6 +139,11 @@ pub struct RuleSet {
     /// is scanned once for both.
     words: Option<KeywordSet>,
     patterns: Option<PatternSet>,
+    /// The patterns, the ASCII keywords and the shapes of the card and IBAN detectors in one
+    /// set, which most messages pass through alone; with the scanners it stands for ([`need`]
+    /// bits; the keyword ones for plain texts only).
+    screen: Option<Screen>,
+    screened: u16,
     /// The longest `rate` window of any rule: how long senders' message times are kept.
     longest_rate: std::time::Duration,
 }
@@ -187,6 +190,8 @@ impl RuleSet {
             user_scoped: Default::default(),
             words: None,
             patterns: None,
+            screen: None,
+            screened: 0,
             longest_rate: std::time::Duration::ZERO,
         }
     }
@@ -268,6 +273,7 @@ impl RuleSet {
         if !errors.is_empty() {
             return Err(errors);
         }
+        let (screen, screened) = screen_for(&rules, &words, &pattern_list);
         let longest_rate = rules
             .iter()
             .filter_map(|r| r.rate)
@@ -317,6 +323,8 @@ impl RuleSet {
             user_scoped,
             words,
             patterns,
+            screen,
+            screened,
             longest_rate,
         })
     }
@@ -424,9 +432,16 @@ impl RuleSet {
         let wants = |bit: u16| wanted & bit != 0;
         let mut out = Vec::new();
         for (b, body) in v.bodies.iter().enumerate() {
-            let folded = (wanted & need::FOLDED != 0).then(|| fold_for_search(body));
+            // When the screen says no, the scanners it stands for have nothing to find.
+            let screened = self.screened & wanted;
+            let skip = match &self.screen {
+                Some(screen) if screened != 0 && !screen.passes(body) => screened,
+                _ => 0,
+            };
+            let runs = |bit: u16| wanted & bit & !skip != 0;
+            let folded = runs(need::FOLDED).then(|| fold_for_search(body));
             let mut project_ranges = Vec::new();
-            if wants(need::KEYWORDS | need::PROJECT)
+            if runs(need::KEYWORDS | need::PROJECT)
                 && let (Some(k), Some(folded)) = (&self.words, &folded)
             {
                 for h in k.find(folded) {
@@ -450,7 +465,7 @@ impl RuleSet {
                     ));
                 }
             }
-            if wants(need::PATTERNS)
+            if runs(need::PATTERNS)
                 && let Some(p) = &self.patterns
             {
                 for h in p.find(body) {
@@ -476,24 +491,24 @@ impl RuleSet {
                     ));
                 }
             };
-            if wanted & (need::SHARED & !need::FILES & !need::PROJECT) != 0 {
-                // One pass over the bytes tells which detectors can find anything: most chat
+            if runs(need::CARD | need::IBAN | need::EMAIL | need::LINKS) {
+                // Quick looks at the bytes tell which detectors can find anything: most chat
                 // lines hold no card, IBAN, address or link, and skip them all.
                 let clues = detect::Clues::of(body);
-                if wants(need::CARD) && clues.may_hold_card() {
+                if runs(need::CARD) && clues.may_hold_card() {
                     detected(
                         need::CARD,
                         detect::payment_cards(body),
                         "payment card number",
                     );
                 }
-                if wants(need::IBAN) && clues.may_hold_iban() {
+                if runs(need::IBAN) && clues.may_hold_iban() {
                     detected(need::IBAN, detect::ibans(body), "IBAN");
                 }
-                if wants(need::EMAIL) && clues.may_hold_email() {
+                if runs(need::EMAIL) && clues.may_hold_email() {
                     detected(need::EMAIL, detect::emails(body), "e-mail address");
                 }
-                if wants(need::LINKS) && clues.may_hold_link() {
+                if runs(need::LINKS) && clues.may_hold_link() {
                     let ranges = detect::links(body).into_iter().map(|(r, _)| r).collect();
                     detected(need::LINKS, ranges, "link");
                 }
@@ -503,7 +518,7 @@ impl RuleSet {
             }
         }
         if wants(need::FILES) {
-            for _ in &v.files {
+            for _ in v.files {
                 out.push((
                     For::Kind(need::FILES),
                     Found {
@@ -515,6 +530,76 @@ impl RuleSet {
             }
         }
         out
+    }
+}
+
+/// The screen of a rule set (see [`screen`](super::screen)) and the scanners it stands for:
+/// the patterns; the ASCII keywords and project names, with the expression that matches any
+/// text that is not plain, so that a text the screen refuses is plain and the keywords need
+/// not be looked for in its folding; the shapes of the detectors the rules use. Made only when
+/// it stands for a keyword or pattern scan and at least one more: for one scan alone, that
+/// scan's own first look is as quick.
+fn screen_for(
+    rules: &[Rule],
+    words: &Option<KeywordSet>,
+    patterns: &[(String, usize)],
+) -> (Option<Screen>, u16) {
+    let mut expressions: Vec<&str> = patterns.iter().map(|(p, _)| p.as_str()).collect();
+    let mut screened = if patterns.is_empty() {
+        0
+    } else {
+        need::PATTERNS
+    };
+    let keywords = words
+        .as_ref()
+        .and_then(|w| screen::keyword_alternation(w.folded_keywords()));
+    if let Some(k) = &keywords {
+        expressions.push(k);
+        expressions.push(screen::NOT_PLAIN);
+        screened |= need::FOLDED;
+    }
+    let detectors: Vec<Detector> = rules.iter().flat_map(|r| r.detectors.clone()).collect();
+    let links = rules.iter().any(|r| r.links);
+    for (used, bit, shape) in [
+        (
+            detectors.contains(&Detector::PaymentCard),
+            need::CARD,
+            detect::CARD_SHAPE,
+        ),
+        (
+            detectors.contains(&Detector::Iban),
+            need::IBAN,
+            detect::IBAN_SHAPE,
+        ),
+        (
+            detectors.contains(&Detector::Email),
+            need::EMAIL,
+            detect::EMAIL_SHAPE,
+        ),
+        (links, need::LINKS, detect::LINK_SHAPE),
+    ] {
+        if used {
+            expressions.push(shape);
+            screened |= bit;
+        }
+    }
+    let scans = [
+        need::PATTERNS,
+        need::FOLDED,
+        need::CARD,
+        need::IBAN,
+        need::EMAIL,
+        need::LINKS,
+    ]
+    .into_iter()
+    .filter(|&bit| screened & bit != 0)
+    .count();
+    if screened & (need::PATTERNS | need::FOLDED) == 0 || scans < 2 {
+        return (None, 0);
+    }
+    match Screen::new(expressions) {
+        Some(s) => (Some(s), screened),
+        None => (None, 0),
     }
 }
 
@@ -545,6 +630,7 @@ pub fn mask(body: &str, ranges: &[Range<usize>]) -> String {
 mod tests {
     use super::super::rules::parse;
     use super::*;
+    use proptest::prelude::*;
 
     const LOCAL: PeerClass = PeerClass {
         local: true,
@@ -564,7 +650,7 @@ mod tests {
             .expect("compiles")
     }
 
-    fn view<'a>(to: PeerClass, body: &'a str) -> View<'a> {
+    fn view<'a>(to: PeerClass, body: &'a [&'a str]) -> View<'a> {
         View {
             sender: "alice@corp.example",
             recipient: "bob@elsewhere.example",
@@ -575,8 +661,8 @@ mod tests {
             },
             sender_class: LOCAL,
             recipient_class: to,
-            bodies: vec![body],
-            files: Vec::new(),
+            bodies: body,
+            files: &[],
         }
     }
 
@@ -630,7 +716,7 @@ detectors = ["project"]
 actions = ["log"]
 "#);
         let fired = |body: &str| -> Vec<(String, Vec<String>)> {
-            s.evaluate(&view(LOCAL, body))
+            s.evaluate(&view(LOCAL, &[body]))
                 .into_iter()
                 .map(|h| {
                     let found = h.found.iter().map(|f| f.what.clone()).collect();
@@ -668,7 +754,7 @@ actions = ["log"]
         .expect("compiles");
         assert!(
             words_only
-                .evaluate(&view(LOCAL, "Project Falcon"))
+                .evaluate(&view(LOCAL, &["Project Falcon"]))
                 .is_empty()
         );
     }
@@ -676,11 +762,11 @@ actions = ["log"]
     #[test]
     fn keywords_ignore_case_accents_and_spacing() {
         let s = set(RULES);
-        let hits = s.evaluate(&view(LOCAL, "this is TOP\n  Secret, eleve"));
+        let hits = s.evaluate(&view(LOCAL, &["this is TOP\n  Secret, eleve"]));
         assert_eq!(hits.len(), 1);
         assert_eq!(s.rules()[hits[0].rule].id, "secret");
         assert_eq!(hits[0].found.len(), 2);
-        assert!(s.evaluate(&view(LOCAL, "topsecret")).is_empty());
+        assert!(s.evaluate(&view(LOCAL, &["topsecret"])).is_empty());
     }
 
     #[test]
@@ -688,21 +774,21 @@ actions = ["log"]
         let s = set(RULES);
         let card = "pay with 4111 1111 1111 1111 please";
         assert!(
-            s.evaluate(&view(LOCAL, card)).is_empty(),
+            s.evaluate(&view(LOCAL, &[card])).is_empty(),
             "cards-out is for external peers"
         );
-        let hits = s.evaluate(&view(PARTNER, card));
+        let hits = s.evaluate(&view(PARTNER, &[card]));
         assert_eq!(hits.len(), 1);
         let masked = mask(card, &[hits[0].found[0].range.clone()]);
         assert_eq!(masked, "pay with ******************* please");
         let ids: Vec<&str> = s
-            .evaluate(&view(STRANGER, "about project falcon"))
+            .evaluate(&view(STRANGER, &["about project falcon"]))
             .iter()
             .map(|h| s.rules()[h.rule].id.as_str())
             .collect();
         assert_eq!(ids, ["cards-out", "strangers"]);
         // Incoming: the recipient must be local.
-        let mut incoming = view(LOCAL, "ref ACME-1234");
+        let mut incoming = view(LOCAL, &["ref ACME-1234"]);
         assert_eq!(s.evaluate(&incoming).len(), 1);
         incoming.recipient_class = PARTNER;
         incoming.path = Path::Federation;
@@ -746,7 +832,7 @@ actions = ["log"]
                 .map(|h| (s.rules()[h.rule].id.clone(), h.side))
                 .collect()
         };
-        let mut to_bob = view(LOCAL, "the falcon has landed");
+        let mut to_bob = view(LOCAL, &["the falcon has landed"]);
         to_bob.recipient = "bob@corp.example";
         let mut from_bob = to_bob.clone();
         from_bob.sender = "bob@corp.example";
@@ -762,13 +848,13 @@ actions = ["log"]
             ]
         );
         assert_eq!(ids(&from_bob), [("everyone-in".to_owned(), Side::Incoming)]);
-        let partner = view(PARTNER, "an eagle and a falcon");
+        let partner = view(PARTNER, &["an eagle and a falcon"]);
         let hits = s.evaluate(&partner);
         let ids: Vec<&str> = hits.iter().map(|h| s.rules()[h.rule].id.as_str()).collect();
         assert_eq!(ids, ["alice-only", "partners"]);
         assert_eq!(hits[1].found.len(), 2, "both keywords of `partners`");
         assert_eq!(hits[0].found.len(), 1, "only its own keyword");
-        assert!(s.evaluate(&view(PARTNER, "nothing here")).is_empty());
+        assert!(s.evaluate(&view(PARTNER, &["nothing here"])).is_empty());
     }
 
     #[test]
@@ -780,6 +866,96 @@ actions = ["log"]
         let text = "[[rule]]\nid = \"p\"\ndescription = \"d\"\ncategory = \"c\"\ndetectors = [\"project\"]\nactions = [\"log\"]\n";
         let e = RuleSet::compile(parse(text).unwrap(), &[]).expect_err("no names");
         assert!(e[0].reason.contains("project_names"), "{e:?}");
+    }
+
+    const SCREENED_RULES: &str = r#"
+[[rule]]
+id = "words"
+description = "Words"
+category = "keywords"
+keywords = ["top secret", "Élève", "c++", "ab", "秘密"]
+actions = ["log"]
+
+[[rule]]
+id = "codes"
+description = "Codes"
+category = "codes"
+patterns = ['\bAB-\d{4}\b', '(?i)x\s*1']
+actions = ["log"]
+
+[[rule]]
+id = "data"
+description = "Data"
+category = "sensitive data"
+detectors = ["payment-card", "iban", "email", "project"]
+actions = ["log"]
+"#;
+
+    #[test]
+    fn the_screen_stands_for_patterns_keywords_cards_and_ibans() {
+        let s = set(SCREENED_RULES);
+        assert!(s.screen.is_some());
+        assert_eq!(
+            s.screened,
+            need::PATTERNS | need::FOLDED | need::CARD | need::IBAN | need::EMAIL
+        );
+        // Keywords alone: the keyword scan is its own screen.
+        let s = set(&RULES.replace("patterns = ['\\bACME-\\d{4}\\b']", "keywords = [\"acme\"]"));
+        assert!(s.patterns.is_none());
+        assert!(s.screen.is_some(), "keywords and the card shape");
+        let s = set(
+            "[[rule]]\nid = \"k\"\ndescription = \"d\"\ncategory = \"c\"\nkeywords = [\"x\"]\nactions = [\"log\"]\n",
+        );
+        assert!(s.screen.is_none());
+    }
+
+    /// Texts made of what the rules above look for, in any case, with accents, several spaces
+    /// or other white space now and then, glued or apart.
+    fn screened_text() -> impl Strategy<Value = String> {
+        prop::collection::vec(
+            prop_oneof![
+                Just("top secret"),
+                Just("TOP  Secret"),
+                Just("tôp secret"),
+                Just("Eleve"),
+                Just("élève"),
+                Just("秘密"),
+                Just("c++"),
+                Just("AB"),
+                Just("ab-1234"),
+                Just("AB-1234"),
+                Just("x 1"),
+                Just("X\n1"),
+                Just("4111 1111 1111 1111"),
+                Just("4111-1111-1111-1112"),
+                Just("GB82 WEST 1234 5698 7654 32"),
+                Just("gb82west12345698765432"),
+                Just("ann@example.org"),
+                Just("project  falcon"),
+                Just("Projéct Falcon"),
+                Just("hello"),
+                Just("12"),
+                Just(" "),
+                Just(","),
+            ],
+            0..10,
+        )
+        .prop_map(|parts| parts.concat())
+    }
+
+    proptest::proptest! {
+        /// Whatever the screen lets a scan skip, that scan would have found nothing: the same
+        /// rules without their screen give the same hits.
+        #[test]
+        fn the_screen_hides_nothing(text in screened_text()) {
+            let screened = set(SCREENED_RULES);
+            let mut plain = set(SCREENED_RULES);
+            plain.screen = None;
+            plain.screened = 0;
+            let bodies = [text.as_str()];
+            let v = view(LOCAL, &bodies);
+            proptest::prop_assert_eq!(screened.evaluate(&v), plain.evaluate(&v));
+        }
     }
 
     #[test]

@@ -76,6 +76,8 @@ pub struct KeywordSet {
     automaton: Engine,
     /// One per distinct folded keyword, indexed by the automaton's pattern id.
     keywords: Vec<Keyword>,
+    /// The folded text of each, in the same order.
+    texts: Vec<String>,
 }
 
 /// The automaton: a full DFA up to [`DFA_MAX_BYTES`] of keyword text, a contiguous NFA beyond.
@@ -173,7 +175,13 @@ impl KeywordSet {
         Ok(KeywordSet {
             automaton,
             keywords,
+            texts,
         })
+    }
+
+    /// The distinct keywords, folded, as the automaton holds them.
+    pub fn folded_keywords(&self) -> impl Iterator<Item = &str> {
+        self.texts.iter().map(String::as_str)
     }
 
     /// Every keyword found in `folded`, with its range in the original text, ordered by

@@ -18,6 +18,8 @@
 //!   automaton.
 //! - [`patterns`]: administrators' regular expressions, matched on the original text by the
 //!   `regex` crate.
+//! - [`screen`]: one pass over the text as written for every pattern and (ASCII) keyword,
+//!   which lets the commonest message, plain and matching nothing, skip both scans.
 //! - [`detect`]: built-in detectors that validate what they find: payment cards (Luhn), IBANs
 //!   (ISO 13616, MOD 97-10), e-mail addresses, links.
 //!
@@ -39,6 +41,7 @@ pub mod patterns;
 pub mod report;
 pub mod review;
 pub mod rules;
+pub mod screen;
 pub mod seal;
 pub mod stage;
 pub mod text;

@@ -697,11 +697,23 @@ impl Compliance {
         mtype: MessageType,
     ) -> Verdict {
         let core = ctx.core;
-        let class = |domain: &str| PeerClass {
-            local: core.is_local_domain(domain),
-            allowed: core.federation_allows(domain),
+        let class = |domain: &str| {
+            let local = core.is_local_domain(domain);
+            PeerClass {
+                local,
+                // Meaningless for a local domain: not asked.
+                allowed: !local && core.federation_allows(domain),
+            }
         };
-        let sender_class = class(p.sender.domain());
+        // A client of this server writes from one of its domains.
+        let sender_class = if ctx.origin.session().is_some() {
+            PeerClass {
+                local: true,
+                allowed: false,
+            }
+        } else {
+            class(p.sender.domain())
+        };
         let recipient_class = class(p.recipient.domain());
         let path = if mtype == MessageType::Groupchat {
             Path::Groupchat
@@ -711,27 +723,51 @@ impl Compliance {
             Path::Federation
         };
         let cns = content_ns(stanza);
-        let bodies: Vec<Cow<'_, str>> = stanza
-            .children()
-            .filter(|c| c.is("body", &cns))
-            .map(Element::text_ref)
-            .collect();
-        let files: Vec<Cow<'_, str>> = stanza
-            .children()
-            .filter(|c| c.is("x", NS_OOB))
-            .filter_map(|x| x.get_child("url", NS_OOB).map(Element::text_ref))
-            .collect();
+        // The bodies' texts and the offered files' URLs, in one pass over the children. A
+        // message has one body and no file, most of the time: that takes no allocation.
+        let mut first_body = None;
+        let mut more_bodies = Vec::new();
+        let mut file_urls = Vec::new();
+        for c in stanza.children() {
+            if c.is("body", &cns) {
+                let text = c.text_ref();
+                match first_body {
+                    None => first_body = Some(text),
+                    Some(_) => more_bodies.push(text),
+                }
+            } else if c.is("x", NS_OOB)
+                && let Some(url) = c.get_child("url", NS_OOB)
+            {
+                file_urls.push(url.text_ref());
+            }
+        }
+        let one_body: [&str; 1];
+        let all_bodies: Vec<&str>;
+        let bodies: &[&str] = match &first_body {
+            None => &[],
+            Some(first) if more_bodies.is_empty() => {
+                one_body = [first];
+                &one_body
+            }
+            Some(first) => {
+                all_bodies = std::iter::once(&**first)
+                    .chain(more_bodies.iter().map(|b| &**b))
+                    .collect();
+                &all_bodies
+            }
+        };
+        let files: Vec<&str> = file_urls.iter().map(|f| &**f).collect();
         let view = View {
             sender: p.sender.as_str(),
             recipient: p.recipient.as_str(),
             path,
             sender_class,
             recipient_class,
-            bodies: bodies.iter().map(|b| &**b).collect(),
-            files: files.iter().map(|f| &**f).collect(),
+            bodies,
+            files: &files,
         };
-        let now = Instant::now();
         let mut hits = set.evaluate(&view);
+        let now = Instant::now();
         let longest_rate = set.longest_rate();
         hits.retain(|h| match set.rules()[h.rule].rate {
             None => true,
@@ -745,7 +781,7 @@ impl Compliance {
             return Verdict::Pass;
         }
         // The texts as received, kept for the evidence: masking below changes the stanza.
-        let bodies: Vec<String> = bodies.into_iter().map(Cow::into_owned).collect();
+        let bodies: Vec<String> = bodies.iter().map(|b| b.to_string()).collect();
         let mut counts = Vec::with_capacity(hits.len());
         let decided: Vec<(&Hit, &Rule, Vec<Action>)> = hits
             .iter()

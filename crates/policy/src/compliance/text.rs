@@ -66,6 +66,12 @@ impl Folded<'_> {
         &self.text
     }
 
+    /// Whether this is the original text itself, which [`fold_for_search`] gives for a plain
+    /// text (ASCII, single spaces).
+    pub fn is_original(&self) -> bool {
+        matches!(self.text, Cow::Borrowed(_))
+    }
+
     /// The byte range of the original text that the folded range `folded` came from: on
     /// character boundaries of the original, covering every original character that
     /// contributed to a byte of the range. Ends that fall inside a folded character are widened
