@@ -18,8 +18,9 @@
 //!   automaton.
 //! - [`patterns`]: administrators' regular expressions, matched on the original text by the
 //!   `regex` crate.
-//! - [`screen`]: one pass over the text as written for every pattern and (ASCII) keyword,
-//!   which lets the commonest message, plain and matching nothing, skip both scans.
+//! - [`screen`]: one pass over the text as written for every pattern, the detectors' shapes and
+//!   a short list of ASCII keywords, which lets the commonest message, matching nothing, skip
+//!   those scans.
 //! - [`detect`]: built-in detectors that validate what they find: payment cards (Luhn), IBANs
 //!   (ISO 13616, MOD 97-10), e-mail addresses, links.
 //!
