@@ -139,9 +139,9 @@ pub struct RuleSet {
     /// is scanned once for both.
     words: Option<KeywordSet>,
     patterns: Option<PatternSet>,
-    /// The patterns, the ASCII keywords and the shapes of the card and IBAN detectors in one
-    /// set, which most messages pass through alone; with the scanners it stands for ([`need`]
-    /// bits; the keyword ones for plain texts only).
+    /// The patterns, the shapes of the detectors in use and a short list of ASCII keywords in
+    /// one set, which most messages pass through alone ([`screen_for`]); with the scanners it
+    /// stands for, as [`need`] bits.
     screen: Option<Screen>,
     screened: u16,
     /// The longest `rate` window of any rule: how long senders' message times are kept.

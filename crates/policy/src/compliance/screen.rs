@@ -10,25 +10,25 @@
 //! spaces). In such a text a keyword whose folding is ASCII occurs exactly where it occurs
 //! ignoring ASCII case, and a keyword whose folding is not ASCII cannot occur at all. So one
 //! regular-expression set over the text as written finds everything those scans could find,
-//! and a bit more, when it holds every pattern, one more expression that matches wherever an
-//! ASCII keyword occurs ([`keyword_alternation`]: ignoring ASCII case, without word boundaries),
-//! and the shapes the card and IBAN detectors start from ([`detect::CARD_SHAPE`],
-//! [`detect::IBAN_SHAPE`]). A keyword inside a longer word or sixteen digits that fail the Luhn
-//! check pass the screen, and are then refused by the scan that knows better.
+//! and a bit more, when it holds every pattern, the shapes the detectors start from
+//! ([`detect::CARD_SHAPE`] and its neighbours: digits, an IBAN's start, `@`, a link's scheme),
+//! and, for the keywords, one expression that matches wherever an ASCII keyword occurs
+//! ([`keyword_alternation`]: ignoring ASCII case, without word boundaries) with one that
+//! matches wherever the text is not plain ([`NOT_PLAIN`]). A keyword inside a longer word or
+//! sixteen digits that fail the Luhn check pass the screen, and are then refused by the scan
+//! that knows better.
 //!
-//! - The screen says no: no pattern matches the text, no card or IBAN is in it, and if the text
-//!   is plain, no keyword occurs in it. Those scans are skipped (the keyword scan only for a
-//!   plain text).
+//! - The screen says no: no pattern matches the text, no detector can find anything in it, and
+//!   if the screen holds the keywords, the text is plain and holds none. Those scans are
+//!   skipped.
 //! - The screen says yes: the scans run as they would without it.
 //!
 //! The set is the `regex` crate's, searched by its lazy DFA in time linear in the message.
 //! Keywords join it only while they are few ([`SCREEN_KEYWORD_BYTES`]). Which expressions it
-//! holds is the caller's choice (the [`engine`](super::engine) makes one
-//! when the screen stands for at least two scans; for one, that scan's own first look is as
-//! quick).
+//! holds is the caller's choice (the [`engine`](super::engine) makes one when the screen stands
+//! for at least two scans; for one, that scan's own first look is as quick).
 //!
 //! [`detect::CARD_SHAPE`]: super::detect::CARD_SHAPE
-//! [`detect::IBAN_SHAPE`]: super::detect::IBAN_SHAPE
 
 use regex::{RegexSet, RegexSetBuilder};
 
