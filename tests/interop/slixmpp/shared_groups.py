@@ -251,31 +251,39 @@ async def run(args, report: scenario.Report) -> None:
             f"bob got {im.short(got)}; carol got {[im.short(st) for st in leaked]}",
         )
 
+        async def change_carol(verb, item_matches, pushed):
+            """`causeriectl group VERB` for carol, then the roster pushes it makes: to alice
+            and bob about carol, to carol about each of them, the item as `item_matches`
+            says (`pushed` tells how). The clients' marks from before, or None when the
+            command failed."""
+            marks = {c: c.mark() for c in (alice, bob, carol)}
+            status, out = await causeriectl(args, "group", verb, args.group, carol_jid, "--json")
+            if not report.check(
+                status == 0 and applied_now(out),
+                f"causeriectl group {verb} {args.group} {carol_jid}: exit 0, applied by the "
+                "running server",
+                f"exit {status}: {out}",
+            ):
+                return None
+            for client, contact in (
+                (alice, carol_jid),
+                (bob, carol_jid),
+                (carol, alice_jid),
+                (carol, bob_jid),
+            ):
+                push = await client.expect(push_about(contact, item_matches), since=marks[client])
+                report.check(
+                    push is not None,
+                    f"{client.name} gets a roster push {pushed} for {contact}",
+                    pushes_seen(client, marks[client]),
+                )
+            return marks
+
         # -- carol added while all three are online ------------------------------
-        marks = {c: c.mark() for c in (alice, bob, carol)}
-        status, out = await causeriectl(args, "group", "add", args.group, carol_jid, "--json")
-        if not report.check(
-            status == 0 and applied_now(out),
-            f"causeriectl group add {args.group} {carol_jid}: exit 0, applied by the "
-            "running server",
-            f"exit {status}: {out}",
-        ):
-            return
         is_shared = lambda item: shared_item(item, label)  # noqa: E731
-        for member in (alice, bob):
-            push = await member.expect(push_about(carol_jid, is_shared), since=marks[member])
-            report.check(
-                push is not None,
-                f"{member.name} gets a roster push naming {carol_jid} (both, group '{label}')",
-                pushes_seen(member, marks[member]),
-            )
-        for contact in (alice_jid, bob_jid):
-            push = await carol.expect(push_about(contact, is_shared), since=marks[carol])
-            report.check(
-                push is not None,
-                f"carol gets a roster push naming {contact} (both, group '{label}')",
-                pushes_seen(carol, marks[carol]),
-            )
+        marks = await change_carol("add", is_shared, f"(both, group '{label}')")
+        if marks is None:
+            return
         got = await alice.expect(im.is_presence("available", carol.full), since=marks[alice])
         report.check(
             got is not None, "alice gets carol's presence once carol joined", "none arrived"
@@ -310,32 +318,10 @@ async def run(args, report: scenario.Report) -> None:
             )
 
         # -- carol taken out again ---------------------------------------------
-        marks = {c: c.mark() for c in (alice, bob, carol)}
-        status, out = await causeriectl(
-            args, "group", "remove-member", args.group, carol_jid, "--json"
-        )
-        if not report.check(
-            status == 0 and applied_now(out),
-            f"causeriectl group remove-member {args.group} {carol_jid}: exit 0, applied by "
-            "the running server",
-            f"exit {status}: {out}",
-        ):
-            return
         removed = lambda item: item is not None and item["subscription"] == "remove"  # noqa: E731
-        for member in (alice, bob):
-            push = await member.expect(push_about(carol_jid, removed), since=marks[member])
-            report.check(
-                push is not None,
-                f"{member.name} gets a roster push with subscription='remove' for {carol_jid}",
-                pushes_seen(member, marks[member]),
-            )
-        for contact in (alice_jid, bob_jid):
-            push = await carol.expect(push_about(contact, removed), since=marks[carol])
-            report.check(
-                push is not None,
-                f"carol gets a roster push with subscription='remove' for {contact}",
-                pushes_seen(carol, marks[carol]),
-            )
+        marks = await change_carol("remove-member", removed, "with subscription='remove'")
+        if marks is None:
+            return
         # slixmpp drops the item on the push, but makes an empty one ('none', no
         # groups) again for any JID whose presence arrives: carol's unavailable
         # presence may already have.

@@ -132,13 +132,13 @@ impl<'a> Clues<'a> {
 
 /// An ASCII digit, without a branch.
 #[inline(always)]
-fn is_digit(b: u8) -> bool {
+pub(super) fn is_digit(b: u8) -> bool {
     b.wrapping_sub(b'0') < 10
 }
 
 /// An ASCII letter of either case, without a branch.
 #[inline(always)]
-fn is_letter(b: u8) -> bool {
+pub(super) fn is_letter(b: u8) -> bool {
     (b | 0x20).wrapping_sub(b'a') < 26
 }
 

@@ -29,6 +29,7 @@ use aho_corasick::automaton::Automaton;
 use aho_corasick::{Anchored, Input, MatchKind, dfa, nfa};
 
 use super::MAX_HITS_PER_PATTERN;
+use super::detect::{is_digit, is_letter};
 use super::text::{Folded, fold};
 
 /// The most keyword text (bytes, after folding) compiled into a full DFA; beyond it the
@@ -146,7 +147,7 @@ impl WordStarts {
         for (block, chunk) in text.chunks(64).enumerate() {
             let mut flags = [0u8; 64];
             for (f, &c) in flags.iter_mut().zip(chunk) {
-                *f = u8::from(((c | 0x20).wrapping_sub(b'a') < 26) | (c.wrapping_sub(b'0') < 10));
+                *f = u8::from(is_letter(c) | is_digit(c));
             }
             let mut word = 0u64;
             for (k, eight) in flags.chunks_exact(8).enumerate() {
