@@ -909,12 +909,38 @@ actions = ["log"]
         assert!(s.screen.is_none());
     }
 
+    /// [`SCREENED_RULES`] and a keyword list too long for the screen to hold whole: it holds
+    /// the first words.
+    fn long_screened_rules() -> String {
+        let fillers: Vec<String> = (0..300).map(|i| format!("\"filler phrase {i}\"")).collect();
+        format!(
+            "{SCREENED_RULES}\n[[rule]]\nid = \"long\"\ndescription = \"d\"\ncategory = \"c\"\nactions = [\"log\"]\nkeywords = [\"top plans\", {}]\n",
+            fillers.join(", ")
+        )
+    }
+
+    #[test]
+    fn a_long_keyword_list_is_screened_by_its_first_words() {
+        let s = set(&long_screened_rules());
+        assert_eq!(
+            s.screened,
+            need::PATTERNS | need::FOLDED | need::CARD | need::IBAN | need::EMAIL
+        );
+        let screen = s.screen.as_ref().expect("a screen");
+        assert!(screen.passes("the top floor"));
+        assert!(!screen.passes("the topmost floor"));
+    }
+
     /// Texts made of what the rules above look for, in any case, with accents, several spaces
     /// or other white space now and then, glued or apart.
     fn screened_text() -> impl Strategy<Value = String> {
         prop::collection::vec(
             prop_oneof![
                 Just("top secret"),
+                Just("top plans"),
+                Just("topsecret"),
+                Just("filler phrase 7"),
+                Just("_"),
                 Just("TOP  Secret"),
                 Just("tôp secret"),
                 Just("Eleve"),
@@ -943,18 +969,31 @@ actions = ["log"]
         .prop_map(|parts| parts.concat())
     }
 
+    /// The hits of `rules` on `text` with their screen and without it.
+    fn with_and_without_screen(rules: &str, text: &str) -> (Vec<Hit>, Vec<Hit>) {
+        let screened = set(rules);
+        let mut plain = set(rules);
+        plain.screen = None;
+        plain.screened = 0;
+        let bodies = [text];
+        let v = view(LOCAL, &bodies);
+        (screened.evaluate(&v), plain.evaluate(&v))
+    }
+
     proptest::proptest! {
         /// Whatever the screen lets a scan skip, that scan would have found nothing: the same
         /// rules without their screen give the same hits.
         #[test]
         fn the_screen_hides_nothing(text in screened_text()) {
-            let screened = set(SCREENED_RULES);
-            let mut plain = set(SCREENED_RULES);
-            plain.screen = None;
-            plain.screened = 0;
-            let bodies = [text.as_str()];
-            let v = view(LOCAL, &bodies);
-            proptest::prop_assert_eq!(screened.evaluate(&v), plain.evaluate(&v));
+            let (screened, plain) = with_and_without_screen(SCREENED_RULES, &text);
+            proptest::prop_assert_eq!(screened, plain);
+        }
+
+        /// The same with a keyword list the screen holds by its first words.
+        #[test]
+        fn first_words_hide_nothing(text in screened_text()) {
+            let (screened, plain) = with_and_without_screen(&long_screened_rules(), &text);
+            proptest::prop_assert_eq!(screened, plain);
         }
     }
 

@@ -12,10 +12,11 @@
 //! regular-expression set over the text as written finds everything those scans could find,
 //! and a bit more, when it holds every pattern, the shapes the detectors start from
 //! ([`detect::CARD_SHAPE`] and its neighbours: digits, an IBAN's start, `@`, a link's scheme),
-//! and, for the keywords, one expression that matches wherever an ASCII keyword occurs
-//! ([`keyword_alternation`]: ignoring ASCII case, without word boundaries) with one that
-//! matches wherever the text is not plain ([`NOT_PLAIN`]). A keyword inside a longer word or
-//! sixteen digits that fail the Luhn check pass the screen, and are then refused by the scan
+//! and, for the keywords, one expression that matches wherever an ASCII keyword may occur
+//! ([`keyword_alternation`]: ignoring ASCII case; the keywords themselves for a short list, the
+//! first words of a long one) with one that matches wherever the text is not plain
+//! ([`NOT_PLAIN`]). A keyword inside a longer word, the first word of a phrase without the rest
+//! or sixteen digits that fail the Luhn check pass the screen, and are then refused by the scan
 //! that knows better.
 //!
 //! - The screen says no: no pattern matches the text, no detector can find anything in it, and
@@ -23,21 +24,28 @@
 //!   skipped.
 //! - The screen says yes: the scans run as they would without it.
 //!
-//! The set is the `regex` crate's, searched by its lazy DFA in time linear in the message.
-//! Keywords join it only while they are few ([`SCREEN_KEYWORD_BYTES`]). Which expressions it
+//! The set is one lazy DFA of the `regex-automata` crate, searched in time linear in the
+//! message. Keywords join it only while they, or their first words, are few
+//! ([`SCREEN_KEYWORD_BYTES`]). Which expressions it
 //! holds is the caller's choice (the [`engine`](super::engine) makes one when the screen stands
 //! for at least two scans; for one, that scan's own first look is as quick).
 //!
 //! [`detect::CARD_SHAPE`]: super::detect::CARD_SHAPE
 
-use regex::{RegexSet, RegexSetBuilder};
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use regex_automata::Input;
+use regex_automata::hybrid::dfa::{Cache, DFA};
+use regex_automata::nfa::thompson;
 
 use super::patterns::{SET_DFA_LIMIT, SET_SIZE_LIMIT};
 
-/// The most keyword text (bytes, once folded) the screen takes in. A long list makes the lazy
-/// DFA's states many and its table large, and walking it then misses the processor's caches
-/// (see the keyword automaton's `DFA_MAX_BYTES`): a long list is left to the keyword scan's
-/// compact automaton.
+/// The most keyword text (bytes, once folded) the screen takes in, as whole keywords or as their
+/// first words. A long list makes the lazy DFA's states many and its table large, and walking it
+/// then misses the processor's caches (see the keyword automaton's `DFA_MAX_BYTES`): a list
+/// whose first words are longer is left to the keyword scan's compact automaton.
 pub const SCREEN_KEYWORD_BYTES: usize = 2 * 1024;
 
 /// Matches wherever a text is not plain: a byte beyond ASCII, white space other than the space,
@@ -46,63 +54,174 @@ pub const SCREEN_KEYWORD_BYTES: usize = 2 * 1024;
 pub const NOT_PLAIN: &str = r"[^\x00-\x7F]|[\t\n\x0B\x0C\r]|  ";
 
 /// Regular expressions searched together (see the module documentation).
+///
+/// The set is one lazy DFA, searched directly rather than through the `regex` crate's set,
+/// which would first pick an engine and take a cache of DFA states from a shared pool for every
+/// search: here each thread keeps the cache of the screen it used last. Only whether something
+/// matches is asked, so the search stops at the first match.
 #[derive(Clone, Debug)]
 pub struct Screen {
-    set: RegexSet,
+    dfa: Arc<DFA>,
+    /// Tells this screen's cache from another one's on a thread ([`CACHE`]).
+    id: u64,
+}
+
+/// Numbers the screens, for [`CACHE`].
+static SCREENS: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// The states the lazy DFA of the screen last searched on this thread has built, with that
+    /// screen's id. One screen is in force at a time, so a thread rarely builds a cache twice.
+    static CACHE: RefCell<Option<(u64, Cache)>> = const { RefCell::new(None) };
 }
 
 impl Screen {
     /// One set of `expressions`, each already accepted alone. `None` when the set is too large
     /// for the size limits of the pattern set.
     pub fn new<'a>(expressions: impl IntoIterator<Item = &'a str>) -> Option<Screen> {
-        RegexSetBuilder::new(expressions)
-            .size_limit(SET_SIZE_LIMIT)
-            .dfa_size_limit(SET_DFA_LIMIT)
-            .build()
-            .ok()
-            .map(|set| Screen { set })
+        let expressions: Vec<&str> = expressions.into_iter().collect();
+        let dfa = DFA::builder()
+            .configure(
+                DFA::config()
+                    // `\b` is Unicode's: the DFA gives up on a byte beyond ASCII, and the text
+                    // then passes (see `passes`).
+                    .unicode_word_boundary(true)
+                    .cache_capacity(SET_DFA_LIMIT),
+            )
+            .thompson(
+                thompson::Config::new()
+                    .nfa_size_limit(Some(SET_SIZE_LIMIT))
+                    .which_captures(thompson::WhichCaptures::None),
+            )
+            .build_many(&expressions)
+            .ok()?;
+        Some(Screen {
+            dfa: Arc::new(dfa),
+            id: SCREENS.fetch_add(1, Ordering::Relaxed),
+        })
     }
 
-    /// Whether any of the expressions matches `text`.
+    /// Whether any of the expressions may match `text`: true when one does, and when the DFA
+    /// gave up (a byte beyond ASCII with a Unicode `\b` in the set), since the screen may let
+    /// through more than matches, never less.
     pub fn passes(&self, text: &str) -> bool {
-        self.set.is_match(text)
+        CACHE.with_borrow_mut(|slot| {
+            let cache = match slot {
+                Some((id, cache)) if *id == self.id => cache,
+                _ => &mut slot.insert((self.id, self.dfa.create_cache())).1,
+            };
+            self.walk(cache, text.as_bytes()).unwrap_or(true)
+        })
+    }
+
+    /// The lazy DFA's search of `text`, stopping at the first match. `None` when it gave up.
+    fn walk(&self, cache: &mut Cache, text: &[u8]) -> Option<bool> {
+        let input = Input::new(text).earliest(true);
+        self.dfa
+            .try_search_fwd(cache, &input)
+            .ok()
+            .map(|m| m.is_some())
     }
 }
 
 /// One regular expression that matches wherever one of the `keywords` (folded) whose folding
-/// is ASCII occurs, ignoring ASCII case. `None` when no keyword is ASCII, or when the ASCII ones
-/// are more than [`SCREEN_KEYWORD_BYTES`].
+/// is ASCII may occur in a plain text, ignoring ASCII case. `None` when no keyword is ASCII, or
+/// when even their first words are more than [`SCREEN_KEYWORD_BYTES`].
+///
+/// Up to [`SCREEN_KEYWORD_BYTES`] of keywords, the keywords themselves, without word
+/// boundaries. Beyond, their first words as whole words ([`first_words`]): a long list is
+/// mostly phrases that share few first words (`insider trading`, `insider dealing`…), and
+/// those make a small automaton where the phrases would make a large one.
 pub fn keyword_alternation<'a>(keywords: impl IntoIterator<Item = &'a str>) -> Option<String> {
     let keywords: Vec<&str> = keywords.into_iter().filter(|k| k.is_ascii()).collect();
     let bytes: usize = keywords.iter().map(|k| k.len()).sum();
-    if keywords.is_empty() || bytes > SCREEN_KEYWORD_BYTES {
+    if keywords.is_empty() {
         return None;
     }
-    Some(alternation(&keywords))
+    if bytes <= SCREEN_KEYWORD_BYTES {
+        return Some(format!("(?i-u:{})", trie(&keywords, Ends::Prefix)));
+    }
+    first_words(&keywords)
 }
 
-/// One regular expression that matches where any of `keywords` (ASCII) occurs, ignoring ASCII
-/// case, written as their trie: `(?i-u:to(?:p secret|ken))`. The regular-expression compiler
-/// lays out a plain alternation of literals as a trie itself, but not once case is ignored: each
-/// letter is then a class, and an alternation of a thousand class sequences puts a thousand
-/// states in every state of the lazy DFA, which makes each new one slow to build. Written as a
-/// trie, a state holds the branches of one node. A keyword that another one starts with stands
-/// for it: wherever the longer occurs, so does the shorter, and only whether something occurs
-/// matters here.
-fn alternation(keywords: &[&str]) -> String {
+/// The bytes around a word: a word boundary of the keyword scan is a character that is not
+/// alphanumeric, or the end of the text, and in a plain text such a character is one of
+/// these. (Not the expression's `\b`, for which `_` is a word character.)
+const NOT_ALNUM: &str = r"[\x00-\x2F\x3A-\x40\x5B-\x60\x7B-\x7F]";
+
+/// The expression of [`keyword_alternation`] for a long list (ASCII keywords). A keyword that
+/// starts with a letter or a digit occurs in a plain text only at a word start, where the
+/// text's word (its letters and digits up to the next other character or the end) is the
+/// keyword's first word, ignoring ASCII case: if the keyword goes on after its first word, the
+/// text goes on with the same character, which is not alphanumeric; if not, the word boundary
+/// the keyword needs at its end says the text's word ends there too. So the expression
+/// matches each first word between two boundaries, and each keyword that starts otherwise
+/// (`#secret`, `$$$`) anywhere. `None` when those are more than [`SCREEN_KEYWORD_BYTES`].
+fn first_words(keywords: &[&str]) -> Option<String> {
+    let mut words: Vec<&str> = Vec::new();
+    let mut anywhere: Vec<&str> = Vec::new();
+    for k in keywords {
+        let end = k
+            .bytes()
+            .position(|b| !b.is_ascii_alphanumeric())
+            .unwrap_or(k.len());
+        if end == 0 {
+            anywhere.push(k);
+        } else {
+            words.push(&k[..end]);
+        }
+    }
+    words.sort_unstable_by_key(|w| w.to_ascii_lowercase());
+    words.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
+    let bytes: usize = words.iter().chain(&anywhere).map(|k| k.len()).sum();
+    if bytes > SCREEN_KEYWORD_BYTES {
+        return None;
+    }
+    let mut parts = Vec::new();
+    if !words.is_empty() {
+        parts.push(format!(
+            "(?:^|{NOT_ALNUM})(?i-u:{})(?:{NOT_ALNUM}|$)",
+            trie(&words, Ends::Word)
+        ));
+    }
+    if !anywhere.is_empty() {
+        parts.push(format!("(?i-u:{})", trie(&anywhere, Ends::Prefix)));
+    }
+    Some(parts.join("|"))
+}
+
+/// What the end of a word in a [`trie`] stands for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ends {
+    /// The word occurs: the longer words it starts are left out, since wherever one of them
+    /// occurs so does it, and only whether something occurs matters here.
+    Prefix,
+    /// The word ends there: a longer word it starts is another word.
+    Word,
+}
+
+/// `words` (ASCII) as one alternation, ignoring case, written as their trie: `to(?:p
+/// secret|ken)`; with [`Ends::Word`], a word that another one starts with makes the rest
+/// optional: `leak(?:ed)?`. The regular-expression compiler lays out a plain alternation of
+/// literals as a trie itself, but not once case is ignored: each letter is then a class, and an
+/// alternation of a thousand class sequences puts a thousand states in every state of the lazy
+/// DFA, which makes each new one slow to build. Written as a trie, a state holds the branches
+/// of one node.
+fn trie(words: &[&str], ends: Ends) -> String {
     #[derive(Default)]
     struct Node {
-        /// By byte, lowercase: the branches stay sorted, so the same keywords give the same
+        /// By byte, lowercase: the branches stay sorted, so the same words give the same
         /// expression.
         next: std::collections::BTreeMap<u8, Node>,
         end: bool,
     }
     fn write(node: &Node, out: &mut String) {
-        if node.end {
+        if node.next.is_empty() {
             return;
         }
-        let branches = node.next.len();
-        if branches > 1 {
+        // A node that ends a word and goes on: the rest is optional.
+        let group = node.next.len() > 1 || node.end;
+        if group {
             out.push_str("(?:");
         }
         for (n, (byte, child)) in node.next.iter().enumerate() {
@@ -112,26 +231,29 @@ fn alternation(keywords: &[&str]) -> String {
             out.push_str(&regex::escape(char::from(*byte).encode_utf8(&mut [0; 4])));
             write(child, out);
         }
-        if branches > 1 {
+        if group {
             out.push(')');
+            if node.end {
+                out.push('?');
+            }
         }
     }
     let mut root = Node::default();
-    for k in keywords {
+    for w in words {
         let mut node = &mut root;
-        for b in k.bytes() {
-            if node.end {
+        for b in w.bytes() {
+            if node.end && ends == Ends::Prefix {
                 break;
             }
             node = node.next.entry(b.to_ascii_lowercase()).or_default();
         }
         node.end = true;
-        // Longer keywords already under it are covered by this one.
-        node.next.clear();
+        if ends == Ends::Prefix {
+            node.next.clear();
+        }
     }
-    let mut out = String::from("(?i-u:");
+    let mut out = String::new();
     write(&root, &mut out);
-    out.push(')');
     out
 }
 
@@ -164,12 +286,36 @@ mod tests {
     }
 
     #[test]
+    fn a_walk_that_gives_up_passes() {
+        // Unicode's `\b` makes the DFA give up on a byte beyond ASCII.
+        let s = Screen::new([r"\bzz\b"]).unwrap();
+        assert!(!s.passes("abc zzz"));
+        assert!(s.passes("abc zz."));
+        assert!(s.passes("élève"));
+        // Two screens used in turn on one thread each keep their own answers.
+        let t = Screen::new(["abc"]).unwrap();
+        assert!(t.passes("abc zzz"));
+        assert!(!s.passes("abc zzz"));
+        assert!(!t.passes("ab"));
+        // An expression that matches the empty text matches at its end.
+        assert!(Screen::new(["x*"]).unwrap().passes(""));
+    }
+
+    #[test]
     fn keywords_are_written_as_their_trie() {
         assert_eq!(
-            alternation(&["top secret", "Token", "top", "c++", "to do"]),
-            r"(?i-u:(?:c\+\+|to(?: do|ken|p)))"
+            trie(
+                &["top secret", "Token", "top", "c++", "to do"],
+                Ends::Prefix
+            ),
+            r"(?:c\+\+|to(?: do|ken|p))"
         );
-        assert_eq!(alternation(&["ab", "abc", "a.b"]), r"(?i-u:a(?:\.b|b))");
+        assert_eq!(trie(&["ab", "abc", "a.b"], Ends::Prefix), r"a(?:\.b|b)");
+        assert_eq!(
+            trie(&["leak", "leaked", "leaks", "off"], Ends::Word),
+            r"(?:leak(?:ed|s)?|off)"
+        );
+        assert_eq!(trie(&["ab", "abc"], Ends::Word), r"ab(?:c)?");
     }
 
     #[test]
@@ -180,10 +326,50 @@ mod tests {
             keyword_alternation(["élève", "secret"]).as_deref(),
             Some("(?i-u:secret)")
         );
+        // A long list of phrases: their first words.
         let many: Vec<String> = (0..1000).map(|i| format!("keyword {i}")).collect();
-        assert_eq!(keyword_alternation(many.iter().map(String::as_str)), None);
+        assert_eq!(
+            keyword_alternation(many.iter().map(String::as_str)),
+            Some(format!("(?:^|{NOT_ALNUM})(?i-u:keyword)(?:{NOT_ALNUM}|$)"))
+        );
         let some = keyword_alternation(many[..100].iter().map(String::as_str)).unwrap();
         assert!(Screen::new([some.as_str(), r"\d+"]).is_some());
+        // A long list of words: too long even so.
+        let words: Vec<String> = (0..1000).map(|i| format!("w{i:04}x")).collect();
+        assert_eq!(keyword_alternation(words.iter().map(String::as_str)), None);
+    }
+
+    /// A list of phrases too long to be held whole (the ones given and fillers).
+    fn long_list(keywords: &[&str]) -> Vec<String> {
+        let mut list: Vec<String> = keywords.iter().map(|k| k.to_string()).collect();
+        list.extend((0..300).map(|i| format!("filler phrase {i}")));
+        assert!(list.iter().map(String::len).sum::<usize>() > SCREEN_KEYWORD_BYTES);
+        list
+    }
+
+    #[test]
+    fn a_long_list_passes_the_first_words_between_boundaries() {
+        let list = long_list(&["insider trading", "leak", "leaked plans", "#tag"]);
+        let words = keyword_alternation(list.iter().map(String::as_str)).unwrap();
+        let s = Screen::new([words.as_str()]).unwrap();
+        for yes in [
+            "Insider",
+            "an insider deal",
+            "x-insider.",
+            "a_insider",
+            "LEAKED!",
+            "leak",
+            "see #TAG",
+            "x#tag",
+            "filler",
+        ] {
+            assert!(s.passes(yes), "{yes:?}");
+        }
+        for no in [
+            "insiders", "outsider", "leaks", "unleaked", "tag", "fill", "1leak",
+        ] {
+            assert!(!s.passes(no), "{no:?}");
+        }
     }
 
     /// Texts made of the letters, digits and punctuation the patterns and keywords below use,
@@ -207,7 +393,49 @@ mod tests {
         .prop_map(|w| w.join(" "))
     }
 
+    /// Plain texts of keywords, their parts and neighbours, glued or apart.
+    fn glued_text() -> impl Strategy<Value = String> {
+        proptest::collection::vec(
+            (
+                prop_oneof![
+                    Just("Insider"),
+                    Just("insider trading"),
+                    Just("insiders"),
+                    Just("leak"),
+                    Just("LEAKED"),
+                    Just("plans"),
+                    Just("#tag"),
+                    Just("tag"),
+                    Just("filler phrase 12"),
+                    Just("9"),
+                ],
+                prop_oneof![Just(""), Just(" "), Just("-"), Just("_"), Just("#")],
+            ),
+            0..8,
+        )
+        .prop_map(|parts| {
+            parts
+                .into_iter()
+                .map(|(w, sep)| format!("{w}{sep}"))
+                .collect()
+        })
+    }
+
     proptest! {
+        /// A plain text that the first words of a long list refuse holds none of its keywords.
+        #[test]
+        fn first_words_refuse_no_keyword(text in glued_text()) {
+            let list = long_list(&["insider trading", "leak", "leaked plans", "#tag", "9 lives"]);
+            let words = keyword_alternation(list.iter().map(String::as_str)).unwrap();
+            let s = Screen::new([words.as_str()]).unwrap();
+            let folded = fold_for_search(&text);
+            prop_assert!(folded.is_original());
+            if !s.passes(&text) {
+                let k = KeywordSet::new(&list.iter().map(|k| (k.clone(), 0)).collect::<Vec<_>>()).unwrap();
+                prop_assert!(k.find(&folded).is_empty(), "{:?}", text);
+            }
+        }
+
         /// The expression for texts that are not plain agrees with the folding.
         #[test]
         fn not_plain_is_what_folding_changes(text in "[a\\t\\n\\x0B\\x0C\\r \\x01é\u{a0}\u{2028}]{0,8}") {

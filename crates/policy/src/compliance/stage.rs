@@ -767,19 +767,22 @@ impl Compliance {
             files: &files,
         };
         let mut hits = set.evaluate(&view);
-        let now = Instant::now();
-        let longest_rate = set.longest_rate();
-        hits.retain(|h| match set.rules()[h.rule].rate {
-            None => true,
-            Some(rate) => self
-                .inner
-                .over_rate(p.sender.as_str(), rate, now, longest_rate),
-        });
-        if hits.is_empty() {
+        // Most messages match nothing: the clock is read only for those that do.
+        let now = (!hits.is_empty()).then(Instant::now);
+        if let Some(now) = now {
+            let longest_rate = set.longest_rate();
+            hits.retain(|h| match set.rules()[h.rule].rate {
+                None => true,
+                Some(rate) => self
+                    .inner
+                    .over_rate(p.sender.as_str(), rate, now, longest_rate),
+            });
+        }
+        let Some(now) = now.filter(|_| !hits.is_empty()) else {
             self.inner
                 .remember(p.sender.as_str(), p.recipient.as_str(), stanza);
             return Verdict::Pass;
-        }
+        };
         // The texts as received, kept for the evidence: masking below changes the stanza.
         let bodies: Vec<String> = bodies.iter().map(|b| b.to_string()).collect();
         let mut counts = Vec::with_capacity(hits.len());
