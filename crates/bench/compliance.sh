@@ -15,7 +15,8 @@
 # ROUNDS (10, after one warm-up round), USERS (200) and MESSAGES (200 per user and round) size the
 # run; MATCHING (1) is how many of every 100 message texts a capture rule matches (0 to 10);
 # PARTS ("keywords patterns detectors") which kinds of rule the rules file holds, to tell their
-# costs apart. Other options go to the tool as they are. Builds the three release binaries first, unless BIN names a
+# costs apart; PIN=1 runs the servers on the second processor and the load tool on the first,
+# so that they do not take each other's (the machine needs two). Other options go to the tool as they are. Builds the three release binaries first, unless BIN names a
 # folder that already holds causerie, causeriectl and causerie-bench.
 #
 # MEASURE=instructions counts instead of timing: both servers run under valgrind's callgrind,
@@ -44,6 +45,17 @@ instructions)
 *) echo "compliance.sh: MEASURE must be time or instructions" >&2; exit 2 ;;
 esac
 PARTS=" ${PARTS:-keywords patterns detectors} "
+# PIN=1: each server on the second processor, the load tool on the first (taskset).
+SERVER_CPU=()
+TOOL_CPU=()
+case "${PIN:-0}" in
+0) ;;
+1)
+    command -v taskset >/dev/null || { echo "compliance.sh: PIN=1 needs taskset (util-linux)" >&2; exit 2; }
+    SERVER_CPU=(taskset -c 1)
+    TOOL_CPU=(taskset -c 0) ;;
+*) echo "compliance.sh: PIN must be 0 or 1" >&2; exit 2 ;;
+esac
 # The warm-up of MEASURE=instructions: messages per user before the count starts.
 WARMUP="${WARMUP:-$((10 * MESSAGES))}"
 for v in ROUNDS USERS MESSAGES MATCHING WARMUP; do
@@ -249,7 +261,7 @@ start_server() {
         "${RUNNER[@]}" --callgrind-out-file="$DIR/callgrind.$name" \
             "$BIN/causerie" --config "$cfg" >"$DIR/$name.log" 2>&1 &
     else
-        "$BIN/causerie" --config "$cfg" >"$DIR/$name.log" 2>&1 &
+        "${SERVER_CPU[@]}" "$BIN/causerie" --config "$cfg" >"$DIR/$name.log" 2>&1 &
     fi
     PIDS+=("$!")
     local pid=$! deadline=$((SECONDS + wait_secs))
@@ -327,7 +339,7 @@ if [ "$MEASURE" = instructions ]; then
     exit 0
 fi
 
-"$BIN/causerie-bench" alternate \
+"${TOOL_CPU[@]}" "$BIN/causerie-bench" alternate \
     --on 127.0.0.1:15262 --on-pid "$ON_PID" --on-label "rules on" \
     --off 127.0.0.1:15272 --off-pid "$OFF_PID" --off-label "rules off" \
     --rounds "$ROUNDS" --users "$USERS" --messages "$MESSAGES" --bodies "$DIR/bodies.txt" \

@@ -9,13 +9,19 @@
 //! rounds and the on server first in odd ones. Warm-up rounds run the same way first and are
 //! left out. A run in which a login failed or a message was refused or lost stops the comparison:
 //! the setting under test must not keep messages from being delivered.
+//!
+//! With `keep_sessions`, the users log in to both servers once, before the first round, and a
+//! round is only the message phase against each: rounds are then short and many, the two halves
+//! of a round follow each other closely, and a change in the machine's speed over seconds (other
+//! work on a shared host) weighs on both halves alike. The login figures are then those of the
+//! one login of each server.
 
 use std::fmt::Write as _;
 
 use anyhow::{Context, Result, bail};
 
 use crate::gate::{messages, summarize, value};
-use crate::scenario::{Report, Scenario, Target, require_loopback};
+use crate::scenario::{self, Report, Scenario, Target, require_loopback};
 
 /// Most rounds of one run, warm-up included.
 pub const MAX_ROUNDS: usize = 100;
@@ -29,6 +35,8 @@ pub struct AlternateScenario {
     pub rounds: usize,
     /// Rounds run before them and left out of the figures.
     pub warmup_rounds: usize,
+    /// Log in once to each server and keep the sessions for every round.
+    pub keep_sessions: bool,
 }
 
 impl AlternateScenario {
@@ -73,6 +81,22 @@ pub async fn run(on: &Target, off: &Target, s: &AlternateScenario) -> Result<Alt
     require_loopback(&on.addr)?;
     require_loopback(&off.addr)?;
     s.validate()?;
+    let rounds = if s.keep_sessions {
+        kept_sessions(on, off, s).await?
+    } else {
+        fresh_sessions(on, off, s).await?
+    };
+    Ok(AlternateReport {
+        on_label: on.label.clone(),
+        off_label: off.label.clone(),
+        on_addr: on.addr.to_string(),
+        off_addr: off.addr.to_string(),
+        rounds,
+    })
+}
+
+/// Rounds of the whole scenario, logins included.
+async fn fresh_sessions(on: &Target, off: &Target, s: &AlternateScenario) -> Result<Vec<Round>> {
     let mut rounds = Vec::with_capacity(s.rounds);
     for r in 0..s.warmup_rounds + s.rounds {
         let first = on_first(r);
@@ -93,13 +117,78 @@ pub async fn run(on: &Target, off: &Target, s: &AlternateScenario) -> Result<Alt
             on_first: first,
         });
     }
-    Ok(AlternateReport {
-        on_label: on.label.clone(),
-        off_label: off.label.clone(),
-        on_addr: on.addr.to_string(),
-        off_addr: off.addr.to_string(),
-        rounds,
-    })
+    Ok(rounds)
+}
+
+/// Rounds of message phases over one login to each server.
+async fn kept_sessions(on: &Target, off: &Target, s: &AlternateScenario) -> Result<Vec<Round>> {
+    let mut on_sessions = scenario::log_in(on, &s.base).await?;
+    let mut off_sessions = scenario::log_in(off, &s.base).await?;
+    for sessions in [&on_sessions, &off_sessions] {
+        let r = &sessions.report;
+        if r.logins_failed > 0 {
+            bail!(
+                "{}: {} logins failed: {}",
+                r.label,
+                r.logins_failed,
+                r.login_errors.join("; ")
+            );
+        }
+    }
+    let mut rounds = Vec::with_capacity(s.rounds);
+    let outcome: Result<()> = async {
+        for r in 0..s.warmup_rounds + s.rounds {
+            let first = on_first(r);
+            let mut reports = Vec::with_capacity(2);
+            for on_side in [first, !first] {
+                let sessions = if on_side {
+                    &mut on_sessions
+                } else {
+                    &mut off_sessions
+                };
+                let m = scenario::exchange(sessions, &s.base)
+                    .await
+                    .with_context(|| format!("round {}", r + 1))?;
+                let mut report = sessions.report.clone();
+                report.add_messages(&m);
+                all_delivered(&report).with_context(|| format!("round {}", r + 1))?;
+                reports.push(report);
+            }
+            if r < s.warmup_rounds {
+                continue;
+            }
+            let (rb, ra) = (reports.pop(), reports.pop());
+            let (Some(ra), Some(rb)) = (ra, rb) else {
+                bail!("round {}: a side did not run", r + 1);
+            };
+            let (on_report, off_report) = if first { (ra, rb) } else { (rb, ra) };
+            rounds.push(Round {
+                on: on_report,
+                off: off_report,
+                on_first: first,
+            });
+        }
+        Ok(())
+    }
+    .await;
+    scenario::close(on_sessions).await;
+    scenario::close(off_sessions).await;
+    outcome.map(|()| rounds)
+}
+
+/// Fails when a message of a round was refused or lost.
+fn all_delivered(r: &Report) -> Result<()> {
+    if r.message_errors > 0 || r.messages_delivered < r.messages_expected {
+        bail!(
+            "{}: {} of {} messages delivered, {} errors: {}",
+            r.label,
+            r.messages_delivered,
+            r.messages_expected,
+            r.message_errors,
+            r.message_error_samples.join("; ")
+        );
+    }
+    Ok(())
 }
 
 /// One line of the results: a figure of a run.
@@ -162,9 +251,14 @@ pub fn table(s: &AlternateScenario, r: &AlternateReport) -> String {
     let texts = s.base.bodies.len();
     let _ = writeln!(
         out,
-        "scenario: {} measured rounds after {} warm-up; each: {}; bodies: {}",
+        "scenario: {} measured rounds after {} warm-up{}; each: {}; bodies: {}",
         s.rounds,
         s.warmup_rounds,
+        if s.keep_sessions {
+            ", over one login to each server"
+        } else {
+            ""
+        },
         crate::report::describe(&s.base),
         if texts == 0 {
             "\"SEQ MICROS\"".to_owned()
@@ -255,6 +349,7 @@ mod tests {
             base: scenario(),
             rounds: 3,
             warmup_rounds: 1,
+            keep_sessions: false,
         };
         assert!(s.validate().is_ok());
         let none = AlternateScenario {
@@ -275,6 +370,7 @@ mod tests {
             base: scenario(),
             rounds: 3,
             warmup_rounds: 0,
+            keep_sessions: false,
         };
         let r = AlternateReport {
             on_label: "rules on".into(),

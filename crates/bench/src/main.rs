@@ -343,6 +343,10 @@ struct AlternateArgs {
     /// Rounds run first against both servers and left out of the figures.
     #[arg(long, default_value_t = 1)]
     warmup_rounds: usize,
+    /// Log in to each server once and keep the sessions: a round is then the message phase
+    /// against each server only.
+    #[arg(long)]
+    keep_sessions: bool,
     /// Users of the message scenario (even), logged in at once.
     #[arg(long, default_value_t = 200)]
     users: usize,
@@ -432,6 +436,7 @@ impl AlternateArgs {
             base,
             rounds: self.rounds,
             warmup_rounds: self.warmup_rounds,
+            keep_sessions: self.keep_sessions,
         };
         s.validate()?;
         Ok(s)
@@ -906,6 +911,7 @@ mod tests {
             "6",
             "--users",
             "20",
+            "--keep-sessions",
         ])
         .expect("parses");
         match cli.command {
@@ -914,6 +920,7 @@ mod tests {
             } => {
                 let s = scenario.scenario().expect("valid scenario");
                 assert_eq!((s.rounds, s.warmup_rounds, s.base.users), (6, 1, 20));
+                assert!(s.keep_sessions);
                 assert!(s.base.bodies.is_empty());
                 assert_eq!(on_label, "rules on");
             }

@@ -176,6 +176,25 @@ pub struct Report {
     pub closed_cleanly: usize,
 }
 
+impl Report {
+    /// Takes the message figures of an exchange (`exchange`) into a report of logins.
+    pub fn add_messages(&mut self, m: &Report) {
+        self.messages_expected = m.messages_expected;
+        self.messages_delivered = m.messages_delivered;
+        self.message_errors = m.message_errors;
+        self.message_error_samples = m.message_error_samples.clone();
+        self.message_secs = m.message_secs;
+        self.messages_per_sec = m.messages_per_sec;
+        self.latency_p50_ms = m.latency_p50_ms;
+        self.latency_p90_ms = m.latency_p90_ms;
+        self.latency_p99_ms = m.latency_p99_ms;
+        self.latency_max_ms = m.latency_max_ms;
+        self.server_cpu_message_secs = m.server_cpu_message_secs;
+        self.server_cpu_per_1000_messages = m.server_cpu_per_1000_messages;
+        self.bench_cpu_message_secs = m.bench_cpu_message_secs;
+    }
+}
+
 /// The value at percentile `p` (nearest rank) of sorted values, 0 when empty.
 pub fn percentile(sorted: &[u64], p: f64) -> u64 {
     if sorted.is_empty() {
@@ -194,10 +213,31 @@ const PRESENCE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Runs the scenario against one target.
 pub async fn run(target: &Target, scenario: &Scenario) -> Result<Report> {
+    let mut sessions = log_in(target, scenario).await?;
+    let messages = exchange(&mut sessions, scenario).await?;
+    let mut report = sessions.report.clone();
+    report.add_messages(&messages);
+    report.closed_cleanly = close(sessions).await;
+    Ok(report)
+}
+
+/// The sessions of a run between its phases: the pairs that exchange messages (user 2k and user
+/// 2k+1, both logged in), the sessions left without a peer, and the figures of the logins.
+pub struct Sessions {
+    target: Target,
+    server: Option<Probe>,
+    pairs: Vec<((usize, Client), (usize, Client))>,
+    leftovers: Vec<Client>,
+    /// The login and memory figures; the message figures are each exchange's.
+    pub report: Report,
+}
+
+/// Phases 1 and 2 of the scenario: N logins with bounded concurrency, initial presence, the
+/// idle wait and the server's memory.
+pub async fn log_in(target: &Target, scenario: &Scenario) -> Result<Sessions> {
     require_loopback(&target.addr)?;
     scenario.validate()?;
     let server = target.pid.map(|pid| Probe::new(Some(pid)));
-    let own = Probe::new(None);
     let mut report = Report {
         label: target.label.clone(),
         addr: target.addr.to_string(),
@@ -291,13 +331,39 @@ pub async fn run(target: &Target, scenario: &Scenario) -> Result<Report> {
             (a, b) => leftovers.extend(a.into_iter().chain(b)),
         }
     }
+    Ok(Sessions {
+        target: target.clone(),
+        server,
+        pairs,
+        leftovers,
+        report,
+    })
+}
+
+/// Phase 3: M chat messages from each user of every pair to its peer, with at most `window` in
+/// flight per direction. The report holds the message figures only. The sessions stay open, so
+/// that a comparison can run several exchanges over one set of logins.
+pub async fn exchange(sessions: &mut Sessions, scenario: &Scenario) -> Result<Report> {
+    let target = &sessions.target;
+    let server = sessions.server;
+    let own = Probe::new(None);
+    let mut report = Report {
+        label: target.label.clone(),
+        addr: target.addr.to_string(),
+        users: scenario.users,
+        ..Report::default()
+    };
+    let pairs = std::mem::take(&mut sessions.pairs);
     report.messages_expected = pairs.len() * 2 * scenario.messages;
     let cpu_before_msgs = server.map(|p| p.cpu_seconds()).transpose()?;
     let own_before_msgs = own.cpu_seconds().ok();
     let epoch = Instant::now();
     let deadline = tokio::time::Instant::now() + scenario.max_duration;
     let mut streams = JoinSet::new();
+    // Which users each pair is, to pair the sessions again afterwards.
+    let mut indices = Vec::new();
     for (p, ((na, a), (nb, b))) in pairs.into_iter().enumerate() {
+        indices.push((na, nb));
         let a_bare = format!("{}@{}", scenario.username(na), target.domain);
         let b_bare = format!("{}@{}", scenario.username(nb), target.domain);
         for (side, (client, peer)) in [(a, b_bare), (b, a_bare)].into_iter().enumerate() {
@@ -308,20 +374,21 @@ pub async fn run(target: &Target, scenario: &Scenario) -> Result<Report> {
             let (count_tx, count_rx) = watch::channel(0usize);
             let messages = scenario.messages;
             let window = scenario.window;
+            let n = if side == 0 { na } else { nb };
             streams.spawn(async move {
                 let receiving = receive(reader, messages, epoch, deadline, count_tx);
                 let sending = send(
                     writer, peer, &bodies, stream, messages, window, epoch, deadline, count_rx,
                 );
                 let (received, sent) = tokio::join!(receiving, sending);
-                (jid, received, sent)
+                (n, jid, received, sent)
             });
         }
     }
     let mut latencies = Vec::with_capacity(report.messages_expected);
-    let mut finished = Vec::new();
+    let mut finished: std::collections::HashMap<usize, Client> = std::collections::HashMap::new();
     while let Some(joined) = streams.join_next().await {
-        let (jid, received, sent) = joined.context("message task")?;
+        let (n, jid, received, sent) = joined.context("message task")?;
         let (reader, mut lat, errors) = received;
         report.messages_delivered += lat.len();
         latencies.append(&mut lat);
@@ -338,7 +405,7 @@ pub async fn run(target: &Target, scenario: &Scenario) -> Result<Report> {
                 report.message_error_samples.push(format!("{jid}: {e}"));
             }
         }
-        finished.push(Client::unsplit(reader, writer, jid));
+        finished.insert(n, Client::unsplit(reader, writer, jid));
     }
     report.message_secs = epoch.elapsed().as_secs_f64();
     report.messages_per_sec = report.messages_delivered as f64 / report.message_secs.max(1e-9);
@@ -358,18 +425,34 @@ pub async fn run(target: &Target, scenario: &Scenario) -> Result<Report> {
     report.latency_p90_ms = ms(percentile(&latencies, 90.0));
     report.latency_p99_ms = ms(percentile(&latencies, 99.0));
     report.latency_max_ms = ms(latencies.last().copied().unwrap_or(0));
-
-    // Phase 4: close every stream (RFC 6120 §4.4).
-    let mut closing = JoinSet::new();
-    for client in finished.into_iter().chain(leftovers) {
-        closing.spawn(client.close());
-    }
-    while let Some(joined) = closing.join_next().await {
-        if matches!(joined, Ok(Ok(()))) {
-            report.closed_cleanly += 1;
+    for (na, nb) in indices {
+        if let (Some(a), Some(b)) = (finished.remove(&na), finished.remove(&nb)) {
+            sessions.pairs.push(((na, a), (nb, b)));
         }
     }
+    // A pair that lost a side (its task failed) is not used again, but still closed.
+    sessions.leftovers.extend(finished.into_values());
     Ok(report)
+}
+
+/// Phase 4: close every stream (RFC 6120 §4.4); how many closed cleanly.
+pub async fn close(sessions: Sessions) -> usize {
+    let mut closing = JoinSet::new();
+    let clients = sessions
+        .pairs
+        .into_iter()
+        .flat_map(|((_, a), (_, b))| [a, b])
+        .chain(sessions.leftovers);
+    for client in clients {
+        closing.spawn(client.close());
+    }
+    let mut closed = 0;
+    while let Some(joined) = closing.join_next().await {
+        if matches!(joined, Ok(Ok(()))) {
+            closed += 1;
+        }
+    }
+    closed
 }
 
 type Received = (ClientReader, Vec<u64>, Vec<String>);

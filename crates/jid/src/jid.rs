@@ -94,10 +94,12 @@ impl Repr {
         Repr::build(Some(s), node, domain, resource)
     }
 
+    #[inline]
     fn as_str(&self) -> &str {
         self.s.get(..usize::from(self.end)).unwrap_or_default()
     }
 
+    #[inline]
     fn node(&self) -> Option<&str> {
         if self.node_len == 0 {
             return None;
@@ -105,6 +107,7 @@ impl Repr {
         self.s.get(..usize::from(self.node_len))
     }
 
+    #[inline]
     fn domain_start(&self) -> usize {
         if self.node_len == 0 {
             0
@@ -113,6 +116,7 @@ impl Repr {
         }
     }
 
+    #[inline]
     fn domain(&self) -> &str {
         self.s
             .get(self.domain_start()..usize::from(self.domain_end))
@@ -149,16 +153,19 @@ macro_rules! common_impls {
     ($ty:ident) => {
         impl $ty {
             /// The canonical string form (`localpart@domainpart/resourcepart`).
+            #[inline]
             pub fn as_str(&self) -> &str {
                 self.0.as_str()
             }
 
             /// The localpart, if any.
+            #[inline]
             pub fn node(&self) -> Option<&str> {
                 self.0.node()
             }
 
             /// The domainpart.
+            #[inline]
             pub fn domain(&self) -> &str {
                 self.0.domain()
             }
