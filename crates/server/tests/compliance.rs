@@ -189,6 +189,56 @@ async fn each_condition_blocks_what_it_finds_and_nothing_else() {
     s.stop().await;
 }
 
+/// A keyword list too long for the first look to hold whole (it holds the first words), over
+/// the whole path: phrases in any case, spacing or accents are blocked, their first words alone
+/// or inside other words are not.
+#[tokio::test]
+async fn a_long_keyword_list_blocks_its_phrases_and_nothing_else() {
+    let mut phrases: Vec<String> = (0..300).map(|i| format!("\"filler phrase {i}\"")).collect();
+    phrases.extend(["\"insider trading\"".to_owned(), "\"#leak\"".to_owned()]);
+    let rules = [
+        rule(
+            "long",
+            &format!("keywords = [{}]", phrases.join(", ")),
+            "[\"block\"]",
+        ),
+        rule("re", "patterns = ['\\bACME-\\d{4}\\b']", "[\"block\"]"),
+    ]
+    .concat();
+    let s = server(&rules, |_| {}).await;
+    let mut alice = online(&s, "alice", "secret", "a").await;
+    let mut bob = online(&s, "bob", "secret", "b").await;
+    for text in [
+        "the INSIDER trading desk",
+        "an Insider  trading tip",
+        "ïnsider trading again",
+        "see #LEAK now",
+        "filler phrase 299.",
+    ] {
+        alice.send(&chat("bob@localhost", text)).await.unwrap();
+        assert_eq!(
+            refused(&mut alice).await,
+            ("policy-violation".into(), Some("long".into())),
+            "{text}"
+        );
+    }
+    for text in [
+        "insiders trading cards",
+        "the insider's view",
+        "an outsider trading",
+        "leak #leaky",
+        "filler phrase 3000",
+    ] {
+        alice.send(&chat("bob@localhost", text)).await.unwrap();
+        assert_eq!(
+            body(&received(&mut bob).await.expect("delivered")),
+            text,
+            "{text}"
+        );
+    }
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn mask_warn_and_incoming_rules() {
     let rules = [
