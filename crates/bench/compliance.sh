@@ -16,8 +16,9 @@
 # run; MATCHING (1) is how many of every 100 message texts a capture rule matches (0 to 10);
 # PARTS ("keywords patterns detectors") which kinds of rule the rules file holds, to tell their
 # costs apart; PIN=1 runs the servers on the second processor and the load tool on the first,
-# so that they do not take each other's (the machine needs two). Other options go to the tool as they are. Builds the three release binaries first, unless BIN names a
-# folder that already holds causerie, causeriectl and causerie-bench.
+# so that they do not take each other's (the machine needs two). Other options go to the tool
+# as they are (for instance --keep-sessions). Builds the three release binaries first, unless
+# BIN names a folder that already holds causerie, causeriectl and causerie-bench.
 #
 # MEASURE=instructions counts instead of timing: both servers run under valgrind's callgrind,
 # and each gets, after a warm-up run of WARMUP messages per user (10 × MESSAGES), the same two
