@@ -115,6 +115,7 @@ pub struct Core {
 }
 
 impl Core {
+    #[inline]
     pub fn is_local_domain(&self, domain: &str) -> bool {
         self.hosts
             .binary_search_by(|h| h.as_str().cmp(domain))

@@ -674,28 +674,48 @@ impl Stage for Compliance {
         if mtype == MessageType::Error {
             return Verdict::Pass;
         }
-        let cns = content_ns(stanza);
-        let has_body = stanza.get_child("body", &cns).is_some();
-        let has_file = stanza.get_child("x", NS_OOB).is_some();
-        if !has_body && !has_file {
-            return Verdict::Pass;
-        }
-        let Some(p) = parties(ctx.origin, stanza) else {
-            return Verdict::Pass;
-        };
-        self.evaluate(ctx, stanza, &set, &p, mtype)
+        self.evaluate(ctx, stanza, &set, mtype)
     }
 }
 
 impl Compliance {
+    /// Applies the rules to a message that is not an error. Only a message with a body or a
+    /// file offered out of band (XEP-0066) is looked at.
     fn evaluate(
         &self,
         ctx: &StageContext<'_>,
         stanza: &mut Element,
         set: &RuleSet,
-        p: &Parties,
         mtype: MessageType,
     ) -> Verdict {
+        let cns = content_ns(stanza);
+        // The bodies' texts and the offered files' URLs, in one pass over the children. A
+        // message has one body and no file, most of the time: that takes no allocation.
+        let mut first_body = None;
+        let mut more_bodies = Vec::new();
+        let mut offers = false;
+        let mut file_urls = Vec::new();
+        for c in stanza.children() {
+            if c.is("body", &cns) {
+                let text = c.text_ref();
+                match first_body {
+                    None => first_body = Some(text),
+                    Some(_) => more_bodies.push(text),
+                }
+            } else if c.is("x", NS_OOB) {
+                offers = true;
+                if let Some(url) = c.get_child("url", NS_OOB) {
+                    file_urls.push(url.text_ref());
+                }
+            }
+        }
+        if first_body.is_none() && !offers {
+            return Verdict::Pass;
+        }
+        let Some(who) = parties(ctx.origin, stanza) else {
+            return Verdict::Pass;
+        };
+        let p = &who;
         let core = ctx.core;
         let class = |domain: &str| {
             let local = core.is_local_domain(domain);
@@ -722,25 +742,6 @@ impl Compliance {
         } else {
             Path::Federation
         };
-        let cns = content_ns(stanza);
-        // The bodies' texts and the offered files' URLs, in one pass over the children. A
-        // message has one body and no file, most of the time: that takes no allocation.
-        let mut first_body = None;
-        let mut more_bodies = Vec::new();
-        let mut file_urls = Vec::new();
-        for c in stanza.children() {
-            if c.is("body", &cns) {
-                let text = c.text_ref();
-                match first_body {
-                    None => first_body = Some(text),
-                    Some(_) => more_bodies.push(text),
-                }
-            } else if c.is("x", NS_OOB)
-                && let Some(url) = c.get_child("url", NS_OOB)
-            {
-                file_urls.push(url.text_ref());
-            }
-        }
         let one_body: [&str; 1];
         let all_bodies: Vec<&str>;
         let bodies: &[&str] = match &first_body {
