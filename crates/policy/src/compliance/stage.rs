@@ -712,10 +712,9 @@ impl Compliance {
         if first_body.is_none() && !offers {
             return Verdict::Pass;
         }
-        let Some(who) = parties(ctx.origin, stanza) else {
+        let Some(p) = parties(ctx.origin, stanza) else {
             return Verdict::Pass;
         };
-        let p = &who;
         let core = ctx.core;
         let class = |domain: &str| {
             let local = core.is_local_domain(domain);
@@ -835,7 +834,7 @@ impl Compliance {
             .iter()
             .position(|(_, _, acts)| acts.contains(&Action::Quarantine));
         let lock = if terminate {
-            self.inner.lock_minutes(&decided, p, now)
+            self.inner.lock_minutes(&decided, &p, now)
         } else {
             None
         };
