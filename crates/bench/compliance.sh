@@ -20,6 +20,12 @@
 # as they are (for instance --keep-sessions). Builds the three release binaries first, unless
 # BIN names a folder that already holds causerie, causeriectl and causerie-bench.
 #
+# ORDER (on-first) is which server starts first: on-first or off-first. In two control runs
+# (below) of 99 rounds, the server started first was 2 and 4 % slower than its twin
+# (docs/performance.md); a run in each order tells whether that weighs on a result. CONTROL=1 starts the rules-on server without rules too: the
+# two are then the same, and the ratios the run prints are what the method reads when there is
+# nothing to tell apart, to set beside a run with the rules.
+#
 # MEASURE=instructions counts instead of timing: both servers run under valgrind's callgrind,
 # and each gets, after a warm-up run of WARMUP messages per user (10 × MESSAGES), the same two
 # message phases (USERS users sending MESSAGES, then 3 × MESSAGES messages each, logins
@@ -46,6 +52,15 @@ instructions)
 *) echo "compliance.sh: MEASURE must be time or instructions" >&2; exit 2 ;;
 esac
 PARTS=" ${PARTS:-keywords patterns detectors} "
+case "${ORDER:=on-first}" in
+on-first | off-first) ;;
+*) echo "compliance.sh: ORDER must be on-first or off-first" >&2; exit 2 ;;
+esac
+case "${CONTROL:-0}" in
+0) ON_LABEL="rules on" ;;
+1) ON_LABEL="control, no rules" ;;
+*) echo "compliance.sh: CONTROL must be 0 or 1" >&2; exit 2 ;;
+esac
 # PIN=1: each server on the second processor, the load tool on the first (taskset).
 SERVER_CPU=()
 TOOL_CPU=()
@@ -274,37 +289,50 @@ start_server() {
     echo "$name: PID $pid, c2s 127.0.0.1:$port, $USERS accounts"
 }
 
-start_server on 15262 "$DIR/rules.toml"
-ON_PID="${PIDS[0]}"
-start_server off 15272 ""
-OFF_PID="${PIDS[1]}"
+ON_RULES="$DIR/rules.toml"
+[ "${CONTROL:-0}" = 0 ] || ON_RULES=""
+if [ "$ORDER" = on-first ]; then
+    start_server on 15262 "$ON_RULES"
+    start_server off 15272 ""
+    ON_PID="${PIDS[0]}"
+    OFF_PID="${PIDS[1]}"
+else
+    start_server off 15272 ""
+    start_server on 15262 "$ON_RULES"
+    OFF_PID="${PIDS[0]}"
+    ON_PID="${PIDS[1]}"
+fi
+echo "started first: ${ORDER%-first}"
+[ "${CONTROL:-0}" = 0 ] || echo "control run: neither server has rules"
 
 # The rules in force, and what they make of a matching and a non-matching text.
-"$BIN/causeriectl" --config "$DIR/on.toml" rules check
-keywords=$(grep -c '^keywords' "$DIR/rules.toml" || true)
-phrases=$(grep '^keywords' "$DIR/rules.toml" | grep -o '"[^"]*"' | wc -l || true)
-patterns=$(grep -c '^patterns' "$DIR/rules.toml" || true)
-detectors=$(grep '^detectors' "$DIR/rules.toml" | grep -o '"[^"]*"' | wc -l || true)
-echo "rules on: $keywords keyword rules with $phrases phrases, $patterns patterns, $detectors detectors"
-texts=$(grep -vc '^#' "$DIR/bodies.txt")
-matching=$(grep -c 'INV-\|4111' "$DIR/bodies.txt" || true)
-echo "message texts: $texts, of which $matching are matched by a capture rule"
-no_match=0
-while IFS= read -r line; do
-    case "$line" in '#'* | *INV-* | *4111*) continue ;; esac
-    out=$("$BIN/causeriectl" --config "$DIR/on.toml" rules test \
-        --from bench1@localhost --to bench2@localhost "0 123456 $line")
-    grep -q '^no rule fires' <<<"$out" || { echo "$line: $out" >&2; echo "a text meant not to match does" >&2; exit 1; }
-    no_match=$((no_match + 1))
-    [ "$no_match" -lt 10 ] || break
-done <"$DIR/bodies.txt"
-echo "checked with causeriectl rules test: $no_match non-matching texts fire no rule"
-if [ "$matching" -gt 0 ]; then
-    line=$(grep -m1 'INV-\|4111' "$DIR/bodies.txt")
-    out=$("$BIN/causeriectl" --config "$DIR/on.toml" rules test \
-        --from bench1@localhost --to bench2@localhost "0 123456 $line")
-    grep -q '^rule .* fires' <<<"$out" || { echo "$out" >&2; echo "a text meant to match does not" >&2; exit 1; }
-    echo "checked with causeriectl rules test: a matching text: $(grep '^outcome' <<<"$out")"
+if [ "${CONTROL:-0}" = 0 ]; then
+    "$BIN/causeriectl" --config "$DIR/on.toml" rules check
+    keywords=$(grep -c '^keywords' "$DIR/rules.toml" || true)
+    phrases=$(grep '^keywords' "$DIR/rules.toml" | grep -o '"[^"]*"' | wc -l || true)
+    patterns=$(grep -c '^patterns' "$DIR/rules.toml" || true)
+    detectors=$(grep '^detectors' "$DIR/rules.toml" | grep -o '"[^"]*"' | wc -l || true)
+    echo "rules on: $keywords keyword rules with $phrases phrases, $patterns patterns, $detectors detectors"
+    texts=$(grep -vc '^#' "$DIR/bodies.txt")
+    matching=$(grep -c 'INV-\|4111' "$DIR/bodies.txt" || true)
+    echo "message texts: $texts, of which $matching are matched by a capture rule"
+    no_match=0
+    while IFS= read -r line; do
+        case "$line" in '#'* | *INV-* | *4111*) continue ;; esac
+        out=$("$BIN/causeriectl" --config "$DIR/on.toml" rules test \
+            --from bench1@localhost --to bench2@localhost "0 123456 $line")
+        grep -q '^no rule fires' <<<"$out" || { echo "$line: $out" >&2; echo "a text meant not to match does" >&2; exit 1; }
+        no_match=$((no_match + 1))
+        [ "$no_match" -lt 10 ] || break
+    done <"$DIR/bodies.txt"
+    echo "checked with causeriectl rules test: $no_match non-matching texts fire no rule"
+    if [ "$matching" -gt 0 ]; then
+        line=$(grep -m1 'INV-\|4111' "$DIR/bodies.txt")
+        out=$("$BIN/causeriectl" --config "$DIR/on.toml" rules test \
+            --from bench1@localhost --to bench2@localhost "0 123456 $line")
+        grep -q '^rule .* fires' <<<"$out" || { echo "$out" >&2; echo "a text meant to match does not" >&2; exit 1; }
+        echo "checked with causeriectl rules test: a matching text: $(grep '^outcome' <<<"$out")"
+    fi
 fi
 
 if [ "$MEASURE" = instructions ]; then
@@ -341,11 +369,12 @@ if [ "$MEASURE" = instructions ]; then
 fi
 
 "${TOOL_CPU[@]}" "$BIN/causerie-bench" alternate \
-    --on 127.0.0.1:15262 --on-pid "$ON_PID" --on-label "rules on" \
+    --on 127.0.0.1:15262 --on-pid "$ON_PID" --on-label "$ON_LABEL" \
     --off 127.0.0.1:15272 --off-pid "$OFF_PID" --off-label "rules off" \
     --rounds "$ROUNDS" --users "$USERS" --messages "$MESSAGES" --bodies "$DIR/bodies.txt" \
     --mechanism SCRAM-SHA-256 "$@"
 
+[ "${CONTROL:-0}" = 0 ] || exit 0
 records=$("$BIN/causeriectl" --config "$DIR/on.toml" evidence list 2>/dev/null | grep -c . || true)
 sent=$(((ROUNDS + 1) * USERS * MESSAGES))
 echo "evidence records on the rules-on server: $records; about $((sent * matching / texts)) expected" \

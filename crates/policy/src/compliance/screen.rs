@@ -25,7 +25,8 @@
 //! - The screen says yes: the scans run as they would without it.
 //!
 //! The set is one lazy DFA of the `regex-automata` crate, searched in time linear in the
-//! message. Keywords join it only while they, or their first words, are few
+//! message; a text of some length is walked as two halves side by side ([`Screen::passes`]).
+//! Keywords join it only while they, or their first words, are few
 //! ([`SCREEN_KEYWORD_BYTES`]). Which expressions it
 //! holds is the caller's choice (the [`engine`](super::engine) makes one when the screen stands
 //! for at least two scans; for one, that scan's own first look is as quick).
@@ -37,6 +38,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use regex_automata::Input;
+use regex_automata::hybrid::LazyStateID;
 use regex_automata::hybrid::dfa::{Cache, DFA};
 use regex_automata::nfa::thompson;
 
@@ -75,10 +77,41 @@ thread_local! {
     static CACHE: RefCell<Option<(u64, Cache)>> = const { RefCell::new(None) };
 }
 
+/// Texts at least this long are walked as two halves side by side ([`Screen::passes`]).
+const SPLIT_MIN: usize = 48;
+
+/// How many bytes into the second half the walk of the first half goes looking for the state
+/// the walk of the second half was in, before it goes on to the end without looking. The walks
+/// meet at the first byte where no expression is partly matched, which in a chat text comes
+/// within a word.
+const MEET_WITHIN: usize = 16;
+
+/// Where a step of a walk of the lazy DFA leads.
+enum Next {
+    /// An ordinary state.
+    State(LazyStateID),
+    /// An expression matched.
+    Match,
+    /// The DFA gave up (a byte beyond ASCII with a Unicode `\b` in the set, or a cache that
+    /// keeps filling up).
+    GaveUp,
+    /// The states held so far mean nothing any more (the cache was cleared to make room), or
+    /// the walk reached a dead state: the text is walked again whole.
+    Again,
+}
+
 impl Screen {
     /// One set of `expressions`, each already accepted alone. `None` when the set is too large
     /// for the size limits of the pattern set.
     pub fn new<'a>(expressions: impl IntoIterator<Item = &'a str>) -> Option<Screen> {
+        Screen::with_cache(expressions, SET_DFA_LIMIT)
+    }
+
+    /// [`Screen::new`] with room for `cache_bytes` of DFA states per thread.
+    fn with_cache<'a>(
+        expressions: impl IntoIterator<Item = &'a str>,
+        cache_bytes: usize,
+    ) -> Option<Screen> {
         let expressions: Vec<&str> = expressions.into_iter().collect();
         let dfa = DFA::builder()
             .configure(
@@ -86,7 +119,7 @@ impl Screen {
                     // `\b` is Unicode's: the DFA gives up on a byte beyond ASCII, and the text
                     // then passes (see `passes`).
                     .unicode_word_boundary(true)
-                    .cache_capacity(SET_DFA_LIMIT),
+                    .cache_capacity(cache_bytes),
             )
             .thompson(
                 thompson::Config::new()
@@ -104,13 +137,35 @@ impl Screen {
     /// Whether any of the expressions may match `text`: true when one does, and when the DFA
     /// gave up (a byte beyond ASCII with a Unicode `\b` in the set), since the screen may let
     /// through more than matches, never less.
+    ///
+    /// A walk of a DFA is a chain of table reads, each waiting for the one before, so the
+    /// processor mostly waits. A text of [`SPLIT_MIN`] bytes or more is walked as two halves
+    /// at once, two chains that it can follow side by side: the first from the start of the
+    /// text, the second from the start state of the middle (the unanchored search that finds
+    /// whatever starts there or later). A match that ends in the second half but starts in the
+    /// first is the first walk's to find, so when the second walk is done, the first goes on
+    /// past the middle until it is in the state the second one was in at the same byte: from
+    /// there on the two would read the same, and the second walk has read it. That meeting
+    /// comes at the first byte where no expression is partly matched; when it has not come
+    /// within [`MEET_WITHIN`] bytes, the first walk reads on to the end.
     pub fn passes(&self, text: &str) -> bool {
         CACHE.with_borrow_mut(|slot| {
             let cache = match slot {
                 Some((id, cache)) if *id == self.id => cache,
                 _ => &mut slot.insert((self.id, self.dfa.create_cache())).1,
             };
-            self.walk(cache, text.as_bytes()).unwrap_or(true)
+            let text = text.as_bytes();
+            let halves = if text.len() >= SPLIT_MIN {
+                self.walk_halves(cache, text)
+            } else {
+                Next::Again
+            };
+            match halves {
+                Next::Match | Next::GaveUp => true,
+                // The walks met, or ended, without a match.
+                Next::State(_) => false,
+                Next::Again => self.walk(cache, text).unwrap_or(true),
+            }
         })
     }
 
@@ -121,6 +176,133 @@ impl Screen {
             .try_search_fwd(cache, &input)
             .ok()
             .map(|m| m.is_some())
+    }
+
+    /// The two walks of [`Screen::passes`]: [`Next::State`] when neither found a match.
+    fn walk_halves(&self, cache: &mut Cache, text: &[u8]) -> Next {
+        let clears = cache.clear_count();
+        let middle = text.len() / 2;
+        let (first, second) = text.split_at(middle);
+        let starts = (
+            self.dfa.start_state_forward(cache, &Input::new(text)),
+            self.dfa
+                .start_state_forward(cache, &Input::new(text).range(middle..)),
+        );
+        let (Ok(mut a), Ok(from_middle)) = starts else {
+            return Next::GaveUp;
+        };
+        if a.is_tagged() || from_middle.is_tagged() || cache.clear_count() != clears {
+            return Next::Again;
+        }
+        let mut b = from_middle;
+        // The second walk's state after each of its first bytes, where the first walk looks
+        // for it.
+        let mut seen = [from_middle; MEET_WITHIN];
+        macro_rules! step {
+            ($state:ident, $byte:expr) => {
+                match self.next(cache, $state, $byte, clears) {
+                    Next::State(s) => $state = s,
+                    other => return other,
+                }
+            };
+        }
+        // `second` is as long as `first` or a byte longer.
+        let mut i = 0;
+        while i < first.len() {
+            i += self.walk_pair(cache, (&mut a, &mut b), (first, second), i, &mut seen);
+            if i == first.len() {
+                break;
+            }
+            // One of the two steps at byte `i` is to a tagged state.
+            step!(a, first[i]);
+            step!(b, second[i]);
+            if let Some(slot) = seen.get_mut(i) {
+                *slot = b;
+            }
+            i += 1;
+        }
+        for &y in &second[first.len()..] {
+            step!(b, y);
+        }
+        match self.end(cache, b, clears) {
+            Next::State(_) => {}
+            other => return other,
+        }
+        if a == from_middle {
+            return Next::State(a);
+        }
+        for (j, &y) in second.iter().enumerate() {
+            step!(a, y);
+            if seen.get(j) == Some(&a) {
+                return Next::State(a);
+            }
+        }
+        self.end(cache, a, clears)
+    }
+
+    /// The two walks of [`Screen::walk_halves`] from byte `from` of each half, side by side,
+    /// while both steps of a byte lead to ordinary states (`seen` noted as they go): how many
+    /// bytes of each were read. The cache is only read here, so its table stays where it is
+    /// for the whole loop.
+    #[inline(always)]
+    fn walk_pair(
+        &self,
+        cache: &Cache,
+        (a, b): (&mut LazyStateID, &mut LazyStateID),
+        (first, second): (&[u8], &[u8]),
+        from: usize,
+        seen: &mut [LazyStateID; MEET_WITHIN],
+    ) -> usize {
+        let pairs = first[from..].iter().zip(&second[from..]);
+        for (n, (&x, &y)) in pairs.enumerate() {
+            let next_a = self.dfa.next_state_untagged(cache, *a, x);
+            let next_b = self.dfa.next_state_untagged(cache, *b, y);
+            if next_a.is_tagged() | next_b.is_tagged() {
+                return n;
+            }
+            *a = next_a;
+            *b = next_b;
+            if let Some(slot) = seen.get_mut(from + n) {
+                *slot = next_b;
+            }
+        }
+        first.len() - from
+    }
+
+    /// One step of a walk from `state`, which is not tagged, on `byte`.
+    #[inline(always)]
+    fn next(&self, cache: &mut Cache, state: LazyStateID, byte: u8, clears: usize) -> Next {
+        let next = self.dfa.next_state_untagged(cache, state, byte);
+        if next.is_tagged() {
+            return self.next_tagged(cache, state, byte, clears);
+        }
+        Next::State(next)
+    }
+
+    /// A step that leads to a state not built yet, or to a match, a dead state or the DFA
+    /// giving up.
+    #[cold]
+    #[inline(never)]
+    fn next_tagged(&self, cache: &mut Cache, state: LazyStateID, byte: u8, clears: usize) -> Next {
+        match self.dfa.next_state(cache, state, byte) {
+            Err(_) => Next::GaveUp,
+            Ok(_) if cache.clear_count() != clears => Next::Again,
+            Ok(s) if s.is_match() => Next::Match,
+            Ok(s) if s.is_quit() => Next::GaveUp,
+            Ok(s) if s.is_tagged() => Next::Again,
+            Ok(s) => Next::State(s),
+        }
+    }
+
+    /// The end of the text after `state` (matches are seen a byte late, so the end is a step
+    /// too): [`Next::State`] when nothing matched.
+    fn end(&self, cache: &mut Cache, state: LazyStateID, clears: usize) -> Next {
+        match self.dfa.next_eoi_state(cache, state) {
+            Err(_) => Next::GaveUp,
+            Ok(s) if s.is_match() => Next::Match,
+            Ok(_) if cache.clear_count() != clears => Next::Again,
+            Ok(s) => Next::State(s),
+        }
     }
 }
 
@@ -263,6 +445,7 @@ mod tests {
     use crate::compliance::text::fold_for_search;
     use crate::compliance::{KeywordSet, PatternSet};
     use proptest::prelude::*;
+    use std::ops::Range;
 
     fn screen(patterns: &[&str], keywords: &[&str]) -> Screen {
         let words = keyword_alternation(keywords.iter().copied()).expect("ASCII keywords");
@@ -299,6 +482,26 @@ mod tests {
         assert!(!t.passes("ab"));
         // An expression that matches the empty text matches at its end.
         assert!(Screen::new(["x*"]).unwrap().passes(""));
+    }
+
+    #[test]
+    fn a_match_across_the_middle_is_found() {
+        let s = Screen::new([r"\bINV-\d{4}\b", r"a[^z]*z", r"(?i)pass\s*:\s*\S+"]).unwrap();
+        let pad = "lunch at noon, see you there";
+        for (yes, text) in [
+            (true, format!("{pad} INV-2045 {pad}")),
+            (false, format!("{pad} INV-20456 {pad}")),
+            // A match that starts at the first byte and ends at the last: the first walk
+            // never meets the second and reads to the end.
+            (true, format!("a{}z", "b".repeat(100))),
+            (false, format!("a{}", "b".repeat(100))),
+            (true, format!("{pad}PASS: {pad}")),
+            // Beyond ASCII in the second half: the DFA gives up, the text passes.
+            (true, format!("{pad} {pad} élève")),
+        ] {
+            assert!(text.len() >= SPLIT_MIN);
+            assert_eq!(s.passes(&text), yes, "{text:?}");
+        }
     }
 
     #[test]
@@ -421,7 +624,111 @@ mod tests {
         })
     }
 
+    /// Texts of words the screen of [`halves_agree_with_one_walk`] matches or nearly matches,
+    /// of neighbours and fillers, some beyond ASCII.
+    fn walked_text() -> impl Strategy<Value = String> {
+        proptest::collection::vec(
+            prop_oneof![
+                Just("INV-2045".to_owned()),
+                Just("INV-20".to_owned()),
+                Just("4111 1111 1111 1111".to_owned()),
+                Just("4111 1111".to_owned()),
+                Just("pass: x".to_owned()),
+                Just("pass".to_owned()),
+                Just("insider".to_owned()),
+                Just("leaked plans".to_owned()),
+                Just("a@b".to_owned()),
+                Just("z".to_owned()),
+                Just("é".to_owned()),
+                Just("  ".to_owned()),
+                Just(" ".to_owned()),
+                Just("-".to_owned()),
+                "[a-y ]{1,12}",
+                "[0-9]{1,4}",
+            ],
+            0..40,
+        )
+        .prop_map(|parts| parts.concat())
+    }
+
+    /// Words that none of the expressions of [`halves_agree_with_one_walk`] can match, nor
+    /// start to, apart by single spaces.
+    fn clean_words() -> impl Strategy<Value = String> {
+        proptest::collection::vec("[b-y]{1,8}", 0..8).prop_map(|w| w.join(" "))
+    }
+
+    /// The expressions of [`halves_agree_with_one_walk`].
+    fn walked_expressions() -> Vec<String> {
+        let words = long_list(&["insider trading", "leaked plans"]);
+        vec![
+            r"\bINV-\d{4}\b".to_owned(),
+            r"(?i)\bpass\s*:\s*\S+".to_owned(),
+            r"a[^z]*z".to_owned(),
+            crate::compliance::detect::CARD_SHAPE.to_owned(),
+            crate::compliance::detect::EMAIL_SHAPE.to_owned(),
+            NOT_PLAIN.to_owned(),
+            keyword_alternation(words.iter().map(String::as_str)).unwrap(),
+        ]
+    }
+
+    /// `left`, `snippet`, `right`, with commas before or after so that the middle of the text
+    /// falls within `snippet` (of two bytes or more), after byte `k` of it (taken modulo);
+    /// and where `snippet` is.
+    fn around_the_middle(
+        left: &str,
+        snippet: &str,
+        right: &str,
+        k: usize,
+    ) -> (String, Range<usize>) {
+        let k = k % (snippet.len() - 1);
+        let (l, n, r) = (left.len(), snippet.len(), right.len());
+        // The text is cut in the middle: as many bytes before the cut as after it.
+        let before = l + k + 1;
+        let after = n - k - 1 + r;
+        let pad_left = after.saturating_sub(before);
+        let pad_right = before.saturating_sub(after);
+        let text = format!(
+            "{}{left}{snippet}{right}{}",
+            ",".repeat(pad_left),
+            ",".repeat(pad_right)
+        );
+        (text, pad_left + l..pad_left + l + n)
+    }
+
     proptest! {
+        /// Two halves walked side by side say what one walk of the whole text says, also with a
+        /// cache so small that it is cleared in the middle of walks; among the texts, some whose
+        /// middle falls within a word the expressions match.
+        #[test]
+        fn halves_agree_with_one_walk(
+            text in walked_text(),
+            left in clean_words(),
+            snippet in prop_oneof![
+                Just("INV-2045"),
+                Just("4111 1111 1111 1111"),
+                Just("pass: secret"),
+                Just("insider trading"),
+                Just("a@b"),
+                Just("INV-20451"),
+            ],
+            right in clean_words(),
+            k in 0usize..20,
+        ) {
+            let expressions = walked_expressions();
+            let (straddling, at) = around_the_middle(&left, snippet, &right, k);
+            let middle = straddling.len() / 2;
+            prop_assert!(at.start < middle && middle < at.end);
+            for text in [text, straddling] {
+            for bytes in [SET_DFA_LIMIT, 20_000] {
+                let s = Screen::with_cache(expressions.iter().map(String::as_str), bytes)
+                    .expect("a screen");
+                let mut cache = s.dfa.create_cache();
+                let whole = s.walk(&mut cache, text.as_bytes()).unwrap_or(true);
+                prop_assert_eq!(s.passes(&text), whole, "{:?} with {} bytes", text, bytes);
+            }
+            }
+        }
+
         /// A plain text that the first words of a long list refuse holds none of its keywords.
         #[test]
         fn first_words_refuse_no_keyword(text in glued_text()) {
