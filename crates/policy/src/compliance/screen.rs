@@ -73,8 +73,20 @@ static SCREENS: AtomicU64 = AtomicU64::new(0);
 
 thread_local! {
     /// The states the lazy DFA of the screen last searched on this thread has built, with that
-    /// screen's id. One screen is in force at a time, so a thread rarely builds a cache twice.
-    static CACHE: RefCell<Option<(u64, Cache)>> = const { RefCell::new(None) };
+    /// screen's id and the start states kept. One screen is in force at a time, so a thread
+    /// rarely builds a cache twice.
+    static CACHE: RefCell<Option<(u64, Cache, Starts)>> = const { RefCell::new(None) };
+}
+
+/// The start states of the walks of [`Screen::passes`] that are the same for every text: at
+/// the start of a text, and after a space. Kept while the cache has not been cleared since
+/// (a clear makes every state id mean nothing).
+#[derive(Default)]
+struct Starts {
+    /// The cache's clear count when these were found.
+    clears: usize,
+    text: Option<LazyStateID>,
+    after_space: Option<LazyStateID>,
 }
 
 /// Texts at least this long are walked as two halves side by side ([`Screen::passes`]).
@@ -150,13 +162,13 @@ impl Screen {
     /// within [`MEET_WITHIN`] bytes, the first walk reads on to the end.
     pub fn passes(&self, text: &str) -> bool {
         CACHE.with_borrow_mut(|slot| {
-            let cache = match slot {
-                Some((id, cache)) if *id == self.id => cache,
-                _ => &mut slot.insert((self.id, self.dfa.create_cache())).1,
+            let (_, cache, starts) = match slot {
+                Some(kept) if kept.0 == self.id => kept,
+                _ => slot.insert((self.id, self.dfa.create_cache(), Starts::default())),
             };
             let text = text.as_bytes();
             let halves = if text.len() >= SPLIT_MIN {
-                self.walk_halves(cache, text)
+                self.walk_halves(cache, starts, text)
             } else {
                 Next::Again
             };
@@ -179,19 +191,31 @@ impl Screen {
     }
 
     /// The two walks of [`Screen::passes`]: [`Next::State`] when neither found a match.
-    fn walk_halves(&self, cache: &mut Cache, text: &[u8]) -> Next {
+    fn walk_halves(&self, cache: &mut Cache, starts: &mut Starts, text: &[u8]) -> Next {
         let clears = cache.clear_count();
-        let middle = text.len() / 2;
+        if starts.clears != clears {
+            *starts = Starts {
+                clears,
+                ..Starts::default()
+            };
+        }
+        let middle = middle_of(text);
         let (first, second) = text.split_at(middle);
-        let starts = (
-            self.dfa.start_state_forward(cache, &Input::new(text)),
-            self.dfa
-                .start_state_forward(cache, &Input::new(text).range(middle..)),
-        );
-        let (Ok(mut a), Ok(from_middle)) = starts else {
-            return Next::GaveUp;
+        let mut not_kept = None;
+        let kept = if first.last() == Some(&b' ') {
+            &mut starts.after_space
+        } else {
+            &mut not_kept
         };
-        if a.is_tagged() || from_middle.is_tagged() || cache.clear_count() != clears {
+        let (mut a, from_middle) = match (
+            self.start(cache, text, 0, &mut starts.text),
+            self.start(cache, text, middle, kept),
+        ) {
+            (Next::State(a), Next::State(b)) => (a, b),
+            (Next::GaveUp, _) | (_, Next::GaveUp) => return Next::GaveUp,
+            _ => return Next::Again,
+        };
+        if cache.clear_count() != clears {
             return Next::Again;
         }
         let mut b = from_middle;
@@ -206,12 +230,20 @@ impl Screen {
                 }
             };
         }
-        // `second` is as long as `first` or a byte longer.
+        // `second` is as long as `first` or longer. The first bytes are read noting the
+        // second walk's states, the others without.
+        let noted = MEET_WITHIN.min(first.len());
         let mut i = 0;
         while i < first.len() {
-            i += self.walk_pair(cache, (&mut a, &mut b), (first, second), i, &mut seen);
-            if i == first.len() {
-                break;
+            let end = if i < noted { noted } else { first.len() };
+            let halves = (&first[..end], &second[..end]);
+            i += if i < noted {
+                self.walk_pair::<true>(cache, (&mut a, &mut b), halves, i, &mut seen)
+            } else {
+                self.walk_pair::<false>(cache, (&mut a, &mut b), halves, i, &mut seen)
+            };
+            if i == end {
+                continue;
             }
             // One of the two steps at byte `i` is to a tagged state.
             step!(a, first[i]);
@@ -240,12 +272,40 @@ impl Screen {
         self.end(cache, a, clears)
     }
 
-    /// The two walks of [`Screen::walk_halves`] from byte `from` of each half, side by side,
-    /// while both steps of a byte lead to ordinary states (`seen` noted as they go): how many
-    /// bytes of each were read. The cache is only read here, so its table stays where it is
-    /// for the whole loop.
+    /// The start state of an unanchored search from byte `at` of `text`: the one `kept`, or
+    /// found and then kept there.
+    fn start(
+        &self,
+        cache: &mut Cache,
+        text: &[u8],
+        at: usize,
+        kept: &mut Option<LazyStateID>,
+    ) -> Next {
+        if let Some(s) = *kept {
+            return Next::State(s);
+        }
+        let clears = cache.clear_count();
+        match self
+            .dfa
+            .start_state_forward(cache, &Input::new(text).range(at..))
+        {
+            // A byte beyond ASCII before `at`, with a Unicode `\b` in the set.
+            Err(_) => Next::GaveUp,
+            Ok(s) if s.is_tagged() || cache.clear_count() != clears => Next::Again,
+            Ok(s) => {
+                *kept = Some(s);
+                Next::State(s)
+            }
+        }
+    }
+
+    /// The two walks of [`Screen::walk_halves`] from byte `from` of each half to the end of
+    /// the shorter, side by side, while both steps of a byte lead to ordinary states (with
+    /// `NOTE`, noting the second walk's states in `seen`): how many bytes of each were read.
+    /// The cache is only read here, so the compiler keeps its table's address and both states
+    /// in registers for the whole loop.
     #[inline(always)]
-    fn walk_pair(
+    fn walk_pair<const NOTE: bool>(
         &self,
         cache: &Cache,
         (a, b): (&mut LazyStateID, &mut LazyStateID),
@@ -254,19 +314,21 @@ impl Screen {
         seen: &mut [LazyStateID; MEET_WITHIN],
     ) -> usize {
         let pairs = first[from..].iter().zip(&second[from..]);
-        for (n, (&x, &y)) in pairs.enumerate() {
+        let mut read = 0;
+        for (&x, &y) in pairs {
             let next_a = self.dfa.next_state_untagged(cache, *a, x);
             let next_b = self.dfa.next_state_untagged(cache, *b, y);
             if next_a.is_tagged() | next_b.is_tagged() {
-                return n;
+                break;
             }
             *a = next_a;
             *b = next_b;
-            if let Some(slot) = seen.get_mut(from + n) {
+            if NOTE && let Some(slot) = seen.get_mut(from + read) {
                 *slot = next_b;
             }
+            read += 1;
         }
-        first.len() - from
+        read
     }
 
     /// One step of a walk from `state`, which is not tagged, on `byte`.
@@ -304,6 +366,20 @@ impl Screen {
             Ok(s) => Next::State(s),
         }
     }
+}
+
+/// Where the second walk of [`Screen::passes`] starts in `text` (of [`SPLIT_MIN`] bytes or
+/// more): just after the last space of the [`MEET_WITHIN`] bytes before the half, so that its
+/// start state is the one kept for that ([`Starts`]) and the first walk, at a word's start
+/// there too, often meets it at once; at the half when there is no space there. Never past the
+/// half: the first part is the shorter.
+fn middle_of(text: &[u8]) -> usize {
+    let half = text.len() / 2;
+    let from = half - MEET_WITHIN;
+    text[from..half]
+        .iter()
+        .rposition(|&b| b == b' ')
+        .map_or(half, |i| from + i + 1)
 }
 
 /// One regular expression that matches wherever one of the `keywords` (folded) whose folding
@@ -487,10 +563,11 @@ mod tests {
     #[test]
     fn a_match_across_the_middle_is_found() {
         let s = Screen::new([r"\bINV-\d{4}\b", r"a[^z]*z", r"(?i)pass\s*:\s*\S+"]).unwrap();
-        let pad = "lunch at noon, see you there";
+        // No space near the middle: the walks split it within the reference.
+        let pad = "lunch,at,noon,see,you,there";
         for (yes, text) in [
-            (true, format!("{pad} INV-2045 {pad}")),
-            (false, format!("{pad} INV-20456 {pad}")),
+            (true, format!("{pad},INV-2045,{pad}")),
+            (false, format!("{pad},INV-20456,{pad}")),
             // A match that starts at the first byte and ends at the last: the first walk
             // never meets the second and reads to the end.
             (true, format!("a{}z", "b".repeat(100))),
@@ -500,8 +577,26 @@ mod tests {
             (true, format!("{pad} {pad} élève")),
         ] {
             assert!(text.len() >= SPLIT_MIN);
+            if text.contains("INV") {
+                let middle = middle_of(text.as_bytes());
+                assert!(text[..middle].ends_with(",INV-") && text[middle..].starts_with("20"));
+            }
             assert_eq!(s.passes(&text), yes, "{text:?}");
         }
+    }
+
+    #[test]
+    fn a_walk_from_inside_a_word_knows_it() {
+        let s = Screen::new([r"\bINV-\d{4}\b", NOT_PLAIN]).unwrap();
+        // First a text cut after a space, whose start state is kept for the next such.
+        let spaced = "lunch at noon is fine with me, see you at the usual place then";
+        assert_eq!(spaced.as_bytes()[middle_of(spaced.as_bytes()) - 1], b' ');
+        assert!(!s.passes(spaced));
+        let (text, at) = around_the_middle("lunch at noon", "xINV-2045", " see you", 0);
+        assert_eq!(middle_of(text.as_bytes()), at.start + 1);
+        assert!(!s.passes(&text), "{text:?}");
+        let (text, _) = around_the_middle("lunch at noon", "-INV-2045", " see you", 0);
+        assert!(s.passes(&text), "{text:?}");
     }
 
     #[test]
@@ -671,15 +766,17 @@ mod tests {
         ]
     }
 
-    /// `left`, `snippet`, `right`, with commas before or after so that the middle of the text
-    /// falls within `snippet` (of two bytes or more), after byte `k` of it (taken modulo);
-    /// and where `snippet` is.
+    /// `left`, `snippet`, `right`, with commas before or after so that the walks of
+    /// [`Screen::passes`] split the text within `snippet` (of two bytes or more), after byte
+    /// `k` of it (taken modulo) or after a space of it before that byte; and where `snippet`
+    /// is. Commas before `snippet` keep the split from moving to a space of `left`.
     fn around_the_middle(
         left: &str,
         snippet: &str,
         right: &str,
         k: usize,
     ) -> (String, Range<usize>) {
+        let left = format!("{left}{}", ",".repeat(MEET_WITHIN));
         let k = k % (snippet.len() - 1);
         let (l, n, r) = (left.len(), snippet.len(), right.len());
         // The text is cut in the middle: as many bytes before the cut as after it.
@@ -710,13 +807,15 @@ mod tests {
                 Just("insider trading"),
                 Just("a@b"),
                 Just("INV-20451"),
+                // Cut after the `x`, the second walk starts inside a word: no `\b` there.
+                Just("xINV-2045"),
             ],
             right in clean_words(),
             k in 0usize..20,
         ) {
             let expressions = walked_expressions();
             let (straddling, at) = around_the_middle(&left, snippet, &right, k);
-            let middle = straddling.len() / 2;
+            let middle = middle_of(straddling.as_bytes());
             prop_assert!(at.start < middle && middle < at.end);
             for text in [text, straddling] {
             for bytes in [SET_DFA_LIMIT, 20_000] {
