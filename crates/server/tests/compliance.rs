@@ -240,6 +240,35 @@ async fn a_long_keyword_list_blocks_its_phrases_and_nothing_else() {
 }
 
 #[tokio::test]
+async fn a_groupchat_message_is_on_the_groupchat_path_only() {
+    let rules = rule(
+        "rooms",
+        "paths = [\"groupchat\"]\nkeywords = [\"room secret\"]",
+        "[\"block\"]",
+    );
+    let s = server(&rules, |_| {}).await;
+    let mut alice = online(&s, "alice", "secret", "a").await;
+    let mut bob = online(&s, "bob", "secret", "b").await;
+    let mut groupchat = chat("bob@localhost", "the room secret is out");
+    groupchat.set_attr("type", "groupchat");
+    alice.send(&groupchat).await.unwrap();
+    assert_eq!(
+        refused(&mut alice).await,
+        ("policy-violation".to_owned(), Some("rooms".to_owned()))
+    );
+    // The same text in a chat message is not on the rule's path.
+    alice
+        .send(&chat("bob@localhost", "the room secret is out"))
+        .await
+        .unwrap();
+    let got = received(&mut bob)
+        .await
+        .expect("a chat message goes through");
+    assert_eq!(body(&got), "the room secret is out");
+    s.stop().await;
+}
+
+#[tokio::test]
 async fn mask_warn_and_incoming_rules() {
     let rules = [
         rule(

@@ -800,6 +800,39 @@ actions = ["log"]
     }
 
     #[test]
+    fn a_rule_fires_only_on_its_paths() {
+        let s = set(r#"
+[[rule]]
+id = "rooms"
+description = "Secrets in rooms"
+category = "keywords"
+paths = ["groupchat"]
+keywords = ["top secret"]
+actions = ["block"]
+
+[[rule]]
+id = "one-to-one"
+description = "Secrets between two people"
+category = "keywords"
+paths = ["chat", "federation"]
+keywords = ["top secret"]
+actions = ["log"]
+"#);
+        let fired = |path: Path, to: PeerClass| -> Vec<String> {
+            let mut v = view(to, &["it is top secret"]);
+            v.path = path;
+            s.evaluate(&v)
+                .iter()
+                .map(|h| s.rules()[h.rule].id.clone())
+                .collect()
+        };
+        assert_eq!(fired(Path::Groupchat, LOCAL), ["rooms"]);
+        assert_eq!(fired(Path::Groupchat, PARTNER), ["rooms"]);
+        assert_eq!(fired(Path::Chat, LOCAL), ["one-to-one"]);
+        assert_eq!(fired(Path::Federation, PARTNER), ["one-to-one"]);
+    }
+
+    #[test]
     fn user_lists_and_scopes_decide_who_a_keyword_fires_for() {
         let s = set(r#"
 [[rule]]
