@@ -153,10 +153,11 @@ impl Screen {
     /// A walk of a DFA is a chain of table reads, each waiting for the one before, so the
     /// processor mostly waits. A text of [`SPLIT_MIN`] bytes or more is walked as two halves
     /// at once, two chains that it can follow side by side: the first from the start of the
-    /// text, the second from the start state of the middle (the unanchored search that finds
-    /// whatever starts there or later). A match that ends in the second half but starts in the
-    /// first is the first walk's to find, so when the second walk is done, the first goes on
-    /// past the middle until it is in the state the second one was in at the same byte: from
+    /// text, the second from a cut near the middle ([`middle_of`]), with the start state of the
+    /// unanchored search that finds whatever starts there or later. A match that ends in the
+    /// second half but starts in the first is the first walk's to find, so when the second
+    /// walk is done, the first goes on past the cut until it is in the state the second one
+    /// was in at the same byte: from
     /// there on the two would read the same, and the second walk has read it. That meeting
     /// comes at the first byte where no expression is partly matched; when it has not come
     /// within [`MEET_WITHIN`] bytes, the first walk reads on to the end.
