@@ -20,11 +20,12 @@
 # as they are (for instance --keep-sessions). Builds the three release binaries first, unless
 # BIN names a folder that already holds causerie, causeriectl and causerie-bench.
 #
-# ORDER (on-first) is which server starts first: on-first or off-first. In two control runs
-# (below) of 99 rounds, the server started first was 2 and 4 % slower than its twin
-# (docs/performance.md); a run in each order tells whether that weighs on a result. CONTROL=1 starts the rules-on server without rules too: the
-# two are then the same, and the ratios the run prints are what the method reads when there is
-# nothing to tell apart, to set beside a run with the rules.
+# ORDER (on-first) is which server starts first: on-first or off-first. In two of five control
+# runs (below) of 99 rounds, the server started first was 2 and 4 % slower than its twin
+# (docs/performance.md); a run in each order tells whether that weighs on a result.
+# CONTROL=1 starts the rules-on server without rules too: the two are then the same, and the
+# ratios the run prints are what the method reads when there is nothing to tell apart, to set
+# beside a run with the rules.
 #
 # MEASURE=instructions counts instead of timing: both servers run under valgrind's callgrind,
 # and each gets, after a warm-up run of WARMUP messages per user (10 × MESSAGES), the same two
@@ -56,7 +57,7 @@ case "${ORDER:=on-first}" in
 on-first | off-first) ;;
 *) echo "compliance.sh: ORDER must be on-first or off-first" >&2; exit 2 ;;
 esac
-case "${CONTROL:-0}" in
+case "${CONTROL:=0}" in
 0) ON_LABEL="rules on" ;;
 1) ON_LABEL="control, no rules" ;;
 *) echo "compliance.sh: CONTROL must be 0 or 1" >&2; exit 2 ;;
@@ -290,7 +291,7 @@ start_server() {
 }
 
 ON_RULES="$DIR/rules.toml"
-[ "${CONTROL:-0}" = 0 ] || ON_RULES=""
+[ "$CONTROL" = 0 ] || ON_RULES=""
 if [ "$ORDER" = on-first ]; then
     start_server on 15262 "$ON_RULES"
     start_server off 15272 ""
@@ -303,10 +304,10 @@ else
     ON_PID="${PIDS[1]}"
 fi
 echo "started first: ${ORDER%-first}"
-[ "${CONTROL:-0}" = 0 ] || echo "control run: neither server has rules"
+[ "$CONTROL" = 0 ] || echo "control run: neither server has rules"
 
 # The rules in force, and what they make of a matching and a non-matching text.
-if [ "${CONTROL:-0}" = 0 ]; then
+if [ "$CONTROL" = 0 ]; then
     "$BIN/causeriectl" --config "$DIR/on.toml" rules check
     keywords=$(grep -c '^keywords' "$DIR/rules.toml" || true)
     phrases=$(grep '^keywords' "$DIR/rules.toml" | grep -o '"[^"]*"' | wc -l || true)
@@ -374,7 +375,7 @@ fi
     --rounds "$ROUNDS" --users "$USERS" --messages "$MESSAGES" --bodies "$DIR/bodies.txt" \
     --mechanism SCRAM-SHA-256 "$@"
 
-[ "${CONTROL:-0}" = 0 ] || exit 0
+[ "$CONTROL" = 0 ] || exit 0
 records=$("$BIN/causeriectl" --config "$DIR/on.toml" evidence list 2>/dev/null | grep -c . || true)
 sent=$(((ROUNDS + 1) * USERS * MESSAGES))
 echo "evidence records on the rules-on server: $records; about $((sent * matching / texts)) expected" \

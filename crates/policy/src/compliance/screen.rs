@@ -214,11 +214,9 @@ impl Screen {
         ) {
             (Next::State(a), Next::State(b)) => (a, b),
             (Next::GaveUp, _) | (_, Next::GaveUp) => return Next::GaveUp,
+            // Each start that finds its state returns `Again` when the cache was cleared.
             _ => return Next::Again,
         };
-        if cache.clear_count() != clears {
-            return Next::Again;
-        }
         let mut b = from_middle;
         // The second walk's state after each of its first bytes, where the first walk looks
         // for it.
